@@ -1,0 +1,74 @@
+//! A write-ahead log of CRC32C-framed records in segment files, with recovery that tells a torn
+//! tail from corruption.
+//!
+//! A log is one directory of segment files (`00000000000000000001.wal`, ...). Records carry a
+//! sequence number (1, 2, 3, ...), a timestamp, an optional key, a payload, and a checksum that
+//! binds them to their segment. The byte-for-byte format is in `docs/FORMAT.md`.
+//!
+//! # The four calls
+//!
+//! ```
+//! use walctl::{Log, Options};
+//! # let dir = std::env::temp_dir().join(format!("walctl-doc-{}", std::process::id()));
+//! let log = Log::open(&dir, Options::default())?;          // open (or create)
+//! let appended = log.append(b"hello")?;                     // append: the OS has the bytes
+//! log.sync()?;                                              // sync: now durable
+//! for record in log.records()? {                            // iterate
+//!     println!("{} {:?}", record.seq, record.payload);
+//! }
+//! # assert_eq!(appended.seq, 1);
+//! # drop(log); std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), walctl::Error>(())
+//! ```
+//!
+//! # Guarantees
+//!
+//! * `append` returns after one write hands the record to the OS: a process crash cannot lose
+//!   it; a power loss can, until a `sync` returns Ok. A failed write is truncated away.
+//! * `sync` returns Ok only after an fdatasync covering every record appended before the call,
+//!   and after the directory fsync of any segment those records live in. Concurrent syncs share
+//!   one fdatasync (group commit).
+//! * After a failed fsync the writer is poisoned: every later append and sync fails. Reopening
+//!   recovers exactly what is durable. An fsync is never retried.
+//! * Scanning ([`scan_log`]) never fails on damage: it reports it. The verdict is clean, torn
+//!   tail (safe to cut: nothing acknowledged is lost) or corrupt, by the decision table in
+//!   FORMAT.md §8, using durable-watermark slots that record what syncs acknowledged.
+//! * One writer at a time (an exclusive lock on `LOCK`); readers take no lock.
+//!
+//! All file access goes through [`storage::Storage`]; [`storage::MemStorage`] simulates crashes
+//! and I/O errors for tests.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod format;
+mod log;
+mod mmap;
+mod options;
+mod recovery;
+pub mod repair;
+mod report;
+pub mod scan;
+pub mod segment;
+pub mod storage;
+pub mod time;
+
+pub use error::{Error, ErrorKind, Result};
+pub use format::RecordKind;
+pub use log::{Appended, Entry, Log, OpenReport};
+pub use options::{Options, SyncPolicy};
+pub use recovery::scan_log;
+pub use repair::{RepairOutcome, TailCut, truncate_partial};
+pub use report::{
+    Damage, DamageClass, DamageKind, InProgress, Location, Record, RecordView, Report,
+    SegmentReport, Verdict,
+};
+
+/// Scans the log in `dir` on the real file system and returns its report (no records kept).
+///
+/// # Errors
+///
+/// As [`scan_log`].
+pub fn verify(dir: impl AsRef<std::path::Path>) -> Result<Report> {
+    scan_log(&storage::FsStorage::new(), dir.as_ref(), &mut |_| std::ops::ControlFlow::Continue(()))
+}

@@ -1,0 +1,469 @@
+//! [`Log`]: the writer handle. Appends, group-commit sync, rotation, poisoning, iteration.
+//!
+//! Durability protocol (FORMAT.md §6):
+//!
+//! * `append` encodes the records and hands them to the OS with one positional write before it
+//!   returns. A returned sequence number therefore always names bytes the OS holds: a process
+//!   crash cannot lose them, a power loss can until the next successful `sync`.
+//! * `sync` is the barrier. Concurrent callers coalesce: one leader fdatasyncs the current
+//!   segment for everyone whose records were written before it started; the others wait for it.
+//!   Only after the fdatasync returned Ok is the durable watermark raised and written to a slot.
+//! * A segment is sealed by an fdatasync, a final watermark slot and another fdatasync; its
+//!   successor is created as a temporary file, synced, renamed into place and the directory
+//!   synced, all before any record goes into it.
+//! * A failed write is truncated back; if that fails, or any fsync fails, the writer is
+//!   poisoned: later appends and syncs fail with [`ErrorKind::Poisoned`]. An fsync is never
+//!   retried, because after a failure the kernel may report success for data it dropped.
+
+mod open;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{self, RecordKind, RecordMeta, SegmentHeader, WatermarkSlot};
+use crate::options::{Options, SyncPolicy};
+use crate::recovery;
+use crate::report::{Location, Record, Report};
+use crate::repair::TailCut;
+use crate::storage::{StorageFile, StorageLock};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// One record to append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// Data or tombstone.
+    pub kind: RecordKind,
+    /// Optional key (required for a tombstone).
+    pub key: Option<&'a [u8]>,
+    /// Payload (empty for a tombstone).
+    pub payload: &'a [u8],
+    /// Explicit timestamp in nanoseconds since the epoch; `None` takes the wall clock.
+    pub timestamp_nanos: Option<u64>,
+}
+
+impl<'a> Entry<'a> {
+    /// A keyless data record.
+    #[must_use]
+    pub fn data(payload: &'a [u8]) -> Entry<'a> {
+        Entry { kind: RecordKind::Data, key: None, payload, timestamp_nanos: None }
+    }
+
+    /// A keyed data record.
+    #[must_use]
+    pub fn keyed(key: &'a [u8], payload: &'a [u8]) -> Entry<'a> {
+        Entry { kind: RecordKind::Data, key: Some(key), payload, timestamp_nanos: None }
+    }
+
+    /// A tombstone deleting `key` from the key/value view.
+    #[must_use]
+    pub fn tombstone(key: &'a [u8]) -> Entry<'a> {
+        Entry { kind: RecordKind::Tombstone, key: Some(key), payload: &[], timestamp_nanos: None }
+    }
+}
+
+/// What an append assigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// Where it was written.
+    pub location: Location,
+}
+
+/// What opening the log found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The log did not exist and was created.
+    pub created: bool,
+    /// A torn tail left by a crashed writer was cut (and saved to a side file).
+    pub cut: Option<TailCut>,
+    /// Temporary files of an interrupted segment creation that were removed.
+    pub removed_temps: Vec<String>,
+    /// The file system cannot fsync directories: new segments and renames are less durable.
+    pub durability_degraded: bool,
+}
+
+/// A write-ahead log opened for writing. `Send + Sync`: share it between threads.
+pub struct Log {
+    dir: PathBuf,
+    options: Options,
+    log_id: u64,
+    log_first_seq: u64,
+    state: Mutex<WriteState>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    poisoned: AtomicBool,
+    poison_cause: Mutex<Option<String>>,
+    degraded: AtomicBool,
+    opened: OpenReport,
+    // Declared last so it is released after everything else is dropped.
+    _lock: Box<dyn StorageLock>,
+}
+
+struct WriteState {
+    seg: Active,
+    next_seq: u64,
+    scratch: Vec<u8>,
+}
+
+/// The segment being appended to.
+struct Active {
+    number: u64,
+    path: PathBuf,
+    file: Arc<dyn StorageFile>,
+    header: SegmentHeader,
+    /// Bytes handed to the OS: where the next record goes.
+    len: u64,
+    /// Whether the segment holds at least one record.
+    has_records: bool,
+    slot_generation: u64,
+    slot_seq: u64,
+}
+
+struct SyncState {
+    durable_seq: u64,
+    leader: bool,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir` for writing.
+    ///
+    /// Takes the writer lock, fsyncs the last segment and the directory before trusting them,
+    /// and scans only the last segment. A torn tail is cut (saved to a side file, journaled) and
+    /// reported in [`Log::open_report`]; any other damage there refuses the open.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Locked`], [`ErrorKind::Corrupt`], [`ErrorKind::NotALog`] (missing and
+    /// `create` is false), [`ErrorKind::InvalidOptions`], I/O errors.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Log> {
+        open::open(dir.as_ref(), options)
+    }
+
+    /// What opening found and did.
+    #[must_use]
+    pub fn open_report(&self) -> &OpenReport {
+        &self.opened
+    }
+
+    /// The log directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The log's random identity, shared by all its segments.
+    #[must_use]
+    pub fn log_id(&self) -> u64 {
+        self.log_id
+    }
+
+    /// The sequence number the next append will get.
+    #[must_use]
+    pub fn next_seq(&self) -> u64 {
+        self.lock_state().next_seq
+    }
+
+    /// The highest sequence number known durable.
+    #[must_use]
+    pub fn durable_seq(&self) -> u64 {
+        self.lock_sync().durable_seq
+    }
+
+    /// Whether directory fsyncs are unsupported here (new segments less durable).
+    #[must_use]
+    pub fn durability_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    /// Appends one keyless data record. See [`Log::append_entry`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Log::append_entry`].
+    pub fn append(&self, payload: &[u8]) -> Result<Appended> {
+        self.append_entry(&Entry::data(payload))
+    }
+
+    /// Appends one record; returns after the OS has its bytes (durable only after `sync`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::RecordTooLarge`], [`ErrorKind::KeyTooLarge`], [`ErrorKind::Poisoned`], I/O
+    /// errors (after which nothing of the record remains in the file).
+    pub fn append_entry(&self, entry: &Entry<'_>) -> Result<Appended> {
+        let mut out = Vec::with_capacity(1);
+        self.append_batch(std::slice::from_ref(entry), None, &mut out)?;
+        Ok(out[0])
+    }
+
+    /// Appends a record and waits until it is durable.
+    ///
+    /// # Errors
+    ///
+    /// As [`Log::append_entry`] and [`Log::sync`].
+    pub fn append_and_sync(&self, entry: &Entry<'_>) -> Result<Appended> {
+        let appended = self.append_entry(entry)?;
+        if self.options.sync_policy != SyncPolicy::EveryAppend {
+            self.sync()?;
+        }
+        Ok(appended)
+    }
+
+    /// Appends many records with as few writes as possible (one per segment touched).
+    ///
+    /// When `expect_next_seq` is given and the log's next sequence number differs, nothing is
+    /// appended and [`ErrorKind::SequenceMismatch`] is returned: retries become idempotent.
+    /// On success `out` receives one [`Appended`] per entry. On failure `out` holds the records
+    /// that were appended before it (those in segments sealed during the call); the rest are not
+    /// in the log.
+    ///
+    /// # Errors
+    ///
+    /// As [`Log::append_entry`], plus [`ErrorKind::SequenceMismatch`].
+    pub fn append_batch(
+        &self,
+        entries: &[Entry<'_>],
+        expect_next_seq: Option<u64>,
+        out: &mut Vec<Appended>,
+    ) -> Result<()> {
+        self.check_poison()?;
+        for e in entries {
+            self.check_entry(e)?;
+        }
+        let mut st = self.lock_state();
+        if let Some(expected) = expect_next_seq
+            && expected != st.next_seq
+        {
+            return Err(Error::new(ErrorKind::SequenceMismatch { expected, actual: st.next_seq }));
+        }
+        let now = crate::time::now_nanos();
+        let mut bind = format::binding(self.log_id, st.seg.number);
+        let mut pending = out.len();
+        st.scratch.clear();
+        for e in entries {
+            let size = format::encoded_len(e.key.map_or(0, <[u8]>::len), e.payload.len()) as u64;
+            let seg_has_data = st.seg.has_records || !st.scratch.is_empty();
+            if seg_has_data && st.seg.len + st.scratch.len() as u64 + size > self.options.segment_size {
+                if let Err(e) = self.write_scratch(&mut st, out.len() - pending) {
+                    out.truncate(pending);
+                    return Err(e);
+                }
+                pending = out.len();
+                self.rotate(&mut st)?;
+                bind = format::binding(self.log_id, st.seg.number);
+            }
+            let meta = RecordMeta {
+                seq: st.next_seq + (out.len() - pending) as u64,
+                timestamp_nanos: e.timestamp_nanos.unwrap_or(now),
+                kind: e.kind,
+            };
+            let offset = st.seg.len + st.scratch.len() as u64;
+            let WriteState { scratch, seg, .. } = &mut *st;
+            format::encode_record(scratch, &bind, meta, e.key, e.payload);
+            let location = Location { segment: seg.number, offset, length: size as u32 };
+            out.push(Appended { seq: meta.seq, location });
+        }
+        if let Err(e) = self.write_scratch(&mut st, out.len() - pending) {
+            out.truncate(pending);
+            return Err(e);
+        }
+        drop(st);
+        if self.options.sync_policy == SyncPolicy::EveryAppend {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn check_entry(&self, e: &Entry<'_>) -> Result<()> {
+        let key_len = e.key.map_or(0, <[u8]>::len) as u64;
+        if key_len > u64::from(self.options.key_size_max) {
+            return Err(Error::new(ErrorKind::KeyTooLarge {
+                size: key_len,
+                size_max: u64::from(self.options.key_size_max),
+            }));
+        }
+        let size = key_len + e.payload.len() as u64;
+        if size > u64::from(self.options.record_size_max) {
+            return Err(Error::new(ErrorKind::RecordTooLarge {
+                size,
+                size_max: u64::from(self.options.record_size_max),
+            }));
+        }
+        if e.kind == RecordKind::Tombstone && (e.key.is_none() || !e.payload.is_empty()) {
+            return Err(Error::new(ErrorKind::InvalidOptions(
+                "a tombstone needs a key and carries no payload".into(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the encoded records in `scratch` (`count` of them) at the end of the segment.
+    /// On failure the file is truncated back to where the write started, or the writer poisoned.
+    fn write_scratch(&self, st: &mut WriteState, count: usize) -> Result<()> {
+        if st.scratch.is_empty() {
+            return Ok(());
+        }
+        let start = st.seg.len;
+        if let Err(e) = st.seg.file.write_at(&st.scratch, start) {
+            let err = Error::io("write", &st.seg.path, e);
+            if let Err(t) = st.seg.file.set_len(start) {
+                self.poison(format!("{err}; truncating back to {start} also failed: {t}"));
+            }
+            st.scratch.clear();
+            return Err(err);
+        }
+        st.seg.len += st.scratch.len() as u64;
+        st.seg.has_records = true;
+        st.next_seq += count as u64;
+        st.scratch.clear();
+        Ok(())
+    }
+
+    /// Makes every record appended so far durable. Concurrent calls share one fdatasync.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Poisoned`], or the I/O error of the failed fdatasync (which poisons).
+    pub fn sync(&self) -> Result<()> {
+        self.check_poison()?;
+        let target = self.lock_state().next_seq - 1;
+        let mut ss = self.lock_sync();
+        loop {
+            if ss.durable_seq >= target {
+                return Ok(());
+            }
+            self.check_poison()?;
+            if !ss.leader {
+                break;
+            }
+            ss = self.synced.wait(ss).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        ss.leader = true;
+        drop(ss);
+        let result = self.lead_sync();
+        let mut ss = self.lock_sync();
+        ss.leader = false;
+        if let Ok(covered) = result {
+            ss.durable_seq = ss.durable_seq.max(covered);
+        }
+        self.synced.notify_all();
+        drop(ss);
+        result.map(|_| ())
+    }
+
+    /// The leader's part of a sync: fdatasync, then record the watermark. Returns the sequence
+    /// number now durable.
+    fn lead_sync(&self) -> Result<u64> {
+        let (covered, number, file, path) = {
+            let st = self.lock_state();
+            (st.next_seq - 1, st.seg.number, Arc::clone(&st.seg.file), st.seg.path.clone())
+        };
+        if let Err(e) = file.sync_data() {
+            let err = Error::io("fdatasync", &path, e);
+            self.poison(err.to_string());
+            return Err(err);
+        }
+        let mut st = self.lock_state();
+        // After a rotation the sealing wrote the old segment's final slot itself.
+        if st.seg.number == number && covered > st.seg.slot_seq {
+            self.write_slot(&mut st.seg, covered)?;
+        }
+        Ok(covered)
+    }
+
+    /// Writes the next watermark slot (not synced: the next fdatasync carries it).
+    fn write_slot(&self, seg: &mut Active, durable_seq: u64) -> Result<()> {
+        let generation = seg.slot_generation + 1;
+        let slot = WatermarkSlot { durable_seq, generation };
+        let at = format::WATERMARK_SLOT_OFFSETS[(generation % 2) as usize];
+        if let Err(e) = seg.file.write_at(&slot.encode(self.log_id, seg.number), at) {
+            let err = Error::io("write watermark", &seg.path, e);
+            self.poison(err.to_string());
+            return Err(err);
+        }
+        seg.slot_generation = generation;
+        seg.slot_seq = durable_seq;
+        Ok(())
+    }
+
+    /// Scans the whole log, delivering every valid record to `visit`; returns the report.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors. Damage is in the report.
+    pub fn scan(&self, visit: &mut crate::scan::Visit<'_>) -> Result<Report> {
+        recovery::scan_log(&*self.options.storage, &self.dir, visit)
+    }
+
+    /// Every valid record, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Corrupt`] when the log is damaged (the valid records are not returned then:
+    /// use [`Log::scan`] to see them with the damage), I/O errors.
+    pub fn records(&self) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        let report = self.scan(&mut |r| {
+            out.push(r.to_record());
+            ControlFlow::Continue(())
+        })?;
+        if !report.damage.is_empty() {
+            return Err(Error::new(ErrorKind::Corrupt { summary: report.first_damage_summary() }));
+        }
+        Ok(out)
+    }
+
+    fn poison(&self, cause: String) {
+        let mut slot = self.poison_cause.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.get_or_insert(cause);
+        self.poisoned.store(true, Ordering::SeqCst);
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        if !self.poisoned.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let cause = self.poison_cause.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Err(Error::new(ErrorKind::Poisoned { cause: cause.clone().unwrap_or_default() }))
+    }
+
+    /// Whether an earlier failure poisoned the writer.
+    #[must_use]
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, WriteState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_sync(&self) -> MutexGuard<'_, SyncState> {
+        self.sync.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for Log {
+    /// On a clean close, records the durable watermark so the last sync's records are provably
+    /// acknowledged: a slot write and an fdatasync, best effort. Unsynced appends are not
+    /// promised anything by this.
+    fn drop(&mut self) {
+        if self.is_poisoned() {
+            return;
+        }
+        let durable = self.lock_sync().durable_seq;
+        let mut st = self.lock_state();
+        if durable > st.seg.slot_seq && durable >= st.seg.header.first_seq {
+            if self.write_slot(&mut st.seg, durable).is_ok() {
+                let _ = st.seg.file.sync_data();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("dir", &self.dir).field("log_id", &self.log_id).finish_non_exhaustive()
+    }
+}

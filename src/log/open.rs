@@ -1,0 +1,255 @@
+//! Opening a log for writing: creation, recovery of the last segment, and segment creation.
+//!
+//! Open trusts nothing it has not synced (FORMAT.md §6.3): it fsyncs the last segment and the
+//! directory before reading, so a decision such as "this tail is torn, cut it" never rests on
+//! page-cache data that a power loss could still undo. Only the last segment is scanned; the
+//! sealed ones were synced before their successor existed.
+
+use super::{Active, Log, OpenReport, SyncState, WriteState};
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{self, FORMAT_VERSION, HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SegmentHeader};
+use crate::options::Options;
+use crate::repair::{self, TailCut};
+use crate::report::DamageKind;
+use crate::scan;
+use crate::segment::{self, Listing, temp_name};
+use crate::storage::{DirSync, OpenMode, Storage, read_vec};
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
+    format::check_limits(options.record_size_max, options.key_size_max, options.segment_size)?;
+    let storage = Arc::clone(&options.storage);
+    let storage = &*storage;
+    let mut opened = OpenReport::default();
+    if !storage.exists(dir) {
+        if !options.create {
+            return Err(Error::not_a_log(dir, "the directory does not exist"));
+        }
+        storage.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            note(&mut opened, repair::sync_dir(storage, parent)?);
+        }
+    }
+    let lock = repair::acquire_lock(storage, dir, &options)?;
+    let listing = segment::list(storage, dir)?;
+    for &n in &listing.temps {
+        let path = dir.join(temp_name(n));
+        storage.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+        opened.removed_temps.push(temp_name(n));
+    }
+    if !listing.temps.is_empty() {
+        note(&mut opened, repair::sync_dir(storage, dir)?);
+    }
+    let (seg, next_seq) = match listing.segments.last() {
+        None if !options.create => return Err(Error::not_a_log(dir, "it holds no segment files")),
+        None => {
+            opened.created = true;
+            let header = new_header(random_log_id(), 1, 1, 1);
+            (create_segment(storage, dir, &header, &mut opened)?, 1)
+        }
+        Some(&last) => recover_last(storage, dir, last, &mut opened)?,
+    };
+    let durable_seq = next_seq - 1;
+    let log = Log {
+        dir: dir.to_path_buf(),
+        log_id: seg.header.log_id,
+        log_first_seq: seg.header.log_first_seq,
+        state: Mutex::new(WriteState { seg, next_seq, scratch: Vec::new() }),
+        sync: Mutex::new(SyncState { durable_seq, leader: false }),
+        synced: Condvar::new(),
+        poisoned: AtomicBool::new(false),
+        poison_cause: Mutex::new(None),
+        degraded: AtomicBool::new(opened.durability_degraded),
+        opened,
+        options,
+        _lock: lock,
+    };
+    log.prove_durable(durable_seq)?;
+    Ok(log)
+}
+
+fn note(opened: &mut OpenReport, sync: DirSync) {
+    if sync == DirSync::Unsupported {
+        opened.durability_degraded = true;
+    }
+}
+
+fn new_header(log_id: u64, segment: u64, first_seq: u64, log_first_seq: u64) -> SegmentHeader {
+    SegmentHeader {
+        version: FORMAT_VERSION,
+        flags: 0,
+        log_id,
+        segment,
+        first_seq,
+        log_first_seq,
+        created_nanos: crate::time::now_nanos(),
+    }
+}
+
+fn random_log_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    // The id only needs to differ between logs; the clock is a fine fallback.
+    if getrandom::fill(&mut bytes).is_err() {
+        return crate::time::now_nanos() ^ u64::from(std::process::id()).rotate_left(32);
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// Fsyncs, scans and (for a torn tail) cuts the last segment; returns it ready for appends.
+fn recover_last(storage: &dyn Storage, dir: &Path, number: u64, opened: &mut OpenReport) -> Result<(Active, u64)> {
+    let path = Listing::path(dir, number);
+    let file = storage.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("open", &path, e))?;
+    file.sync_data().map_err(|e| Error::io("fdatasync", &path, e))?;
+    note(opened, repair::sync_dir(storage, dir)?);
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    let bytes = read_vec(&*file, 0, len, SEGMENT_FILE_LIMIT).map_err(|e| Error::io("read", &path, e))?;
+    let header = match SegmentHeader::decode(&bytes) {
+        Ok(h) if h.segment == number && len >= SEGMENT_DATA_START => h,
+        Err(HeaderFault::Version(v)) => {
+            return Err(Error::new(ErrorKind::UnsupportedVersion { path, found: u32::from(v) }));
+        }
+        Err(HeaderFault::Flags(f)) => {
+            return Err(Error::new(ErrorKind::UnsupportedVersion { path, found: f }));
+        }
+        _ => return Err(corrupt(&path, 0, "the last segment's header is damaged")),
+    };
+    let s = scan::scan_segment(&bytes, &header, &mut |_| ControlFlow::Continue(()));
+    let last_good = s.last_seq.unwrap_or(header.first_seq - 1);
+    let watermark = s.durable_seq.unwrap_or(0).max(header.first_seq - 1);
+    let mut len = len;
+    if let Some(first) = s.damage.first() {
+        let torn = s.damage.len() == 1
+            && first.records_before == s.records
+            && matches!(
+                first.kind,
+                DamageKind::TruncatedRecord | DamageKind::ZeroFill | DamageKind::Checksum | DamageKind::Malformed
+            );
+        if !torn {
+            return Err(corrupt(&path, first.offset, &first.detail));
+        }
+        if watermark > last_good {
+            let why = format!("{}; sequence numbers up to {watermark} were acknowledged durable", first.detail);
+            return Err(corrupt(&path, first.offset, &why));
+        }
+        let plan = TailCut {
+            segment: number,
+            offset: s.valid_len,
+            length: len - s.valid_len,
+            sha256: String::new(),
+            side_file: String::new(),
+            last_seq: s.last_seq,
+        };
+        opened.cut = Some(repair::cut_tail(storage, dir, &*file, plan, "writer open after a crash")?);
+        len = s.valid_len;
+    } else if watermark > last_good {
+        let why = format!("sequence numbers up to {watermark} were acknowledged durable, but the log ends at {last_good}");
+        return Err(corrupt(&path, s.valid_len, &why));
+    }
+    let seg = Active {
+        number,
+        path,
+        file,
+        header,
+        len,
+        has_records: s.records > 0,
+        slot_generation: s.slot_generation,
+        slot_seq: s.durable_seq.unwrap_or(0),
+    };
+    Ok((seg, last_good + 1))
+}
+
+fn corrupt(path: &Path, offset: u64, why: &str) -> Error {
+    Error::new(ErrorKind::Corrupt { summary: format!("{} at offset {offset}: {why}", path.display()) })
+}
+
+/// Creates a segment: temporary file, header and zeroed preamble, fdatasync, rename into
+/// place, directory fsync (FORMAT.md §6.2). No record goes into it before all of that is done.
+fn create_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    header: &SegmentHeader,
+    opened: &mut OpenReport,
+) -> Result<Active> {
+    let path = Listing::path(dir, header.segment);
+    if storage.exists(&path) {
+        return Err(corrupt(&path, 0, "a segment with this number already exists"));
+    }
+    let temp = dir.join(temp_name(header.segment));
+    let file = storage.open(&temp, OpenMode::CreateNew).map_err(|e| Error::io("create", &temp, e))?;
+    let mut preamble = header.encode().to_vec();
+    preamble.resize(SEGMENT_DATA_START as usize, 0);
+    let written = file
+        .write_at(&preamble, 0)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| Error::io("write", &temp, e));
+    if let Err(e) = written {
+        // Best effort: a leftover temporary file is removed by the next open anyway.
+        let _ = storage.remove(&temp);
+        return Err(e);
+    }
+    storage.rename(&temp, &path).map_err(|e| Error::io("rename", &path, e))?;
+    note(opened, repair::sync_dir(storage, dir)?);
+    Ok(Active {
+        number: header.segment,
+        path,
+        file,
+        header: *header,
+        len: SEGMENT_DATA_START,
+        has_records: false,
+        slot_generation: 0,
+        slot_seq: 0,
+    })
+}
+
+impl Log {
+    /// Seals the current segment and starts the next one. Any failure poisons the writer: the
+    /// sealed segment may or may not be durable, and the directory may or may not hold the new
+    /// one, so only a reopen knows what is on disk.
+    pub(super) fn rotate(&self, st: &mut WriteState) -> Result<()> {
+        let result = self.seal_and_create(st);
+        if let Err(e) = &result {
+            self.poison(format!("rotating to a new segment failed: {e}"));
+        }
+        result
+    }
+
+    fn seal_and_create(&self, st: &mut WriteState) -> Result<()> {
+        let last = st.next_seq - 1;
+        let seal = |seg: &Active| seg.file.sync_data().map_err(|e| Error::io("fdatasync", &seg.path, e));
+        seal(&st.seg)?;
+        if st.seg.has_records && last > st.seg.slot_seq {
+            // The final slot goes down only after the data it vouches for, hence two syncs.
+            self.write_slot(&mut st.seg, last)?;
+            seal(&st.seg)?;
+        }
+        {
+            let mut ss = self.lock_sync();
+            ss.durable_seq = ss.durable_seq.max(last);
+        }
+        let header = new_header(self.log_id, st.seg.number + 1, st.next_seq, self.log_first_seq);
+        let mut opened = OpenReport::default();
+        st.seg = create_segment(&*self.options.storage, &self.dir, &header, &mut opened)?;
+        if opened.durability_degraded {
+            self.degraded.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Writes a watermark slot for records already durable (after open), and syncs it, so that
+    /// damage to them later reads as corruption rather than a torn tail.
+    fn prove_durable(&self, durable_seq: u64) -> Result<()> {
+        let mut st = self.lock_state();
+        if !st.seg.has_records || durable_seq <= st.seg.slot_seq {
+            return Ok(());
+        }
+        self.write_slot(&mut st.seg, durable_seq)?;
+        st.seg.file.sync_data().map_err(|e| {
+            let err = Error::io("fdatasync", &st.seg.path, e);
+            self.poison(err.to_string());
+            err
+        })
+    }
+}

@@ -1,0 +1,38 @@
+//! The one memory mapping in the library, and the only module allowed `unsafe`.
+//!
+//! Sealed segments are mapped read-only for scans so that verify, dump and export touch each
+//! byte once without copying it. A mapping of a file that shrinks raises SIGBUS on access, so the
+//! contract is: map only files that nothing truncates while the map lives. The locking design
+//! gives that: only the last segment of a log is ever truncated (torn-tail repair, under the
+//! writer lock), sealed segments are never written again, and compaction replaces files by
+//! rename and unlink, which leaves an existing mapping valid. The last segment is never mapped.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+
+/// A read-only mapping of a whole file.
+#[derive(Debug)]
+pub struct Map(memmap2::Mmap);
+
+impl Map {
+    /// Maps `file`, which must be a sealed segment (see the module contract).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error.
+    pub(crate) fn sealed(file: &File) -> io::Result<Map> {
+        // SAFETY: the file is a sealed segment, which no walctl process truncates or rewrites
+        // (module docs). A foreign process modifying it would break that promise; the worst
+        // outcome is then a checksum failure or SIGBUS, never reading outside the mapping.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        Ok(Map(map))
+    }
+}
+
+impl std::ops::Deref for Map {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}

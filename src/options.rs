@@ -1,0 +1,76 @@
+//! [`Options`]: every knob of a log in one documented struct, with no hidden defaults elsewhere.
+
+use crate::format::{KEY_SIZE_MAX_DEFAULT, RECORD_SIZE_MAX_DEFAULT, SEGMENT_SIZE_DEFAULT};
+use crate::storage::{FsStorage, Storage};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When appends become durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// Only when [`crate::Log::sync`] (or `append_and_sync`) is called. Appends in between can
+    /// be lost by a power loss, never by a process crash.
+    #[default]
+    Manual,
+    /// Every append call syncs before it returns (through the same group commit as `sync`).
+    EveryAppend,
+}
+
+/// How a log is opened and written.
+#[derive(Clone)]
+pub struct Options {
+    /// Rotate to a new segment once the current one would exceed this many bytes (a record
+    /// larger than that gets a segment of its own). Default 64 MiB; between 64 KiB and 1 GiB.
+    pub segment_size: u64,
+    /// Largest key plus payload an append accepts, in bytes. Default 16 MiB; at most 1 GiB.
+    /// Readers always accept up to the format's hard limit, so lowering it never hides data.
+    pub record_size_max: u32,
+    /// Largest key an append accepts, in bytes. Default 4096; at most 65535.
+    pub key_size_max: u16,
+    /// When appends become durable. Default [`SyncPolicy::Manual`].
+    pub sync_policy: SyncPolicy,
+    /// How long to wait for another writer to release the lock; `None` fails at once.
+    /// Default `None`.
+    pub lock_wait: Option<Duration>,
+    /// Create the directory and the first segment when the log does not exist. Default true.
+    pub create: bool,
+    /// Where the bytes go. Default: the real file system.
+    pub storage: Arc<dyn Storage>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            segment_size: SEGMENT_SIZE_DEFAULT,
+            record_size_max: RECORD_SIZE_MAX_DEFAULT,
+            key_size_max: KEY_SIZE_MAX_DEFAULT,
+            sync_policy: SyncPolicy::Manual,
+            lock_wait: None,
+            create: true,
+            storage: Arc::new(FsStorage::new()),
+        }
+    }
+}
+
+impl Options {
+    /// Defaults on the given storage backend.
+    #[must_use]
+    pub fn with_storage(storage: Arc<dyn Storage>) -> Options {
+        Options { storage, ..Options::default() }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("segment_size", &self.segment_size)
+            .field("record_size_max", &self.record_size_max)
+            .field("key_size_max", &self.key_size_max)
+            .field("sync_policy", &self.sync_policy)
+            .field("lock_wait", &self.lock_wait)
+            .field("create", &self.create)
+            .field("storage", &self.storage)
+            .finish()
+    }
+}

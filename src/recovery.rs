@@ -1,0 +1,364 @@
+//! Scanning a whole log and classifying what is found: the decision table of FORMAT.md §8.
+//!
+//! This is where a damaged byte range becomes *torn* (never acknowledged, safe to cut) or
+//! *corrupt* (anything else). The evidence is structural: sealed segments were fully synced
+//! before the next one was created, so any damage there is corruption; valid records after
+//! damage prove it is not a tail; and the durable watermark slots prove which sequence numbers a
+//! successful sync acknowledged, so damage at or below the watermark is corruption too.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SEGMENT_HEADER_SIZE, SegmentHeader};
+use crate::report::{Damage, DamageClass, DamageKind, InProgress, Report, SegmentReport};
+use crate::scan::{self, LocalDamage, SegmentScan, Visit};
+use crate::segment::{self, LOCK_NAME, Listing};
+use crate::storage::{Contents, LockKind, OpenMode, Storage, read_vec};
+use std::io;
+use std::path::Path;
+
+/// Scans every segment of the log in `dir`, delivering valid records to `visit` in order.
+///
+/// Takes no lock and changes nothing, so it works on a read-only copy and beside a live writer
+/// (whose record in progress is reported in [`Report::in_progress`], not as damage).
+///
+/// # Errors
+///
+/// [`ErrorKind::NotALog`] when `dir` holds no segments, [`ErrorKind::UnsupportedVersion`] for a
+/// newer format, I/O errors. Damage is never an error: it is in the report.
+pub fn scan_log(storage: &dyn Storage, dir: &Path, visit: &mut Visit<'_>) -> Result<Report> {
+    let listing = segment::list(storage, dir)?;
+    let Some(&last) = listing.segments.last() else {
+        return Err(Error::not_a_log(dir, "it holds no segment files (NNNNNNNNNNNNNNNNNNNN.wal)"));
+    };
+    let headers = read_headers(storage, dir, &listing)?;
+    let log_id = headers.iter().rev().find_map(|h| h.as_ref().ok().map(|h| h.log_id));
+    let mut state = LogScan {
+        report: Report {
+            log_id,
+            writer_active: writer_active(storage, dir),
+            stray_files: listing.strays.clone(),
+            ..Report::default()
+        },
+        expect: None,
+        prev_number: None,
+        log_first_seq: headers.last().and_then(|h| h.as_ref().ok()).map(|h| h.log_first_seq),
+        tail: None,
+        first_header_seq: None,
+        prev_last: None,
+    };
+    for (&number, header) in listing.segments.iter().zip(&headers) {
+        let sealed = number != last;
+        if state.segment(storage, dir, number, header, sealed, visit)? {
+            state.report.segments.sort_by_key(|s| s.segment);
+            return Ok(state.finish(false));
+        }
+    }
+    Ok(state.finish(true))
+}
+
+fn read_headers(
+    storage: &dyn Storage,
+    dir: &Path,
+    listing: &Listing,
+) -> Result<Vec<std::result::Result<SegmentHeader, HeaderFault>>> {
+    let mut out = Vec::with_capacity(listing.segments.len());
+    for &number in &listing.segments {
+        let path = Listing::path(dir, number);
+        let file = storage.open(&path, OpenMode::Read).map_err(|e| Error::io("open", &path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let mut buf = [0u8; SEGMENT_HEADER_SIZE];
+        let header = if len < SEGMENT_HEADER_SIZE as u64 {
+            Err(HeaderFault::Short)
+        } else {
+            file.read_at(&mut buf, 0).map_err(|e| Error::io("read", &path, e))?;
+            SegmentHeader::decode(&buf)
+        };
+        if let Err(HeaderFault::Version(v)) = header {
+            return Err(Error::new(ErrorKind::UnsupportedVersion { path, found: u32::from(v) }));
+        }
+        if let Err(HeaderFault::Flags(f)) = header {
+            return Err(Error::new(ErrorKind::UnsupportedVersion { path, found: f }));
+        }
+        out.push(header);
+    }
+    Ok(out)
+}
+
+/// Probes the writer lock without holding it: a live writer holds it exclusively.
+pub(crate) fn writer_active(storage: &dyn Storage, dir: &Path) -> bool {
+    let path = dir.join(LOCK_NAME);
+    if !storage.exists(&path) {
+        return false;
+    }
+    matches!(storage.try_lock(&path, LockKind::Shared), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+struct LogScan {
+    report: Report,
+    /// Sequence number the next segment must start at, and whether exactly (false after a
+    /// compacted segment, whose successor may start later).
+    expect: Option<(u64, bool)>,
+    prev_number: Option<u64>,
+    log_first_seq: Option<u64>,
+    /// `first_seq` of the first segment whose header could be read.
+    first_header_seq: Option<u64>,
+    /// Last valid sequence number before the current segment.
+    prev_last: Option<u64>,
+    /// Index in `report.damage` of the last segment's trailing damage candidate.
+    tail: Option<usize>,
+}
+
+impl LogScan {
+    /// Scans one segment; returns true when the visitor stopped the scan.
+    fn segment(
+        &mut self,
+        storage: &dyn Storage,
+        dir: &Path,
+        number: u64,
+        header: &std::result::Result<SegmentHeader, HeaderFault>,
+        sealed: bool,
+        visit: &mut Visit<'_>,
+    ) -> Result<bool> {
+        self.check_missing(number);
+        let path = Listing::path(dir, number);
+        let file = storage.open(&path, OpenMode::Read).map_err(|e| Error::io("open", &path, e))?;
+        let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        self.report.bytes += file_len;
+        let mut seg = SegmentReport {
+            segment: number,
+            file_len,
+            valid_len: file_len.min(SEGMENT_DATA_START),
+            records: 0,
+            first_seq: None,
+            last_seq: None,
+            durable_seq: None,
+            sealed,
+            compacted: false,
+        };
+        let header = match self.check_header(number, header, file_len) {
+            Some(h) => h,
+            None => {
+                seg.valid_len = 0;
+                self.report.segments.push(seg);
+                self.expect = None;
+                return Ok(false);
+            }
+        };
+        seg.compacted = header.is_compacted();
+        self.check_start(number, &header);
+        // Sealed segments are never truncated, so they may be mapped; the last one is read.
+        let bytes = if sealed {
+            file.contents().map_err(|e| Error::io("read", &path, e))?
+        } else {
+            Contents::Owned(
+                read_vec(&*file, 0, file_len, SEGMENT_FILE_LIMIT).map_err(|e| Error::io("read", &path, e))?,
+            )
+        };
+        let before = self.report.records;
+        let s = scan::scan_segment(&bytes, &header, visit);
+        self.absorb(&mut seg, &header, &s, before);
+        self.report.segments.push(seg);
+        Ok(s.stopped)
+    }
+
+    fn check_missing(&mut self, number: u64) {
+        if let Some(prev) = self.prev_number
+            && number > prev + 1
+        {
+            self.push(corrupt(
+                DamageKind::MissingSegment,
+                prev + 1,
+                format!("segments {} to {} are missing", prev + 1, number - 1),
+                self.report.last_seq,
+                self.report.records,
+            ));
+            self.expect = None;
+        }
+        self.prev_number = Some(number);
+    }
+
+    fn check_header(
+        &mut self,
+        number: u64,
+        header: &std::result::Result<SegmentHeader, HeaderFault>,
+        file_len: u64,
+    ) -> Option<SegmentHeader> {
+        let (last, records) = (self.report.last_seq, self.report.records);
+        let header = match header {
+            Ok(h) if file_len >= SEGMENT_DATA_START => *h,
+            Ok(_) | Err(_) => {
+                let why = match header {
+                    Ok(_) => "the segment is shorter than its preamble".to_string(),
+                    Err(f) => format!("the segment header is unreadable ({f:?})"),
+                };
+                let mut d = corrupt(DamageKind::BadSegmentHeader, number, why, last, records);
+                d.length = file_len;
+                self.push(d);
+                return None;
+            }
+        };
+        if Some(header.log_id) != self.report.log_id {
+            let why = format!("the header names log {:016x}, not this log", header.log_id);
+            let mut d = corrupt(DamageKind::ForeignSegment, number, why, last, records);
+            d.length = file_len;
+            self.push(d);
+            return None;
+        }
+        if header.segment != number {
+            let why = format!("the header says segment {}", header.segment);
+            self.push(corrupt(DamageKind::MisnamedSegment, number, why, last, records));
+        }
+        Some(header)
+    }
+
+    fn check_start(&mut self, number: u64, header: &SegmentHeader) {
+        let Some((want, exact)) = self.expect else { return };
+        let (last, records) = (self.report.last_seq, self.report.records);
+        if header.first_seq < want {
+            let why = format!("the segment starts at sequence {}, before {want}", header.first_seq);
+            self.push(corrupt(DamageKind::SequenceRegression, number, why, last, records));
+        } else if exact && header.first_seq > want {
+            let why = format!("the segment starts at sequence {}, expected {want}", header.first_seq);
+            self.push(corrupt(DamageKind::SequenceGap, number, why, last, records));
+        }
+    }
+
+    fn absorb(&mut self, seg: &mut SegmentReport, header: &SegmentHeader, s: &SegmentScan, before: u64) {
+        seg.valid_len = s.valid_len;
+        seg.records = s.records;
+        seg.first_seq = s.first_seq;
+        seg.last_seq = s.last_seq;
+        seg.durable_seq = if seg.sealed { s.last_seq.or(Some(header.first_seq - 1)) } else { s.durable_seq };
+        let r = &mut self.report;
+        r.records += s.records;
+        if r.first_seq.is_none() {
+            r.first_seq = s.first_seq;
+        }
+        if s.last_seq.is_some() {
+            r.last_seq = s.last_seq;
+        }
+        let trailing = s.damage.last().filter(|d| d.records_before == s.records);
+        let prev_last = self.prev_last.or((header.first_seq > 1).then(|| header.first_seq - 1));
+        for d in &s.damage {
+            let is_tail = trailing.is_some_and(|t| std::ptr::eq(t, d)) && is_byte_damage(d.kind);
+            if is_tail && !seg.sealed {
+                self.tail = Some(self.report.damage.len());
+            }
+            let mut damage = local(seg.segment, d, before);
+            damage.last_good_seq = damage.last_good_seq.or(prev_last);
+            self.push(damage);
+        }
+        let next = s.last_seq.map_or(header.first_seq, |l| l + 1);
+        self.expect = Some((next, !header.is_compacted()));
+        self.prev_last = self.report.last_seq;
+        self.first_header_seq.get_or_insert(header.first_seq);
+    }
+
+    fn push(&mut self, d: Damage) {
+        self.report.damage.push(d);
+    }
+
+    /// Applies the decision table to the trailing damage and fills in `records_after`.
+    fn finish(mut self, complete: bool) -> Report {
+        let total = self.report.records;
+        for d in &mut self.report.damage {
+            // `records_after` held the count of records before the damage until now.
+            d.records_after = total - d.records_after;
+        }
+        if complete {
+            self.check_head();
+            self.classify_tail();
+        }
+        self.report
+    }
+
+    fn check_head(&mut self) {
+        let (Some(first_seg), Some(log_first), Some(first_present)) =
+            (self.report.segments.first(), self.log_first_seq, self.first_header_seq)
+        else {
+            return;
+        };
+        if first_present > log_first {
+            let why = format!(
+                "the log starts at sequence {log_first} but its oldest segment starts at {first_present}"
+            );
+            let mut d = corrupt(DamageKind::MissingHead, first_seg.segment, why, None, 0);
+            d.records_after = self.report.records;
+            self.report.damage.insert(0, d);
+            if let Some(t) = self.tail.as_mut() {
+                *t += 1;
+            }
+        }
+    }
+
+    fn classify_tail(&mut self) {
+        let Some(last) = self.report.segments.last() else { return };
+        let watermark = last.durable_seq.unwrap_or(0).max(last_sealed_seq(&self.report));
+        self.report.durable_seq = (watermark > 0).then_some(watermark);
+        let last_valid = last.last_seq.or(self.report.last_seq).unwrap_or(0);
+        let Some(i) = self.tail else {
+            if watermark > last_valid {
+                let why = format!(
+                    "sequence numbers up to {watermark} were acknowledged durable, but the log ends at {last_valid}"
+                );
+                let mut d = corrupt(DamageKind::MissingAcknowledged, last.segment, why, Some(last_valid), 0);
+                d.offset = last.valid_len;
+                self.report.damage.push(d);
+            }
+            return;
+        };
+        let d = &mut self.report.damage[i];
+        let last_good = d.last_good_seq.unwrap_or(0);
+        if watermark > last_good {
+            d.detail = format!(
+                "{}; sequence numbers up to {watermark} were acknowledged durable",
+                d.detail
+            );
+            return;
+        }
+        if self.report.writer_active {
+            let d = self.report.damage.remove(i);
+            self.report.in_progress =
+                Some(InProgress { segment: d.segment, offset: d.offset, length: d.length });
+            return;
+        }
+        d.class = DamageClass::Torn;
+    }
+}
+
+fn last_sealed_seq(report: &Report) -> u64 {
+    report.segments.iter().rev().find(|s| s.sealed).and_then(|s| s.durable_seq).unwrap_or(0)
+}
+
+fn is_byte_damage(kind: DamageKind) -> bool {
+    matches!(
+        kind,
+        DamageKind::TruncatedRecord | DamageKind::ZeroFill | DamageKind::Checksum | DamageKind::Malformed
+    )
+}
+
+/// A corrupt damage record; `records_after` temporarily holds the count of records before it.
+fn corrupt(kind: DamageKind, segment: u64, detail: String, last_good_seq: Option<u64>, before: u64) -> Damage {
+    Damage {
+        kind,
+        class: DamageClass::Corrupt,
+        segment,
+        offset: 0,
+        length: 0,
+        last_good_seq,
+        records_after: before,
+        detail,
+    }
+}
+
+fn local(segment: u64, d: &LocalDamage, before: u64) -> Damage {
+    Damage {
+        kind: d.kind,
+        class: DamageClass::Corrupt,
+        segment,
+        offset: d.offset,
+        length: d.length,
+        last_good_seq: d.last_good_seq,
+        records_after: before + d.records_before,
+        detail: d.detail.clone(),
+    }
+}

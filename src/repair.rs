@@ -1,0 +1,217 @@
+//! Cutting a torn tail: the only repair walctl performs (FORMAT.md §7).
+//!
+//! Used by [`crate::Log::open`] when a crashed writer left a torn tail, and by
+//! [`truncate_partial`] behind `walctl repair --truncate-partial`. The order is fixed: save the
+//! cut bytes to a side file (created exclusively) and sync it and the directory; truncate through
+//! the same open handle the scan validated; fdatasync it; fsync the directory; then record the
+//! cut in the repair journal. A crash at any point leaves either the old file or the cut one, and
+//! the cut bytes are never lost before the cut is durable.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::options::Options;
+use crate::recovery;
+use crate::report::{Report, Verdict};
+use crate::segment::{JOURNAL_NAME, LOCK_NAME, Listing, segment_name};
+use crate::storage::{DirSync, OpenMode, Storage, StorageFile, StorageLock};
+use sha2::{Digest, Sha256};
+use std::io;
+use std::path::Path;
+
+/// A tail that was cut (or, in a plan, would be).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TailCut {
+    /// Segment number.
+    pub segment: u64,
+    /// Offset of the cut: the new file length.
+    pub offset: u64,
+    /// Bytes removed.
+    pub length: u64,
+    /// SHA-256 of the removed bytes, lower-case hex (empty in a plan).
+    pub sha256: String,
+    /// Name of the side file in the log directory holding the removed bytes (empty in a plan).
+    pub side_file: String,
+    /// Sequence number of the last record that survives, if any.
+    pub last_seq: Option<u64>,
+}
+
+/// What `truncate_partial` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RepairOutcome {
+    /// The log was clean: nothing to do.
+    Clean,
+    /// The torn tail that was cut (or, for a dry run, would be).
+    Cut(TailCut),
+}
+
+/// Cuts the torn tail of the log in `dir`, and nothing else.
+///
+/// Takes the writer lock (waiting up to `options.lock_wait`), scans the whole log, and acts
+/// only when the verdict is [`Verdict::TornTail`]. On corruption it returns
+/// [`ErrorKind::Corrupt`] and has changed no byte. With `dry_run` it only plans.
+///
+/// # Errors
+///
+/// [`ErrorKind::Corrupt`], [`ErrorKind::Locked`], [`ErrorKind::NotALog`], I/O errors.
+pub fn truncate_partial(dir: &Path, options: &Options, dry_run: bool) -> Result<(Report, RepairOutcome)> {
+    let storage = &*options.storage;
+    let _lock = acquire_lock(storage, dir, options)?;
+    let report = recovery::scan_log(storage, dir, &mut |_| std::ops::ControlFlow::Continue(()))?;
+    let outcome = match report.verdict() {
+        Verdict::Clean => RepairOutcome::Clean,
+        Verdict::Corrupt => {
+            return Err(Error::new(ErrorKind::Corrupt { summary: report.first_damage_summary() }));
+        }
+        Verdict::TornTail => {
+            let seg = report.segments.last().expect("a torn tail lives in the last segment");
+            let plan = TailCut {
+                segment: seg.segment,
+                offset: seg.valid_len,
+                length: seg.file_len - seg.valid_len,
+                sha256: String::new(),
+                side_file: String::new(),
+                last_seq: report.last_seq,
+            };
+            if dry_run {
+                RepairOutcome::Cut(plan)
+            } else {
+                let path = Listing::path(dir, seg.segment);
+                let file = storage.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("open", &path, e))?;
+                let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+                if len != seg.file_len {
+                    return Err(Error::io(
+                        "check length",
+                        &path,
+                        io::Error::other("the segment changed during the scan; run repair again"),
+                    ));
+                }
+                let cut = cut_tail(storage, dir, &*file, plan, "repair --truncate-partial")?;
+                RepairOutcome::Cut(cut)
+            }
+        }
+    };
+    Ok((report, outcome))
+}
+
+/// Takes the writer lock, waiting up to `options.lock_wait`.
+pub(crate) fn acquire_lock(storage: &dyn Storage, dir: &Path, options: &Options) -> Result<Box<dyn StorageLock>> {
+    let path = dir.join(LOCK_NAME);
+    let deadline = options.lock_wait.map(|w| std::time::Instant::now() + w);
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match storage.try_lock(&path, crate::storage::LockKind::Exclusive) {
+            Ok(lock) => return Ok(lock),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let now = std::time::Instant::now();
+                match deadline {
+                    Some(d) if now < d => {
+                        std::thread::sleep(pause.min(d - now));
+                        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                    }
+                    _ => return Err(Error::new(ErrorKind::Locked { path })),
+                }
+            }
+            Err(e) => return Err(Error::io("lock", &path, e)),
+        }
+    }
+}
+
+/// Saves `[plan.offset, end)` of `file` to a side file, then truncates `file` to `plan.offset`.
+pub(crate) fn cut_tail(
+    storage: &dyn Storage,
+    dir: &Path,
+    file: &dyn StorageFile,
+    mut plan: TailCut,
+    reason: &str,
+) -> Result<TailCut> {
+    let seg_path = Listing::path(dir, plan.segment);
+    let (side_name, side) = create_side_file(storage, dir, plan.segment, plan.offset)?;
+    let side_path = dir.join(&side_name);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    while done < plan.length {
+        let n = (plan.length - done).min(buf.len() as u64) as usize;
+        file.read_at(&mut buf[..n], plan.offset + done).map_err(|e| Error::io("read", &seg_path, e))?;
+        side.write_at(&buf[..n], done).map_err(|e| Error::io("write", &side_path, e))?;
+        hasher.update(&buf[..n]);
+        done += n as u64;
+    }
+    side.sync_data().map_err(|e| Error::io("fdatasync", &side_path, e))?;
+    sync_dir(storage, dir)?;
+    file.set_len(plan.offset).map_err(|e| Error::io("truncate", &seg_path, e))?;
+    file.sync_data().map_err(|e| Error::io("fdatasync", &seg_path, e))?;
+    sync_dir(storage, dir)?;
+    plan.sha256 = hex(&hasher.finalize());
+    plan.side_file = side_name;
+    append_journal(storage, dir, &plan, reason)?;
+    Ok(plan)
+}
+
+fn create_side_file(
+    storage: &dyn Storage,
+    dir: &Path,
+    segment: u64,
+    offset: u64,
+) -> Result<(String, std::sync::Arc<dyn StorageFile>)> {
+    for attempt in 0..1000u32 {
+        let mut name = format!("{}.cut-{offset:020}", segment_name(segment));
+        if attempt > 0 {
+            name.push_str(&format!("-{attempt}"));
+        }
+        let path = dir.join(&name);
+        match storage.open(&path, OpenMode::CreateNew) {
+            Ok(f) => return Ok((name, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create", &path, e)),
+        }
+    }
+    Err(Error::io("create", &dir.join("*.cut-*"), io::Error::other("too many side files")))
+}
+
+fn append_journal(storage: &dyn Storage, dir: &Path, cut: &TailCut, reason: &str) -> Result<()> {
+    let path = dir.join(JOURNAL_NAME);
+    let now = crate::time::now_nanos();
+    let line = serde_json::json!({
+        "time": crate::time::rfc3339(now),
+        "time_nanos": now,
+        "action": "truncate_partial",
+        "reason": reason,
+        "segment": segment_name(cut.segment),
+        "offset": cut.offset,
+        "bytes_cut": cut.length,
+        "sha256": cut.sha256,
+        "side_file": cut.side_file,
+        "last_seq": cut.last_seq,
+    });
+    let mut text = line.to_string();
+    text.push('\n');
+    let (file, created) = match storage.open(&path, OpenMode::ReadWrite) {
+        Ok(f) => (f, false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            (storage.open(&path, OpenMode::CreateNew).map_err(|e| Error::io("create", &path, e))?, true)
+        }
+        Err(e) => return Err(Error::io("open", &path, e)),
+    };
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    file.write_at(text.as_bytes(), len).map_err(|e| Error::io("write", &path, e))?;
+    file.sync_data().map_err(|e| Error::io("fdatasync", &path, e))?;
+    if created {
+        sync_dir(storage, dir)?;
+    }
+    Ok(())
+}
+
+/// Fsyncs `dir`; returns whether the file system supports it.
+pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<DirSync> {
+    storage.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// Lower-case hex of `bytes`.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

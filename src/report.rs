@@ -1,0 +1,273 @@
+//! What a scan finds: records as views, damage, and the verdict.
+//!
+//! These types are data, not errors (FORMAT.md §8): a scan of a damaged log succeeds and
+//! describes the damage. The verdict follows the decision table in FORMAT.md §8.
+
+use crate::format::RecordKind;
+
+/// Where a record lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Location {
+    /// Segment number.
+    pub segment: u64,
+    /// Byte offset of the record's header in the segment file.
+    pub offset: u64,
+    /// Encoded length: header, key and payload.
+    pub length: u32,
+}
+
+/// A record read in place; key and payload borrow the segment's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// Sequence number: 1 for the first record of a log, +1 per append.
+    pub seq: u64,
+    /// Wall-clock time of the append, nanoseconds since the Unix epoch.
+    pub timestamp_nanos: u64,
+    /// Data or tombstone.
+    pub kind: RecordKind,
+    /// The key, if any.
+    pub key: Option<&'a [u8]>,
+    /// The payload.
+    pub payload: &'a [u8],
+    /// Where the record lives.
+    pub location: Location,
+    /// The stored (masked) CRC32C of the record.
+    pub crc: u32,
+}
+
+impl RecordView<'_> {
+    /// An owned copy.
+    #[must_use]
+    pub fn to_record(&self) -> Record {
+        Record {
+            seq: self.seq,
+            timestamp_nanos: self.timestamp_nanos,
+            kind: self.kind,
+            key: self.key.map(<[u8]>::to_vec),
+            payload: self.payload.to_vec(),
+            location: self.location,
+            crc: self.crc,
+        }
+    }
+}
+
+/// An owned record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Sequence number.
+    pub seq: u64,
+    /// Wall-clock time of the append, nanoseconds since the Unix epoch.
+    pub timestamp_nanos: u64,
+    /// Data or tombstone.
+    pub kind: RecordKind,
+    /// The key, if any.
+    pub key: Option<Vec<u8>>,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// Where the record lives.
+    pub location: Location,
+    /// The stored (masked) CRC32C of the record.
+    pub crc: u32,
+}
+
+/// The three verdicts of FORMAT.md §8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    /// Every byte accounted for.
+    Clean,
+    /// Only bytes that were never acknowledged as durable are damaged, all after the last valid
+    /// record of the last segment: safe to cut.
+    TornTail,
+    /// Damage that cutting cannot fix without losing acknowledged data.
+    Corrupt,
+}
+
+impl Verdict {
+    /// `clean`, `torn_tail` or `corrupt`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::TornTail => "torn_tail",
+            Verdict::Corrupt => "corrupt",
+        }
+    }
+}
+
+/// How one damage counts toward the verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DamageClass {
+    /// Unacknowledged bytes at the end of the log; safe to cut.
+    Torn,
+    /// Anything else.
+    Corrupt,
+}
+
+/// What is wrong at a damaged place (FORMAT.md §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DamageKind {
+    /// A record cut short by the end of the file.
+    TruncatedRecord,
+    /// Zero bytes where a record should start.
+    ZeroFill,
+    /// Bytes whose checksum fails: garbage, a torn write, or bit rot.
+    Checksum,
+    /// A record whose checksum holds but whose fields are invalid (for example a length over the
+    /// format limit).
+    Malformed,
+    /// Valid records whose sequence numbers skip where they must be contiguous.
+    SequenceGap,
+    /// A valid record whose sequence number does not increase: reordered, duplicated or stale.
+    SequenceRegression,
+    /// A segment whose header is damaged or shorter than the segment preamble.
+    BadSegmentHeader,
+    /// A segment whose header names another log.
+    ForeignSegment,
+    /// A segment whose header number differs from its file name.
+    MisnamedSegment,
+    /// A segment number missing between two present ones.
+    MissingSegment,
+    /// The durable watermark says records were acknowledged that are not in the log.
+    MissingAcknowledged,
+    /// The oldest segments are missing: the log's recorded start is before its first record.
+    MissingHead,
+}
+
+impl DamageKind {
+    /// Snake-case name used in reports and JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DamageKind::TruncatedRecord => "truncated_record",
+            DamageKind::ZeroFill => "zero_fill",
+            DamageKind::Checksum => "checksum",
+            DamageKind::Malformed => "malformed",
+            DamageKind::SequenceGap => "sequence_gap",
+            DamageKind::SequenceRegression => "sequence_regression",
+            DamageKind::BadSegmentHeader => "bad_segment_header",
+            DamageKind::ForeignSegment => "foreign_segment",
+            DamageKind::MisnamedSegment => "misnamed_segment",
+            DamageKind::MissingSegment => "missing_segment",
+            DamageKind::MissingAcknowledged => "missing_acknowledged",
+            DamageKind::MissingHead => "missing_head",
+        }
+    }
+}
+
+/// One damaged place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// What is wrong.
+    pub kind: DamageKind,
+    /// Torn (safe to cut) or corrupt.
+    pub class: DamageClass,
+    /// Segment number (for a missing segment, the missing number).
+    pub segment: u64,
+    /// Byte offset in the segment file where the damage starts.
+    pub offset: u64,
+    /// Bytes affected.
+    pub length: u64,
+    /// Sequence number of the last valid record before the damage, if any.
+    pub last_good_seq: Option<u64>,
+    /// Valid records found after the damage, in the whole log: what cutting here would lose.
+    pub records_after: u64,
+    /// A sentence for people.
+    pub detail: String,
+}
+
+/// Per-segment findings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentReport {
+    /// Segment number.
+    pub segment: u64,
+    /// File length in bytes.
+    pub file_len: u64,
+    /// End of the valid prefix: where a cut would go.
+    pub valid_len: u64,
+    /// Valid records.
+    pub records: u64,
+    /// First valid sequence number.
+    pub first_seq: Option<u64>,
+    /// Last valid sequence number.
+    pub last_seq: Option<u64>,
+    /// Highest sequence number the segment's watermark slots prove durable.
+    pub durable_seq: Option<u64>,
+    /// Whether a later segment exists (so this one is never written again).
+    pub sealed: bool,
+    /// Whether it was written by compaction.
+    pub compacted: bool,
+}
+
+/// A live writer's record in progress at the end of the log: not damage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InProgress {
+    /// Segment number.
+    pub segment: u64,
+    /// Offset where the incomplete bytes start.
+    pub offset: u64,
+    /// Incomplete bytes seen.
+    pub length: u64,
+}
+
+/// The result of scanning a whole log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Valid records delivered, including any found after damage.
+    pub records: u64,
+    /// First valid sequence number.
+    pub first_seq: Option<u64>,
+    /// Last valid sequence number.
+    pub last_seq: Option<u64>,
+    /// Total bytes of all segment files.
+    pub bytes: u64,
+    /// Highest sequence number the log proves was acknowledged durable.
+    pub durable_seq: Option<u64>,
+    /// The log's identity, from the newest readable segment header.
+    pub log_id: Option<u64>,
+    /// Per-segment findings, ascending.
+    pub segments: Vec<SegmentReport>,
+    /// Every damage, in log order.
+    pub damage: Vec<Damage>,
+    /// Another process held the writer lock during the scan.
+    pub writer_active: bool,
+    /// Incomplete bytes at the end while a writer was active (not damage).
+    pub in_progress: Option<InProgress>,
+    /// Names ending in `.wal` that are not segments (ignored, reported).
+    pub stray_files: Vec<String>,
+}
+
+impl Report {
+    /// The verdict of FORMAT.md §8: the worst class among the damage.
+    #[must_use]
+    pub fn verdict(&self) -> Verdict {
+        if self.damage.iter().any(|d| d.class == DamageClass::Corrupt) {
+            Verdict::Corrupt
+        } else if self.damage.is_empty() {
+            Verdict::Clean
+        } else {
+            Verdict::TornTail
+        }
+    }
+
+    /// A one-line summary of the first damage, for messages.
+    #[must_use]
+    pub fn first_damage_summary(&self) -> String {
+        let Some(d) = self
+            .damage
+            .iter()
+            .find(|d| d.class == DamageClass::Corrupt)
+            .or(self.damage.first())
+        else {
+            return "no damage".into();
+        };
+        format!(
+            "{} in segment {} at offset {} ({} bytes): {}",
+            d.kind.as_str(),
+            crate::segment::segment_name(d.segment),
+            d.offset,
+            d.length,
+            d.detail
+        )
+    }
+}

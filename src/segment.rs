@@ -1,0 +1,123 @@
+//! Names of the files in a log directory, and listing them.
+//!
+//! A segment is named `<20 decimal digits>.wal` (FORMAT.md §1); nothing else in a log directory
+//! ends in `.wal`. The other names walctl uses are fixed here too, so that every file the
+//! library creates has a name it can recognise, clean up or refuse.
+
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Digits in a segment number (FORMAT.md §1).
+pub const SEGMENT_NAME_DIGITS: usize = 20;
+
+/// Suffix of segment files (FORMAT.md §1).
+pub const SEGMENT_SUFFIX: &str = ".wal";
+
+/// Suffix of a segment being created, before its rename into place (FORMAT.md §6).
+pub const TEMP_SUFFIX: &str = ".wal.tmp";
+
+/// Name of the writer lock file (FORMAT.md §6).
+pub const LOCK_NAME: &str = "LOCK";
+
+/// Name of the repair journal (FORMAT.md §7).
+pub const JOURNAL_NAME: &str = "repair.jsonl";
+
+/// File name of segment `number`.
+#[must_use]
+pub fn segment_name(number: u64) -> String {
+    format!("{number:020}{SEGMENT_SUFFIX}")
+}
+
+/// Parses a segment file name; `None` for anything not exactly `<20 digits>.wal`.
+#[must_use]
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != SEGMENT_NAME_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// File name of the temporary file a segment is written to before it is installed.
+#[must_use]
+pub fn temp_name(number: u64) -> String {
+    format!("{number:020}{TEMP_SUFFIX}")
+}
+
+/// Parses a temporary segment name.
+#[must_use]
+pub fn parse_temp_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(TEMP_SUFFIX)?;
+    if digits.len() != SEGMENT_NAME_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// What a log directory holds, by name.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    /// Segment numbers, ascending.
+    pub segments: Vec<u64>,
+    /// Temporary segment files left by an interrupted creation.
+    pub temps: Vec<u64>,
+    /// Names ending in `.wal` that are not segment names.
+    pub strays: Vec<String>,
+}
+
+impl Listing {
+    /// Path of segment `number` in `dir`.
+    #[must_use]
+    pub fn path(dir: &Path, number: u64) -> PathBuf {
+        dir.join(segment_name(number))
+    }
+}
+
+/// Lists a log directory.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::NotALog`] when the directory does not exist, I/O errors otherwise.
+pub fn list(storage: &dyn Storage, dir: &Path) -> Result<Listing> {
+    let names = match storage.list(dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::not_a_log(dir, "the directory does not exist"));
+        }
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    let mut listing = Listing::default();
+    for name in names {
+        if let Some(n) = parse_segment_name(&name) {
+            listing.segments.push(n);
+        } else if let Some(n) = parse_temp_name(&name) {
+            listing.temps.push(n);
+        } else if name.ends_with(SEGMENT_SUFFIX) {
+            listing.strays.push(name);
+        }
+    }
+    listing.segments.sort_unstable();
+    listing.temps.sort_unstable();
+    listing.strays.sort();
+    Ok(listing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_are_strict() {
+        assert_eq!(segment_name(7), "00000000000000000007.wal");
+        assert_eq!(parse_segment_name("00000000000000000007.wal"), Some(7));
+        for bad in ["7.wal", "0000000000000000000x.wal", "00000000000000000007.WAL",
+            "000000000000000000007.wal", " 0000000000000000007.wal", "00000000000000000007.wal.tmp"]
+        {
+            assert_eq!(parse_segment_name(bad), None, "{bad}");
+        }
+        assert_eq!(parse_temp_name(&temp_name(3)), Some(3));
+        assert_eq!(parse_segment_name(&segment_name(u64::MAX)), Some(u64::MAX));
+    }
+}
