@@ -52,7 +52,7 @@ pub const KEY_SIZE_MAX_DEFAULT: u16 = 4096;
 pub const SEGMENT_SIZE_LIMIT: u64 = 1 << 30;
 
 /// Smallest allowed segment rotation size (FORMAT.md §4).
-pub const SEGMENT_SIZE_MIN: u64 = 64 << 10;
+pub const SEGMENT_SIZE_MIN: u64 = 16 << 10;
 
 /// Default segment rotation size: 64 MiB (FORMAT.md §4).
 pub const SEGMENT_SIZE_DEFAULT: u64 = 64 << 20;

@@ -7,7 +7,7 @@
 //! successful sync acknowledged, so damage at or below the watermark is corruption too.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SEGMENT_HEADER_SIZE, SegmentHeader};
+use crate::format::{self, HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SEGMENT_HEADER_SIZE, SegmentHeader};
 use crate::report::{Damage, DamageClass, DamageKind, InProgress, Report, SegmentReport};
 use crate::scan::{self, LocalDamage, SegmentScan, Visit};
 use crate::segment::{self, LOCK_NAME, Listing};
@@ -25,6 +25,17 @@ use std::path::Path;
 /// [`ErrorKind::NotALog`] when `dir` holds no segments, [`ErrorKind::UnsupportedVersion`] for a
 /// newer format, I/O errors. Damage is never an error: it is in the report.
 pub fn scan_log(storage: &dyn Storage, dir: &Path, visit: &mut Visit<'_>) -> Result<Report> {
+    scan_log_as(storage, dir, visit, false)
+}
+
+/// [`scan_log`] for a caller that holds the writer lock itself (repair, compaction): then an
+/// incomplete tail is no writer's record in progress, and the lock is not probed.
+pub(crate) fn scan_log_as(
+    storage: &dyn Storage,
+    dir: &Path,
+    visit: &mut Visit<'_>,
+    holding_lock: bool,
+) -> Result<Report> {
     let listing = segment::list(storage, dir)?;
     let Some(&last) = listing.segments.last() else {
         return Err(Error::not_a_log(dir, "it holds no segment files (NNNNNNNNNNNNNNNNNNNN.wal)"));
@@ -34,7 +45,7 @@ pub fn scan_log(storage: &dyn Storage, dir: &Path, visit: &mut Visit<'_>) -> Res
     let mut state = LogScan {
         report: Report {
             log_id,
-            writer_active: writer_active(storage, dir),
+            writer_active: !holding_lock && writer_active(storage, dir),
             stray_files: listing.strays.clone(),
             ..Report::default()
         },
@@ -103,7 +114,7 @@ struct LogScan {
     first_header_seq: Option<u64>,
     /// Last valid sequence number before the current segment.
     prev_last: Option<u64>,
-    /// Index in `report.damage` of the last segment's trailing damage candidate.
+    /// Index in `report.damage` of the first damage found among the last segment's records.
     tail: Option<usize>,
 }
 
@@ -155,6 +166,12 @@ impl LogScan {
         };
         let before = self.report.records;
         let s = scan::scan_segment(&bytes, &header, visit);
+        if let Some((offset, why, kind)) = scan::check_preamble(&bytes, &header, sealed, s.last_seq) {
+            let mut d = corrupt(kind, number, why, self.report.last_seq, before);
+            d.offset = offset;
+            d.length = if kind == DamageKind::BadSegmentHeader { 1 } else { format::WATERMARK_SLOT_SIZE as u64 };
+            self.push(d);
+        }
         self.absorb(&mut seg, &header, &s, before);
         self.report.segments.push(seg);
         Ok(s.stopped)
@@ -236,11 +253,9 @@ impl LogScan {
         if s.last_seq.is_some() {
             r.last_seq = s.last_seq;
         }
-        let trailing = s.damage.last().filter(|d| d.records_before == s.records);
         let prev_last = self.prev_last.or((header.first_seq > 1).then(|| header.first_seq - 1));
-        for d in &s.damage {
-            let is_tail = trailing.is_some_and(|t| std::ptr::eq(t, d)) && is_byte_damage(d.kind);
-            if is_tail && !seg.sealed {
+        for (i, d) in s.damage.iter().enumerate() {
+            if i == 0 && !seg.sealed {
                 self.tail = Some(self.report.damage.len());
             }
             let mut damage = local(seg.segment, d, before);
@@ -306,34 +321,31 @@ impl LogScan {
             }
             return;
         };
-        let d = &mut self.report.damage[i];
-        let last_good = d.last_good_seq.unwrap_or(0);
+        let last_good = self.report.damage[i].last_good_seq.unwrap_or(0);
         if watermark > last_good {
-            d.detail = format!(
-                "{}; sequence numbers up to {watermark} were acknowledged durable",
-                d.detail
-            );
+            let d = &mut self.report.damage[i];
+            d.detail = format!("{}; sequence numbers up to {watermark} were acknowledged durable", d.detail);
             return;
         }
+        // Everything from the first damage of the last segment on lies beyond the watermark: no
+        // sync ever acknowledged it, whatever valid records power loss left among it (unsynced
+        // pages can reach the disk out of order). Cutting there loses nothing acknowledged.
         if self.report.writer_active {
-            let d = self.report.damage.remove(i);
+            let tail: Vec<Damage> = self.report.damage.drain(i..).collect();
+            let first = &tail[0];
+            let end = tail.iter().map(|d| d.offset + d.length).max().unwrap_or(first.offset);
             self.report.in_progress =
-                Some(InProgress { segment: d.segment, offset: d.offset, length: d.length });
+                Some(InProgress { segment: first.segment, offset: first.offset, length: end - first.offset });
             return;
         }
-        d.class = DamageClass::Torn;
+        for d in &mut self.report.damage[i..] {
+            d.class = DamageClass::Torn;
+        }
     }
 }
 
 fn last_sealed_seq(report: &Report) -> u64 {
     report.segments.iter().rev().find(|s| s.sealed).and_then(|s| s.durable_seq).unwrap_or(0)
-}
-
-fn is_byte_damage(kind: DamageKind) -> bool {
-    matches!(
-        kind,
-        DamageKind::TruncatedRecord | DamageKind::ZeroFill | DamageKind::Checksum | DamageKind::Malformed
-    )
 }
 
 /// A corrupt damage record; `records_after` temporarily holds the count of records before it.

@@ -55,7 +55,7 @@ pub enum RepairOutcome {
 pub fn truncate_partial(dir: &Path, options: &Options, dry_run: bool) -> Result<(Report, RepairOutcome)> {
     let storage = &*options.storage;
     let _lock = acquire_lock(storage, dir, options)?;
-    let report = recovery::scan_log(storage, dir, &mut |_| std::ops::ControlFlow::Continue(()))?;
+    let report = recovery::scan_log_as(storage, dir, &mut |_| std::ops::ControlFlow::Continue(()), true)?;
     let outcome = match report.verdict() {
         Verdict::Clean => RepairOutcome::Clean,
         Verdict::Corrupt => {

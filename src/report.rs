@@ -132,6 +132,8 @@ pub enum DamageKind {
     MissingAcknowledged,
     /// The oldest segments are missing: the log's recorded start is before its first record.
     MissingHead,
+    /// A sealed segment's watermark slots are damaged or disagree with its records.
+    BadWatermark,
 }
 
 impl DamageKind {
@@ -151,6 +153,7 @@ impl DamageKind {
             DamageKind::MissingSegment => "missing_segment",
             DamageKind::MissingAcknowledged => "missing_acknowledged",
             DamageKind::MissingHead => "missing_head",
+            DamageKind::BadWatermark => "bad_watermark",
         }
     }
 }

@@ -57,6 +57,59 @@ pub(crate) fn read_watermark(bytes: &[u8], header: &SegmentHeader) -> Option<Wat
         .max_by_key(|s| s.generation)
 }
 
+/// Checks the preamble of a segment (FORMAT.md §2): the padding must be zero, and in a sealed
+/// segment both slots must be unwritten or valid and the newest must equal the last record.
+///
+/// In the last segment a damaged slot is a legal crash state (a slot write not yet synced can be
+/// torn), so it is not damage there: the slot just proves nothing.
+pub(crate) fn check_preamble(
+    bytes: &[u8],
+    header: &SegmentHeader,
+    sealed: bool,
+    last_seq: Option<u64>,
+) -> Option<(u64, String, DamageKind)> {
+    let slots = WATERMARK_SLOT_OFFSETS.map(|o| o as usize);
+    let padding = [
+        (format::SEGMENT_HEADER_SIZE, slots[0]),
+        (slots[0] + WATERMARK_SLOT_SIZE, slots[1]),
+        (slots[1] + WATERMARK_SLOT_SIZE, SEGMENT_DATA_START as usize),
+    ];
+    for (start, end) in padding {
+        if let Some(i) = bytes[start..end].iter().position(|&b| b != 0) {
+            let why = "non-zero bytes in the segment preamble's padding".to_string();
+            return Some(((start + i) as u64, why, DamageKind::BadSegmentHeader));
+        }
+    }
+    if !sealed {
+        return None;
+    }
+    for &at in &slots {
+        let raw = &bytes[at..at + WATERMARK_SLOT_SIZE];
+        if raw.iter().any(|&b| b != 0) && WatermarkSlot::decode(raw, header.log_id, header.segment).is_none() {
+            return Some((at as u64, "a watermark slot of a sealed segment is damaged".into(), DamageKind::BadWatermark));
+        }
+    }
+    let newest = read_watermark(bytes, header).map(|w| w.durable_seq);
+    match (newest, last_seq) {
+        (Some(w), Some(l)) if w > l => Some((
+            slots[0] as u64,
+            format!("the sealed segment's watermark says {w} was durable, but its last record is {l}"),
+            DamageKind::MissingAcknowledged,
+        )),
+        (Some(w), Some(l)) if w < l => Some((
+            slots[0] as u64,
+            format!("the sealed segment's watermark ({w}) stops short of its last record ({l})"),
+            DamageKind::BadWatermark,
+        )),
+        (None, Some(l)) => Some((
+            slots[0] as u64,
+            format!("the sealed segment holds records up to {l} but no watermark"),
+            DamageKind::BadWatermark,
+        )),
+        _ => None,
+    }
+}
+
 /// Scans the records of a segment whose header has already been checked.
 ///
 /// `bytes` is the whole file. Records are delivered to `visit` in file order.

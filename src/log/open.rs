@@ -10,7 +10,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, FORMAT_VERSION, HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SegmentHeader};
 use crate::options::Options;
 use crate::repair::{self, TailCut};
-use crate::report::DamageKind;
 use crate::scan;
 use crate::segment::{self, Listing, temp_name};
 use crate::storage::{DirSync, OpenMode, Storage, read_vec};
@@ -120,16 +119,13 @@ fn recover_last(storage: &dyn Storage, dir: &Path, number: u64, opened: &mut Ope
     let last_good = s.last_seq.unwrap_or(header.first_seq - 1);
     let watermark = s.durable_seq.unwrap_or(0).max(header.first_seq - 1);
     let mut len = len;
+    if let Some((offset, why, _)) = scan::check_preamble(&bytes, &header, false, s.last_seq) {
+        return Err(corrupt(&path, offset, &why));
+    }
     if let Some(first) = s.damage.first() {
-        let torn = s.damage.len() == 1
-            && first.records_before == s.records
-            && matches!(
-                first.kind,
-                DamageKind::TruncatedRecord | DamageKind::ZeroFill | DamageKind::Checksum | DamageKind::Malformed
-            );
-        if !torn {
-            return Err(corrupt(&path, first.offset, &first.detail));
-        }
+        // The same rule as the decision table (recovery.rs): damage that starts beyond the
+        // durable watermark is a torn tail, however many unacknowledged records lie past it.
+        let last_good = first.last_good_seq.unwrap_or(header.first_seq - 1);
         if watermark > last_good {
             let why = format!("{}; sequence numbers up to {watermark} were acknowledged durable", first.detail);
             return Err(corrupt(&path, first.offset, &why));
@@ -140,25 +136,37 @@ fn recover_last(storage: &dyn Storage, dir: &Path, number: u64, opened: &mut Ope
             length: len - s.valid_len,
             sha256: String::new(),
             side_file: String::new(),
-            last_seq: s.last_seq,
+            last_seq: first.last_good_seq,
         };
         opened.cut = Some(repair::cut_tail(storage, dir, &*file, plan, "writer open after a crash")?);
         len = s.valid_len;
+        return Ok((active(number, path, file, header, len, &s, last_good), last_good + 1));
     } else if watermark > last_good {
         let why = format!("sequence numbers up to {watermark} were acknowledged durable, but the log ends at {last_good}");
         return Err(corrupt(&path, s.valid_len, &why));
     }
-    let seg = Active {
+    Ok((active(number, path, file, header, len, &s, last_good), last_good + 1))
+}
+
+fn active(
+    number: u64,
+    path: std::path::PathBuf,
+    file: Arc<dyn crate::storage::StorageFile>,
+    header: SegmentHeader,
+    len: u64,
+    s: &scan::SegmentScan,
+    last_good: u64,
+) -> Active {
+    Active {
         number,
         path,
         file,
         header,
         len,
-        has_records: s.records > 0,
+        has_records: last_good >= header.first_seq,
         slot_generation: s.slot_generation,
         slot_seq: s.durable_seq.unwrap_or(0),
-    };
-    Ok((seg, last_good + 1))
+    }
 }
 
 fn corrupt(path: &Path, offset: u64, why: &str) -> Error {

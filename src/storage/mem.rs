@@ -467,6 +467,12 @@ impl Storage for MemStorage {
     fn try_lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn StorageLock>> {
         let mut st = self.lock();
         check(st.begin(TraceOp::Lock, path, 0, 0))?;
+        if !st.live.contains_key(path) {
+            // Like the real backend, locking creates the lock file.
+            let ino = st.alloc_inode();
+            st.live.insert(path.to_path_buf(), ino);
+            st.pending_dir.push(DirOp::Link(path.to_path_buf(), ino));
+        }
         let entry = st.locks.entry(path.to_path_buf()).or_insert((0, false));
         let exclusive = kind == LockKind::Exclusive;
         if entry.1 || (exclusive && entry.0 > 0) {

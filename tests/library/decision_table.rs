@@ -1,0 +1,258 @@
+//! One test per row of the decision table in FORMAT.md §8.
+
+use crate::util::{self, dir, options, scan, segments};
+use std::sync::Arc;
+use walctl::format::{SEGMENT_HEADER_SIZE, SegmentHeader};
+use walctl::storage::{LockKind, MemStorage, Storage};
+use walctl::{DamageClass, DamageKind, ErrorKind, Log, Options, Verdict};
+
+fn kinds(report: &walctl::Report) -> Vec<DamageKind> {
+    report.damage.iter().map(|d| d.kind).collect()
+}
+
+/// A log whose last segment has unsynced records after synced ones (a crash before sync).
+fn with_unsynced_tail() -> (MemStorage, u64) {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    util::append_n(&log, 5, 100);
+    log.sync().unwrap();
+    util::append_n(&log, 3, 100);
+    let crashed = storage.crash(walctl::storage::CrashMode::KeepAll);
+    drop(log);
+    (crashed, 5)
+}
+
+fn last_segment(storage: &MemStorage) -> std::path::PathBuf {
+    segments(storage).pop().unwrap()
+}
+
+fn edit(storage: &MemStorage, path: &std::path::Path, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = storage.file_bytes(path).unwrap();
+    f(&mut bytes);
+    storage.set_file_bytes(path, bytes);
+}
+
+#[test]
+fn clean_log_is_clean() {
+    let storage = util::built(300, 500);
+    let (report, records) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Clean, "{:?}", report.damage);
+    assert!(segments(&storage).len() >= 3, "the log rotated");
+    assert_eq!((report.records, report.first_seq, report.last_seq), (300, Some(1), Some(300)));
+    assert_eq!(report.durable_seq, Some(300));
+    util::assert_prefix(&records, 500);
+}
+
+#[test]
+fn truncated_last_record_is_a_torn_tail() {
+    let (storage, synced) = with_unsynced_tail();
+    let last = last_segment(&storage);
+    edit(&storage, &last, |b| b.truncate(b.len() - 7));
+    let (report, records) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::TornTail, "{:?}", report.damage);
+    assert_eq!(kinds(&report), [DamageKind::TruncatedRecord]);
+    assert_eq!(records.len(), 7);
+    assert!(report.damage[0].last_good_seq.unwrap() >= synced);
+}
+
+#[test]
+fn zero_filled_tail_is_a_torn_tail() {
+    let (storage, _) = with_unsynced_tail();
+    let last = last_segment(&storage);
+    edit(&storage, &last, |b| {
+        let n = b.len();
+        b[n - 120..].fill(0);
+    });
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::TornTail);
+    assert_eq!(report.damage[0].class, DamageClass::Torn);
+}
+
+#[test]
+fn garbage_tail_is_a_torn_tail() {
+    let (storage, _) = with_unsynced_tail();
+    let last = last_segment(&storage);
+    edit(&storage, &last, |b| b.extend((0..300u32).map(|i| (i * 97 % 251) as u8 | 0x80)));
+    let (report, records) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::TornTail);
+    assert_eq!(kinds(&report), [DamageKind::Checksum]);
+    assert_eq!(records.len(), 8);
+}
+
+#[test]
+fn unsynced_hole_followed_by_unsynced_records_is_a_torn_tail() {
+    // Power loss may persist a later unsynced page and not an earlier one.
+    let (storage, synced) = with_unsynced_tail();
+    let last = last_segment(&storage);
+    let (_, records) = scan(&storage, &dir());
+    let hole = records[synced as usize].location;
+    edit(&storage, &last, |b| b[hole.offset as usize..][..hole.length as usize].fill(0));
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::TornTail, "{:?}", report.damage);
+    assert_eq!(report.damage[0].records_after, 2, "the plan shows what a cut loses");
+}
+
+#[test]
+fn invalid_bytes_followed_by_acknowledged_records_are_corruption() {
+    let storage = util::built(10, 100);
+    let last = last_segment(&storage);
+    let (_, records) = scan(&storage, &dir());
+    let victim = records[4].location;
+    edit(&storage, &last, |b| b[victim.offset as usize + 40] ^= 1);
+    let (report, delivered) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Corrupt);
+    let d = &report.damage[0];
+    assert_eq!((d.kind, d.offset, d.last_good_seq, d.records_after), (DamageKind::Checksum, victim.offset, Some(4), 5));
+    assert_eq!(delivered.len(), 9, "valid records past the damage are still delivered");
+}
+
+#[test]
+fn damage_to_the_last_acknowledged_record_is_corruption() {
+    let storage = util::built(10, 100);
+    let last = last_segment(&storage);
+    edit(&storage, &last, |b| b.truncate(b.len() - 3));
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Corrupt, "the watermark proves record 10 was synced");
+    let err = Log::open(dir(), options(&storage)).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn acknowledged_records_missing_at_a_clean_boundary_is_corruption() {
+    let storage = util::built(10, 100);
+    let last = last_segment(&storage);
+    let (_, records) = scan(&storage, &dir());
+    edit(&storage, &last, |b| b.truncate(records[7].location.offset as usize));
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(kinds(&report), [DamageKind::MissingAcknowledged]);
+    assert_eq!(report.verdict(), Verdict::Corrupt);
+}
+
+#[test]
+fn damage_in_a_sealed_segment_is_corruption() {
+    let storage = util::built(300, 500);
+    let first = segments(&storage).remove(0);
+    edit(&storage, &first, |b| b.truncate(b.len() - 1));
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Corrupt);
+    assert_eq!(report.damage[0].segment, 1);
+}
+
+#[test]
+fn missing_middle_segment_is_corruption() {
+    let storage = util::built(300, 500);
+    let middle = segments(&storage).remove(1);
+    storage.delete_file(&middle);
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Corrupt);
+    assert!(kinds(&report).contains(&DamageKind::MissingSegment));
+}
+
+#[test]
+fn missing_oldest_segment_is_corruption() {
+    let storage = util::built(300, 500);
+    storage.delete_file(&segments(&storage)[0]);
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(kinds(&report), [DamageKind::MissingHead]);
+}
+
+#[test]
+fn sequence_gap_across_segments_is_corruption() {
+    let storage = util::built(300, 500);
+    let third = segments(&storage).remove(2);
+    edit(&storage, &third, |b| {
+        let mut h = SegmentHeader::decode(b).unwrap();
+        h.first_seq += 3;
+        b[..SEGMENT_HEADER_SIZE].copy_from_slice(&h.encode());
+    });
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Corrupt);
+    assert!(kinds(&report).contains(&DamageKind::SequenceGap), "{:?}", kinds(&report));
+}
+
+#[test]
+fn swapped_segments_are_corruption() {
+    let storage = util::built(300, 500);
+    let segs = segments(&storage);
+    let (a, b) = (storage.file_bytes(&segs[0]).unwrap(), storage.file_bytes(&segs[1]).unwrap());
+    storage.set_file_bytes(&segs[0], b);
+    storage.set_file_bytes(&segs[1], a);
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Corrupt);
+    assert!(kinds(&report).contains(&DamageKind::MisnamedSegment));
+}
+
+#[test]
+fn segment_from_another_log_is_corruption() {
+    let ours = util::built(300, 500);
+    let theirs = util::built(300, 500);
+    let path = segments(&ours).remove(1);
+    ours.set_file_bytes(&path, theirs.file_bytes(&path).unwrap());
+    let (report, records) = scan(&ours, &dir());
+    assert!(kinds(&report).contains(&DamageKind::ForeignSegment));
+    assert!(records.iter().all(|r| r.location.segment != 2), "no foreign record delivered");
+}
+
+#[test]
+fn damaged_segment_header_is_corruption() {
+    let storage = util::built(10, 100);
+    let last = last_segment(&storage);
+    edit(&storage, &last, |b| b[20] ^= 0x10);
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(kinds(&report), [DamageKind::BadSegmentHeader]);
+    assert!(Log::open(dir(), options(&storage)).is_err());
+}
+
+#[test]
+fn partial_record_of_a_live_writer_is_in_progress_not_damage() {
+    let (storage, _) = with_unsynced_tail();
+    let last = last_segment(&storage);
+    edit(&storage, &last, |b| b.truncate(b.len() - 7));
+    let _writer = storage.try_lock(&dir().join("LOCK"), LockKind::Exclusive).unwrap();
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Clean);
+    assert!(report.writer_active);
+    assert!(report.in_progress.is_some());
+}
+
+#[test]
+fn writer_reopen_cuts_a_torn_tail_and_keeps_the_bytes() {
+    let (storage, _) = with_unsynced_tail();
+    let last = last_segment(&storage);
+    edit(&storage, &last, |b| b.extend([0xee; 50]));
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    let cut = log.open_report().cut.clone().expect("the tail was cut");
+    assert_eq!((cut.length, cut.last_seq), (50, Some(8)));
+    assert_eq!(storage.file_bytes(&dir().join(&cut.side_file)).unwrap(), vec![0xee; 50]);
+    let journal = String::from_utf8(storage.file_bytes(&dir().join("repair.jsonl")).unwrap()).unwrap();
+    assert!(journal.contains(&cut.sha256) && journal.ends_with('\n'));
+    assert_eq!(log.append(b"next").unwrap().seq, 9);
+    drop(log);
+    assert_eq!(scan(&storage, &dir()).0.verdict(), Verdict::Clean);
+}
+
+#[test]
+fn repair_cuts_a_torn_tail_and_refuses_corruption_unchanged() {
+    let (storage, _) = with_unsynced_tail();
+    let opts = Options { storage: Arc::new(storage.clone()), ..Options::default() };
+    let last = last_segment(&storage);
+    edit(&storage, &last, |b| b.truncate(b.len() - 7));
+    let (_, plan) = walctl::truncate_partial(&dir(), &opts, true).unwrap();
+    let before = storage.file_bytes(&last).unwrap();
+    let walctl::RepairOutcome::Cut(plan) = plan else { panic!("a dry run plans a cut") };
+    assert_eq!(storage.file_bytes(&last).unwrap(), before, "a dry run changes nothing");
+    let (_, done) = walctl::truncate_partial(&dir(), &opts, false).unwrap();
+    let walctl::RepairOutcome::Cut(done) = done else { panic!("cut") };
+    assert_eq!((done.offset, done.length), (plan.offset, plan.length));
+    assert_eq!(scan(&storage, &dir()).0.verdict(), Verdict::Clean);
+
+    let corrupt = util::built(10, 100);
+    let opts = Options { storage: Arc::new(corrupt.clone()), ..Options::default() };
+    let last = last_segment(&corrupt);
+    edit(&corrupt, &last, |b| b[13000] ^= 1);
+    let files: Vec<_> = corrupt.files().iter().map(|p| corrupt.file_bytes(p)).collect();
+    let err = walctl::truncate_partial(&dir(), &opts, false).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Corrupt { .. }));
+    let after: Vec<_> = corrupt.files().iter().map(|p| corrupt.file_bytes(p)).collect();
+    assert_eq!(files, after, "refusal leaves every file byte-identical");
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the library, one module per concern. The CLI has its own test files.
+//!
+//! Most tests run on `MemStorage`, which can simulate crashes and inject faults; the ones that
+//! need real files or processes (locking, the golden file) use temporary directories.
+
+mod concurrency;
+mod crash;
+mod decision_table;
+mod golden;
+mod lock;
+mod poison;
+mod sweeps;
+mod util;

@@ -1,0 +1,66 @@
+//! Helpers shared by the library tests: building logs in memory and reading them back.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use walctl::storage::{MemStorage, Storage};
+use walctl::{Log, Options, Record, Report};
+
+/// The log directory used in memory.
+pub fn dir() -> PathBuf {
+    PathBuf::from("/log")
+}
+
+/// Options on `storage` with the smallest segments, so tests rotate often.
+pub fn options(storage: &MemStorage) -> Options {
+    Options { segment_size: 16 << 10, ..Options::with_storage(Arc::new(storage.clone())) }
+}
+
+/// A payload that differs per sequence number and length.
+pub fn payload(seq: u64, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (seq as usize * 131 + i * 7) as u8).collect()
+}
+
+/// Appends `count` records of `len` bytes; returns their sequence numbers.
+pub fn append_n(log: &Log, count: u64, len: usize) -> Vec<u64> {
+    (0..count)
+        .map(|_| {
+            let seq = log.next_seq();
+            log.append(&payload(seq, len)).expect("append").seq
+        })
+        .collect()
+}
+
+/// Scans the log, returning the report and every record delivered.
+pub fn scan(storage: &dyn Storage, dir: &Path) -> (Report, Vec<Record>) {
+    let mut records = Vec::new();
+    let report = walctl::scan_log(storage, dir, &mut |r| {
+        records.push(r.to_record());
+        ControlFlow::Continue(())
+    })
+    .expect("scan");
+    (report, records)
+}
+
+/// A log in memory with `count` synced records of `len` bytes, closed cleanly.
+pub fn built(count: u64, len: usize) -> MemStorage {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).expect("open");
+    append_n(&log, count, len);
+    log.sync().expect("sync");
+    drop(log);
+    storage
+}
+
+/// Segment files of the log in `storage`, ascending.
+pub fn segments(storage: &MemStorage) -> Vec<PathBuf> {
+    storage.files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "wal")).collect()
+}
+
+/// Checks that `records` are exactly the records 1..=n with the payloads `append_n` wrote.
+pub fn assert_prefix(records: &[Record], len: usize) {
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.seq, i as u64 + 1, "sequence numbers are contiguous from 1");
+        assert_eq!(r.payload, payload(r.seq, len), "payload of {} unaltered", r.seq);
+    }
+}
