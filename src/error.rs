@@ -90,11 +90,18 @@ impl Error {
     }
 
     pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Error {
-        Error::new(ErrorKind::Io { op, path: path.to_path_buf(), source })
+        Error::new(ErrorKind::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     pub(crate) fn not_a_log(path: &Path, reason: impl Into<String>) -> Error {
-        Error::new(ErrorKind::NotALog { path: path.to_path_buf(), reason: reason.into() })
+        Error::new(ErrorKind::NotALog {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        })
     }
 
     /// What went wrong.
@@ -152,7 +159,10 @@ impl fmt::Display for Error {
                 "record of {size} bytes exceeds the limit of {size_max} bytes (key plus payload)"
             ),
             ErrorKind::KeyTooLarge { size, size_max } => {
-                write!(f, "key of {size} bytes exceeds the limit of {size_max} bytes")
+                write!(
+                    f,
+                    "key of {size} bytes exceeds the limit of {size_max} bytes"
+                )
             }
             ErrorKind::SequenceMismatch { expected, actual } => write!(
                 f,

@@ -82,9 +82,7 @@ const _: () = assert!(SEGMENT_HEADER_SIZE == 8 + 2 + 2 + 4 + 8 + 8 + 8 + 8 + 8 +
 const _: () = assert!(WATERMARK_SLOT_SIZE == 8 + 8 + 8 + 4 + 4);
 const _: () = assert!(RECORD_HEADER_SIZE == 4 + 4 + 4 + 2 + 1 + 1 + 8 + 8);
 const _: () = assert!(WATERMARK_SLOT_OFFSETS[0] >= SEGMENT_HEADER_SIZE as u64);
-const _: () = assert!(
-    WATERMARK_SLOT_OFFSETS[1] + WATERMARK_SLOT_SIZE as u64 <= SEGMENT_DATA_START
-);
+const _: () = assert!(WATERMARK_SLOT_OFFSETS[1] + WATERMARK_SLOT_SIZE as u64 <= SEGMENT_DATA_START);
 const _: () = assert!(RECORD_SIZE_MAX_DEFAULT <= RECORD_SIZE_LIMIT);
 const _: () = assert!(SEGMENT_SIZE_MIN > SEGMENT_DATA_START);
 const _: () = assert!(SEGMENT_SIZE_DEFAULT <= SEGMENT_SIZE_LIMIT);
@@ -189,8 +187,15 @@ impl SegmentHeader {
     /// Encodes the header into its 64 bytes.
     #[must_use]
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_SIZE] {
-        assert!(self.flags & !SEGMENT_FLAGS_KNOWN == 0, "unknown segment flags {:#x}", self.flags);
-        assert!(self.first_seq >= 1 && self.log_first_seq >= 1, "sequence numbers start at 1");
+        assert!(
+            self.flags & !SEGMENT_FLAGS_KNOWN == 0,
+            "unknown segment flags {:#x}",
+            self.flags
+        );
+        assert!(
+            self.first_seq >= 1 && self.log_first_seq >= 1,
+            "sequence numbers start at 1"
+        );
         let mut b = [0u8; SEGMENT_HEADER_SIZE];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
         b[8..10].copy_from_slice(&self.version.to_le_bytes());
@@ -291,7 +296,10 @@ impl WatermarkSlot {
         if slot_crc(log_id, segment, &b[..28]) != le_u32(b, 28) {
             return None;
         }
-        Some(WatermarkSlot { durable_seq: le_u64(b, 0), generation: le_u64(b, 8) })
+        Some(WatermarkSlot {
+            durable_seq: le_u64(b, 0),
+            generation: le_u64(b, 8),
+        })
     }
 }
 
@@ -344,11 +352,20 @@ pub fn encode_record(
     payload: &[u8],
 ) {
     let key_bytes = key.unwrap_or_default();
-    assert!(key_bytes.len() <= usize::from(KEY_SIZE_LIMIT), "key exceeds the format limit");
-    assert!(key_bytes.len() + payload.len() <= RECORD_SIZE_LIMIT as usize, "record too large");
+    assert!(
+        key_bytes.len() <= usize::from(KEY_SIZE_LIMIT),
+        "key exceeds the format limit"
+    );
+    assert!(
+        key_bytes.len() + payload.len() <= RECORD_SIZE_LIMIT as usize,
+        "record too large"
+    );
     assert!(meta.seq >= 1, "sequence numbers start at 1");
     if meta.kind == RecordKind::Tombstone {
-        assert!(key.is_some() && payload.is_empty(), "a tombstone has a key and no payload");
+        assert!(
+            key.is_some() && payload.is_empty(),
+            "a tombstone has a key and no payload"
+        );
     }
     let start = out.len();
     out.resize(start + RECORD_HEADER_SIZE, 0);
@@ -356,7 +373,11 @@ pub fn encode_record(
     h[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     h[12..14].copy_from_slice(&(key_bytes.len() as u16).to_le_bytes());
     h[14] = meta.kind.to_byte();
-    h[15] = if key.is_some() { RECORD_FLAG_HAS_KEY } else { 0 };
+    h[15] = if key.is_some() {
+        RECORD_FLAG_HAS_KEY
+    } else {
+        0
+    };
     h[16..24].copy_from_slice(&meta.seq.to_le_bytes());
     h[24..32].copy_from_slice(&meta.timestamp_nanos.to_le_bytes());
     let header_state = crc32c::crc32c_append(crc32c::crc32c(bind), &h[8..32]);
@@ -468,14 +489,20 @@ pub fn decode_record<'a>(
 /// # Errors
 ///
 /// [`ErrorKind::InvalidOptions`] naming the offending setting.
-pub fn check_limits(record_size_max: u32, key_size_max: u16, segment_size: u64) -> Result<(), Error> {
+pub fn check_limits(
+    record_size_max: u32,
+    key_size_max: u16,
+    segment_size: u64,
+) -> Result<(), Error> {
     if record_size_max == 0 || record_size_max > RECORD_SIZE_LIMIT {
         return Err(Error::new(ErrorKind::InvalidOptions(format!(
             "record_size_max must be between 1 and {RECORD_SIZE_LIMIT} bytes, got {record_size_max}"
         ))));
     }
     if key_size_max == 0 {
-        return Err(Error::new(ErrorKind::InvalidOptions("key_size_max must be at least 1".into())));
+        return Err(Error::new(ErrorKind::InvalidOptions(
+            "key_size_max must be at least 1".into(),
+        )));
     }
     if !(SEGMENT_SIZE_MIN..=SEGMENT_SIZE_LIMIT).contains(&segment_size) {
         return Err(Error::new(ErrorKind::InvalidOptions(format!(
@@ -504,7 +531,11 @@ mod tests {
     const BIND: [u8; 16] = [7; 16];
 
     fn meta(seq: u64) -> RecordMeta {
-        RecordMeta { seq, timestamp_nanos: 1_700_000_000_000_000_000, kind: RecordKind::Data }
+        RecordMeta {
+            seq,
+            timestamp_nanos: 1_700_000_000_000_000_000,
+            kind: RecordKind::Data,
+        }
     }
 
     fn decode(bytes: &[u8]) -> Decoded<'_> {
@@ -530,7 +561,10 @@ mod tests {
             assert_eq!(out.len(), encoded_len(1, len));
             match decode(&out) {
                 Decoded::Record(r) => {
-                    assert_eq!((r.payload, r.key, r.meta), (&payload[..], Some(&b"k"[..]), meta(9)));
+                    assert_eq!(
+                        (r.payload, r.key, r.meta),
+                        (&payload[..], Some(&b"k"[..]), meta(9))
+                    );
                 }
                 other => panic!("length {len}: {other:?}"),
             }
@@ -567,7 +601,10 @@ mod tests {
     fn hostile_length_claiming_past_the_end_is_truncated() {
         let mut out = Vec::new();
         encode_record(&mut out, &BIND, meta(1), None, &[1u8; 100]);
-        assert_eq!(decode(&out[..out.len() - 1]), Decoded::Invalid(Invalid::Truncated));
+        assert_eq!(
+            decode(&out[..out.len() - 1]),
+            Decoded::Invalid(Invalid::Truncated)
+        );
         assert_eq!(decode(&out[..20]), Decoded::Invalid(Invalid::Truncated));
     }
 
@@ -578,7 +615,10 @@ mod tests {
         for bit in 0..out.len() * 8 {
             let mut bad = out.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            assert!(matches!(decode(&bad), Decoded::Invalid(_)), "bit {bit} undetected");
+            assert!(
+                matches!(decode(&bad), Decoded::Invalid(_)),
+                "bit {bit} undetected"
+            );
         }
     }
 
@@ -607,7 +647,10 @@ mod tests {
     #[test]
     fn watermark_slot_never_validates_when_zero_or_foreign() {
         assert_eq!(WatermarkSlot::decode(&[0u8; 32], 1, 1), None);
-        let s = WatermarkSlot { durable_seq: 77, generation: 3 };
+        let s = WatermarkSlot {
+            durable_seq: 77,
+            generation: 3,
+        };
         let b = s.encode(1, 1);
         assert_eq!(WatermarkSlot::decode(&b, 1, 1), Some(s));
         assert_eq!(WatermarkSlot::decode(&b, 1, 2), None);

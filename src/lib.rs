@@ -70,5 +70,7 @@ pub use report::{
 ///
 /// As [`scan_log`].
 pub fn verify(dir: impl AsRef<std::path::Path>) -> Result<Report> {
-    scan_log(&storage::FsStorage::new(), dir.as_ref(), &mut |_| std::ops::ControlFlow::Continue(()))
+    scan_log(&storage::FsStorage::new(), dir.as_ref(), &mut |_| {
+        std::ops::ControlFlow::Continue(())
+    })
 }

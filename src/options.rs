@@ -57,7 +57,10 @@ impl Options {
     /// Defaults on the given storage backend.
     #[must_use]
     pub fn with_storage(storage: Arc<dyn Storage>) -> Options {
-        Options { storage, ..Options::default() }
+        Options {
+            storage,
+            ..Options::default()
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //! successful sync acknowledged, so damage at or below the watermark is corruption too.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{self, HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SEGMENT_HEADER_SIZE, SegmentHeader};
+use crate::format::{
+    self, HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SEGMENT_HEADER_SIZE, SegmentHeader,
+};
 use crate::report::{Damage, DamageClass, DamageKind, InProgress, Report, SegmentReport};
 use crate::scan::{self, LocalDamage, SegmentScan, Visit};
 use crate::segment::{self, LOCK_NAME, Listing};
@@ -38,10 +40,16 @@ pub(crate) fn scan_log_as(
 ) -> Result<Report> {
     let listing = segment::list(storage, dir)?;
     let Some(&last) = listing.segments.last() else {
-        return Err(Error::not_a_log(dir, "it holds no segment files (NNNNNNNNNNNNNNNNNNNN.wal)"));
+        return Err(Error::not_a_log(
+            dir,
+            "it holds no segment files (NNNNNNNNNNNNNNNNNNNN.wal)",
+        ));
     };
     let headers = read_headers(storage, dir, &listing)?;
-    let log_id = headers.iter().rev().find_map(|h| h.as_ref().ok().map(|h| h.log_id));
+    let log_id = headers
+        .iter()
+        .rev()
+        .find_map(|h| h.as_ref().ok().map(|h| h.log_id));
     let mut state = LogScan {
         report: Report {
             log_id,
@@ -51,7 +59,10 @@ pub(crate) fn scan_log_as(
         },
         expect: None,
         prev_number: None,
-        log_first_seq: headers.last().and_then(|h| h.as_ref().ok()).map(|h| h.log_first_seq),
+        log_first_seq: headers
+            .last()
+            .and_then(|h| h.as_ref().ok())
+            .map(|h| h.log_first_seq),
         tail: None,
         first_header_seq: None,
         prev_last: None,
@@ -74,17 +85,23 @@ fn read_headers(
     let mut out = Vec::with_capacity(listing.segments.len());
     for &number in &listing.segments {
         let path = Listing::path(dir, number);
-        let file = storage.open(&path, OpenMode::Read).map_err(|e| Error::io("open", &path, e))?;
+        let file = storage
+            .open(&path, OpenMode::Read)
+            .map_err(|e| Error::io("open", &path, e))?;
         let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         let mut buf = [0u8; SEGMENT_HEADER_SIZE];
         let header = if len < SEGMENT_HEADER_SIZE as u64 {
             Err(HeaderFault::Short)
         } else {
-            file.read_at(&mut buf, 0).map_err(|e| Error::io("read", &path, e))?;
+            file.read_at(&mut buf, 0)
+                .map_err(|e| Error::io("read", &path, e))?;
             SegmentHeader::decode(&buf)
         };
         if let Err(HeaderFault::Version(v)) = header {
-            return Err(Error::new(ErrorKind::UnsupportedVersion { path, found: u32::from(v) }));
+            return Err(Error::new(ErrorKind::UnsupportedVersion {
+                path,
+                found: u32::from(v),
+            }));
         }
         if let Err(HeaderFault::Flags(f)) = header {
             return Err(Error::new(ErrorKind::UnsupportedVersion { path, found: f }));
@@ -131,7 +148,9 @@ impl LogScan {
     ) -> Result<bool> {
         self.check_missing(number);
         let path = Listing::path(dir, number);
-        let file = storage.open(&path, OpenMode::Read).map_err(|e| Error::io("open", &path, e))?;
+        let file = storage
+            .open(&path, OpenMode::Read)
+            .map_err(|e| Error::io("open", &path, e))?;
         let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         self.report.bytes += file_len;
         let mut seg = SegmentReport {
@@ -161,15 +180,21 @@ impl LogScan {
             file.contents().map_err(|e| Error::io("read", &path, e))?
         } else {
             Contents::Owned(
-                read_vec(&*file, 0, file_len, SEGMENT_FILE_LIMIT).map_err(|e| Error::io("read", &path, e))?,
+                read_vec(&*file, 0, file_len, SEGMENT_FILE_LIMIT)
+                    .map_err(|e| Error::io("read", &path, e))?,
             )
         };
         let before = self.report.records;
         let s = scan::scan_segment(&bytes, &header, visit);
-        if let Some((offset, why, kind)) = scan::check_preamble(&bytes, &header, sealed, s.last_seq) {
+        if let Some((offset, why, kind)) = scan::check_preamble(&bytes, &header, sealed, s.last_seq)
+        {
             let mut d = corrupt(kind, number, why, self.report.last_seq, before);
             d.offset = offset;
-            d.length = if kind == DamageKind::BadSegmentHeader { 1 } else { format::WATERMARK_SLOT_SIZE as u64 };
+            d.length = if kind == DamageKind::BadSegmentHeader {
+                1
+            } else {
+                format::WATERMARK_SLOT_SIZE as u64
+            };
             self.push(d);
         }
         self.absorb(&mut seg, &header, &s, before);
@@ -222,29 +247,59 @@ impl LogScan {
         }
         if header.segment != number {
             let why = format!("the header says segment {}", header.segment);
-            self.push(corrupt(DamageKind::MisnamedSegment, number, why, last, records));
+            self.push(corrupt(
+                DamageKind::MisnamedSegment,
+                number,
+                why,
+                last,
+                records,
+            ));
         }
         Some(header)
     }
 
     fn check_start(&mut self, number: u64, header: &SegmentHeader) {
-        let Some((want, exact)) = self.expect else { return };
+        let Some((want, exact)) = self.expect else {
+            return;
+        };
         let (last, records) = (self.report.last_seq, self.report.records);
         if header.first_seq < want {
-            let why = format!("the segment starts at sequence {}, before {want}", header.first_seq);
-            self.push(corrupt(DamageKind::SequenceRegression, number, why, last, records));
+            let why = format!(
+                "the segment starts at sequence {}, before {want}",
+                header.first_seq
+            );
+            self.push(corrupt(
+                DamageKind::SequenceRegression,
+                number,
+                why,
+                last,
+                records,
+            ));
         } else if exact && header.first_seq > want {
-            let why = format!("the segment starts at sequence {}, expected {want}", header.first_seq);
+            let why = format!(
+                "the segment starts at sequence {}, expected {want}",
+                header.first_seq
+            );
             self.push(corrupt(DamageKind::SequenceGap, number, why, last, records));
         }
     }
 
-    fn absorb(&mut self, seg: &mut SegmentReport, header: &SegmentHeader, s: &SegmentScan, before: u64) {
+    fn absorb(
+        &mut self,
+        seg: &mut SegmentReport,
+        header: &SegmentHeader,
+        s: &SegmentScan,
+        before: u64,
+    ) {
         seg.valid_len = s.valid_len;
         seg.records = s.records;
         seg.first_seq = s.first_seq;
         seg.last_seq = s.last_seq;
-        seg.durable_seq = if seg.sealed { s.last_seq.or(Some(header.first_seq - 1)) } else { s.durable_seq };
+        seg.durable_seq = if seg.sealed {
+            s.last_seq.or(Some(header.first_seq - 1))
+        } else {
+            s.durable_seq
+        };
         let r = &mut self.report;
         r.records += s.records;
         if r.first_seq.is_none() {
@@ -253,7 +308,9 @@ impl LogScan {
         if s.last_seq.is_some() {
             r.last_seq = s.last_seq;
         }
-        let prev_last = self.prev_last.or((header.first_seq > 1).then(|| header.first_seq - 1));
+        let prev_last = self
+            .prev_last
+            .or((header.first_seq > 1).then(|| header.first_seq - 1));
         for (i, d) in s.damage.iter().enumerate() {
             if i == 0 && !seg.sealed {
                 self.tail = Some(self.report.damage.len());
@@ -287,9 +344,11 @@ impl LogScan {
     }
 
     fn check_head(&mut self) {
-        let (Some(first_seg), Some(log_first), Some(first_present)) =
-            (self.report.segments.first(), self.log_first_seq, self.first_header_seq)
-        else {
+        let (Some(first_seg), Some(log_first), Some(first_present)) = (
+            self.report.segments.first(),
+            self.log_first_seq,
+            self.first_header_seq,
+        ) else {
             return;
         };
         if first_present > log_first {
@@ -306,8 +365,13 @@ impl LogScan {
     }
 
     fn classify_tail(&mut self) {
-        let Some(last) = self.report.segments.last() else { return };
-        let watermark = last.durable_seq.unwrap_or(0).max(last_sealed_seq(&self.report));
+        let Some(last) = self.report.segments.last() else {
+            return;
+        };
+        let watermark = last
+            .durable_seq
+            .unwrap_or(0)
+            .max(last_sealed_seq(&self.report));
         self.report.durable_seq = (watermark > 0).then_some(watermark);
         let last_valid = last.last_seq.or(self.report.last_seq).unwrap_or(0);
         let Some(i) = self.tail else {
@@ -315,7 +379,13 @@ impl LogScan {
                 let why = format!(
                     "sequence numbers up to {watermark} were acknowledged durable, but the log ends at {last_valid}"
                 );
-                let mut d = corrupt(DamageKind::MissingAcknowledged, last.segment, why, Some(last_valid), 0);
+                let mut d = corrupt(
+                    DamageKind::MissingAcknowledged,
+                    last.segment,
+                    why,
+                    Some(last_valid),
+                    0,
+                );
                 d.offset = last.valid_len;
                 self.report.damage.push(d);
             }
@@ -324,7 +394,10 @@ impl LogScan {
         let last_good = self.report.damage[i].last_good_seq.unwrap_or(0);
         if watermark > last_good {
             let d = &mut self.report.damage[i];
-            d.detail = format!("{}; sequence numbers up to {watermark} were acknowledged durable", d.detail);
+            d.detail = format!(
+                "{}; sequence numbers up to {watermark} were acknowledged durable",
+                d.detail
+            );
             return;
         }
         // Everything from the first damage of the last segment on lies beyond the watermark: no
@@ -333,9 +406,16 @@ impl LogScan {
         if self.report.writer_active {
             let tail: Vec<Damage> = self.report.damage.drain(i..).collect();
             let first = &tail[0];
-            let end = tail.iter().map(|d| d.offset + d.length).max().unwrap_or(first.offset);
-            self.report.in_progress =
-                Some(InProgress { segment: first.segment, offset: first.offset, length: end - first.offset });
+            let end = tail
+                .iter()
+                .map(|d| d.offset + d.length)
+                .max()
+                .unwrap_or(first.offset);
+            self.report.in_progress = Some(InProgress {
+                segment: first.segment,
+                offset: first.offset,
+                length: end - first.offset,
+            });
             return;
         }
         for d in &mut self.report.damage[i..] {
@@ -345,11 +425,23 @@ impl LogScan {
 }
 
 fn last_sealed_seq(report: &Report) -> u64 {
-    report.segments.iter().rev().find(|s| s.sealed).and_then(|s| s.durable_seq).unwrap_or(0)
+    report
+        .segments
+        .iter()
+        .rev()
+        .find(|s| s.sealed)
+        .and_then(|s| s.durable_seq)
+        .unwrap_or(0)
 }
 
 /// A corrupt damage record; `records_after` temporarily holds the count of records before it.
-fn corrupt(kind: DamageKind, segment: u64, detail: String, last_good_seq: Option<u64>, before: u64) -> Damage {
+fn corrupt(
+    kind: DamageKind,
+    segment: u64,
+    detail: String,
+    last_good_seq: Option<u64>,
+    before: u64,
+) -> Damage {
     Damage {
         kind,
         class: DamageClass::Corrupt,

@@ -52,17 +52,31 @@ pub enum RepairOutcome {
 /// # Errors
 ///
 /// [`ErrorKind::Corrupt`], [`ErrorKind::Locked`], [`ErrorKind::NotALog`], I/O errors.
-pub fn truncate_partial(dir: &Path, options: &Options, dry_run: bool) -> Result<(Report, RepairOutcome)> {
+pub fn truncate_partial(
+    dir: &Path,
+    options: &Options,
+    dry_run: bool,
+) -> Result<(Report, RepairOutcome)> {
     let storage = &*options.storage;
     let _lock = acquire_lock(storage, dir, options)?;
-    let report = recovery::scan_log_as(storage, dir, &mut |_| std::ops::ControlFlow::Continue(()), true)?;
+    let report = recovery::scan_log_as(
+        storage,
+        dir,
+        &mut |_| std::ops::ControlFlow::Continue(()),
+        true,
+    )?;
     let outcome = match report.verdict() {
         Verdict::Clean => RepairOutcome::Clean,
         Verdict::Corrupt => {
-            return Err(Error::new(ErrorKind::Corrupt { summary: report.first_damage_summary() }));
+            return Err(Error::new(ErrorKind::Corrupt {
+                summary: report.first_damage_summary(),
+            }));
         }
         Verdict::TornTail => {
-            let seg = report.segments.last().expect("a torn tail lives in the last segment");
+            let seg = report
+                .segments
+                .last()
+                .expect("a torn tail lives in the last segment");
             let plan = TailCut {
                 segment: seg.segment,
                 offset: seg.valid_len,
@@ -75,7 +89,9 @@ pub fn truncate_partial(dir: &Path, options: &Options, dry_run: bool) -> Result<
                 RepairOutcome::Cut(plan)
             } else {
                 let path = Listing::path(dir, seg.segment);
-                let file = storage.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("open", &path, e))?;
+                let file = storage
+                    .open(&path, OpenMode::ReadWrite)
+                    .map_err(|e| Error::io("open", &path, e))?;
                 let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
                 if len != seg.file_len {
                     return Err(Error::io(
@@ -93,7 +109,11 @@ pub fn truncate_partial(dir: &Path, options: &Options, dry_run: bool) -> Result<
 }
 
 /// Takes the writer lock, waiting up to `options.lock_wait`.
-pub(crate) fn acquire_lock(storage: &dyn Storage, dir: &Path, options: &Options) -> Result<Box<dyn StorageLock>> {
+pub(crate) fn acquire_lock(
+    storage: &dyn Storage,
+    dir: &Path,
+    options: &Options,
+) -> Result<Box<dyn StorageLock>> {
     let path = dir.join(LOCK_NAME);
     let deadline = options.lock_wait.map(|w| std::time::Instant::now() + w);
     let mut pause = std::time::Duration::from_millis(1);
@@ -131,15 +151,20 @@ pub(crate) fn cut_tail(
     let mut done = 0u64;
     while done < plan.length {
         let n = (plan.length - done).min(buf.len() as u64) as usize;
-        file.read_at(&mut buf[..n], plan.offset + done).map_err(|e| Error::io("read", &seg_path, e))?;
-        side.write_at(&buf[..n], done).map_err(|e| Error::io("write", &side_path, e))?;
+        file.read_at(&mut buf[..n], plan.offset + done)
+            .map_err(|e| Error::io("read", &seg_path, e))?;
+        side.write_at(&buf[..n], done)
+            .map_err(|e| Error::io("write", &side_path, e))?;
         hasher.update(&buf[..n]);
         done += n as u64;
     }
-    side.sync_data().map_err(|e| Error::io("fdatasync", &side_path, e))?;
+    side.sync_data()
+        .map_err(|e| Error::io("fdatasync", &side_path, e))?;
     sync_dir(storage, dir)?;
-    file.set_len(plan.offset).map_err(|e| Error::io("truncate", &seg_path, e))?;
-    file.sync_data().map_err(|e| Error::io("fdatasync", &seg_path, e))?;
+    file.set_len(plan.offset)
+        .map_err(|e| Error::io("truncate", &seg_path, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync", &seg_path, e))?;
     sync_dir(storage, dir)?;
     plan.sha256 = hex(&hasher.finalize());
     plan.side_file = side_name;
@@ -165,7 +190,11 @@ fn create_side_file(
             Err(e) => return Err(Error::io("create", &path, e)),
         }
     }
-    Err(Error::io("create", &dir.join("*.cut-*"), io::Error::other("too many side files")))
+    Err(Error::io(
+        "create",
+        &dir.join("*.cut-*"),
+        io::Error::other("too many side files"),
+    ))
 }
 
 fn append_journal(storage: &dyn Storage, dir: &Path, cut: &TailCut, reason: &str) -> Result<()> {
@@ -187,14 +216,19 @@ fn append_journal(storage: &dyn Storage, dir: &Path, cut: &TailCut, reason: &str
     text.push('\n');
     let (file, created) = match storage.open(&path, OpenMode::ReadWrite) {
         Ok(f) => (f, false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            (storage.open(&path, OpenMode::CreateNew).map_err(|e| Error::io("create", &path, e))?, true)
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (
+            storage
+                .open(&path, OpenMode::CreateNew)
+                .map_err(|e| Error::io("create", &path, e))?,
+            true,
+        ),
         Err(e) => return Err(Error::io("open", &path, e)),
     };
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    file.write_at(text.as_bytes(), len).map_err(|e| Error::io("write", &path, e))?;
-    file.sync_data().map_err(|e| Error::io("fdatasync", &path, e))?;
+    file.write_at(text.as_bytes(), len)
+        .map_err(|e| Error::io("write", &path, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync", &path, e))?;
     if created {
         sync_dir(storage, dir)?;
     }
@@ -203,15 +237,19 @@ fn append_journal(storage: &dyn Storage, dir: &Path, cut: &TailCut, reason: &str
 
 /// Fsyncs `dir`; returns whether the file system supports it.
 pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<DirSync> {
-    storage.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))
+    storage
+        .sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))
 }
 
 /// Lower-case hex of `bytes`.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

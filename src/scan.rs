@@ -7,8 +7,7 @@
 
 use crate::format::{
     self, Decoded, Invalid, KEY_SIZE_LIMIT, RECORD_HEADER_SIZE, RECORD_SIZE_LIMIT,
-    SEGMENT_DATA_START, SegmentHeader, WATERMARK_SLOT_OFFSETS, WATERMARK_SLOT_SIZE,
-    WatermarkSlot,
+    SEGMENT_DATA_START, SegmentHeader, WATERMARK_SLOT_OFFSETS, WATERMARK_SLOT_SIZE, WatermarkSlot,
 };
 use crate::report::{DamageKind, Location, RecordView};
 use std::ops::ControlFlow;
@@ -85,15 +84,23 @@ pub(crate) fn check_preamble(
     }
     for &at in &slots {
         let raw = &bytes[at..at + WATERMARK_SLOT_SIZE];
-        if raw.iter().any(|&b| b != 0) && WatermarkSlot::decode(raw, header.log_id, header.segment).is_none() {
-            return Some((at as u64, "a watermark slot of a sealed segment is damaged".into(), DamageKind::BadWatermark));
+        if raw.iter().any(|&b| b != 0)
+            && WatermarkSlot::decode(raw, header.log_id, header.segment).is_none()
+        {
+            return Some((
+                at as u64,
+                "a watermark slot of a sealed segment is damaged".into(),
+                DamageKind::BadWatermark,
+            ));
         }
     }
     let newest = read_watermark(bytes, header).map(|w| w.durable_seq);
     match (newest, last_seq) {
         (Some(w), Some(l)) if w > l => Some((
             slots[0] as u64,
-            format!("the sealed segment's watermark says {w} was durable, but its last record is {l}"),
+            format!(
+                "the sealed segment's watermark says {w} was durable, but its last record is {l}"
+            ),
             DamageKind::MissingAcknowledged,
         )),
         (Some(w), Some(l)) if w < l => Some((
@@ -113,8 +120,15 @@ pub(crate) fn check_preamble(
 /// Scans the records of a segment whose header has already been checked.
 ///
 /// `bytes` is the whole file. Records are delivered to `visit` in file order.
-pub(crate) fn scan_segment(bytes: &[u8], header: &SegmentHeader, visit: &mut Visit<'_>) -> SegmentScan {
-    assert!(bytes.len() as u64 >= SEGMENT_DATA_START, "caller checks the preamble");
+pub(crate) fn scan_segment(
+    bytes: &[u8],
+    header: &SegmentHeader,
+    visit: &mut Visit<'_>,
+) -> SegmentScan {
+    assert!(
+        bytes.len() as u64 >= SEGMENT_DATA_START,
+        "caller checks the preamble"
+    );
     let bind = format::binding(header.log_id, header.segment);
     let watermark = read_watermark(bytes, header);
     let mut scan = SegmentScan {
@@ -199,7 +213,11 @@ fn view_of<'a>(r: &format::RecordRef<'a>, segment: u64, offset: u64) -> RecordVi
         kind: r.meta.kind,
         key: r.key,
         payload: r.payload,
-        location: Location { segment, offset, length: r.length },
+        location: Location {
+            segment,
+            offset,
+            length: r.length,
+        },
         crc: r.crc,
     }
 }
@@ -239,7 +257,11 @@ fn describe(why: Invalid, length: usize, followed: bool) -> String {
         Invalid::BodyChecksum => "a record whose checksum fails",
         Invalid::Malformed => "a record header with invalid fields",
     };
-    let after = if followed { ", followed by valid records" } else { " up to the end of the file" };
+    let after = if followed {
+        ", followed by valid records"
+    } else {
+        " up to the end of the file"
+    };
     format!("{what}; {length} bytes{after}")
 }
 
@@ -267,7 +289,11 @@ mod tests {
         let bind = format::binding(9, 1);
         let mut ends = Vec::new();
         for &seq in seqs {
-            let meta = RecordMeta { seq, timestamp_nanos: seq, kind: RecordKind::Data };
+            let meta = RecordMeta {
+                seq,
+                timestamp_nanos: seq,
+                kind: RecordKind::Data,
+            };
             format::encode_record(&mut bytes, &bind, meta, None, format!("p{seq}").as_bytes());
             ends.push(bytes.len() as u64);
         }
@@ -291,7 +317,11 @@ mod tests {
         for cut in SEGMENT_DATA_START as usize..=bytes.len() {
             let s = run(&bytes[..cut]);
             let boundary = ends.iter().copied().filter(|&e| e <= cut as u64).max();
-            assert_eq!(s.valid_len, boundary.unwrap_or(SEGMENT_DATA_START), "cut {cut}");
+            assert_eq!(
+                s.valid_len,
+                boundary.unwrap_or(SEGMENT_DATA_START),
+                "cut {cut}"
+            );
             assert!(s.damage.len() <= 1, "cut {cut}");
             if let Some(d) = s.damage.first() {
                 assert_eq!(d.offset + d.length, cut as u64);
@@ -309,7 +339,10 @@ mod tests {
         assert_eq!(s.valid_len, ends[1]);
         assert_eq!(s.damage.len(), 1);
         let d = &s.damage[0];
-        assert_eq!((d.kind, d.offset, d.length), (DamageKind::Checksum, ends[1], ends[2] - ends[1]));
+        assert_eq!(
+            (d.kind, d.offset, d.length),
+            (DamageKind::Checksum, ends[1], ends[2] - ends[1])
+        );
         assert_eq!((d.last_good_seq, d.records_before), (Some(2), 2));
     }
 

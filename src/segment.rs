@@ -112,9 +112,14 @@ mod tests {
     fn segment_names_are_strict() {
         assert_eq!(segment_name(7), "00000000000000000007.wal");
         assert_eq!(parse_segment_name("00000000000000000007.wal"), Some(7));
-        for bad in ["7.wal", "0000000000000000000x.wal", "00000000000000000007.WAL",
-            "000000000000000000007.wal", " 0000000000000000007.wal", "00000000000000000007.wal.tmp"]
-        {
+        for bad in [
+            "7.wal",
+            "0000000000000000000x.wal",
+            "00000000000000000007.WAL",
+            "000000000000000000007.wal",
+            " 0000000000000000007.wal",
+            "00000000000000000007.wal.tmp",
+        ] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");
         }
         assert_eq!(parse_temp_name(&temp_name(3)), Some(3));

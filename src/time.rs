@@ -8,9 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Now, in nanoseconds since the Unix epoch (0 if the clock is before 1970).
 #[must_use]
 pub fn now_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-    })
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Formats nanoseconds since the epoch as RFC 3339 UTC with nanosecond precision,
@@ -40,7 +40,9 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = text.get(r)?;
-        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -62,7 +64,11 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
         if digits.is_empty() {
             return None;
         }
-        let padded: String = digits.chars().chain(std::iter::repeat('0')).take(9).collect();
+        let padded: String = digits
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(9)
+            .collect();
         frac = padded.parse().ok()?;
     }
     let offset_secs = match &text[i..] {
@@ -111,10 +117,22 @@ mod tests {
     #[test]
     fn formats_and_parses_known_instants() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(951_782_400_000_000_007), "2000-02-29T00:00:00.000000007Z");
-        assert_eq!(parse_rfc3339("2000-02-29T00:00:00.000000007Z"), Some(951_782_400_000_000_007));
-        assert_eq!(parse_rfc3339("2000-02-29T01:00:00+01:00"), Some(951_782_400_000_000_000));
-        assert_eq!(parse_rfc3339("2000-02-29T00:00:00.5Z"), Some(951_782_400_500_000_000));
+        assert_eq!(
+            rfc3339(951_782_400_000_000_007),
+            "2000-02-29T00:00:00.000000007Z"
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00.000000007Z"),
+            Some(951_782_400_000_000_007)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T01:00:00+01:00"),
+            Some(951_782_400_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00.5Z"),
+            Some(951_782_400_500_000_000)
+        );
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
         assert_eq!(parse_rfc3339("2000-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
@@ -122,7 +140,10 @@ mod tests {
 
     #[test]
     fn round_trips_across_centuries() {
-        for n in (0..4_000_000_000u64).step_by(7_777_777).map(|s| s * 1_000_000_000 + 123) {
+        for n in (0..4_000_000_000u64)
+            .step_by(7_777_777)
+            .map(|s| s * 1_000_000_000 + 123)
+        {
             assert_eq!(parse_rfc3339(&rfc3339(n)), Some(n));
         }
     }

@@ -21,8 +21,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, RecordKind, RecordMeta, SegmentHeader, WatermarkSlot};
 use crate::options::{Options, SyncPolicy};
 use crate::recovery;
-use crate::report::{Location, Record, Report};
 use crate::repair::TailCut;
+use crate::report::{Location, Record, Report};
 use crate::storage::{StorageFile, StorageLock};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -46,19 +46,34 @@ impl<'a> Entry<'a> {
     /// A keyless data record.
     #[must_use]
     pub fn data(payload: &'a [u8]) -> Entry<'a> {
-        Entry { kind: RecordKind::Data, key: None, payload, timestamp_nanos: None }
+        Entry {
+            kind: RecordKind::Data,
+            key: None,
+            payload,
+            timestamp_nanos: None,
+        }
     }
 
     /// A keyed data record.
     #[must_use]
     pub fn keyed(key: &'a [u8], payload: &'a [u8]) -> Entry<'a> {
-        Entry { kind: RecordKind::Data, key: Some(key), payload, timestamp_nanos: None }
+        Entry {
+            kind: RecordKind::Data,
+            key: Some(key),
+            payload,
+            timestamp_nanos: None,
+        }
     }
 
     /// A tombstone deleting `key` from the key/value view.
     #[must_use]
     pub fn tombstone(key: &'a [u8]) -> Entry<'a> {
-        Entry { kind: RecordKind::Tombstone, key: Some(key), payload: &[], timestamp_nanos: None }
+        Entry {
+            kind: RecordKind::Tombstone,
+            key: Some(key),
+            payload: &[],
+            timestamp_nanos: None,
+        }
     }
 }
 
@@ -236,7 +251,10 @@ impl Log {
         if let Some(expected) = expect_next_seq
             && expected != st.next_seq
         {
-            return Err(Error::new(ErrorKind::SequenceMismatch { expected, actual: st.next_seq }));
+            return Err(Error::new(ErrorKind::SequenceMismatch {
+                expected,
+                actual: st.next_seq,
+            }));
         }
         let now = crate::time::now_nanos();
         let mut bind = format::binding(self.log_id, st.seg.number);
@@ -245,7 +263,9 @@ impl Log {
         for e in entries {
             let size = format::encoded_len(e.key.map_or(0, <[u8]>::len), e.payload.len()) as u64;
             let seg_has_data = st.seg.has_records || !st.scratch.is_empty();
-            if seg_has_data && st.seg.len + st.scratch.len() as u64 + size > self.options.segment_size {
+            if seg_has_data
+                && st.seg.len + st.scratch.len() as u64 + size > self.options.segment_size
+            {
                 if let Err(e) = self.write_scratch(&mut st, out.len() - pending) {
                     out.truncate(pending);
                     return Err(e);
@@ -262,8 +282,15 @@ impl Log {
             let offset = st.seg.len + st.scratch.len() as u64;
             let WriteState { scratch, seg, .. } = &mut *st;
             format::encode_record(scratch, &bind, meta, e.key, e.payload);
-            let location = Location { segment: seg.number, offset, length: size as u32 };
-            out.push(Appended { seq: meta.seq, location });
+            let location = Location {
+                segment: seg.number,
+                offset,
+                length: size as u32,
+            };
+            out.push(Appended {
+                seq: meta.seq,
+                location,
+            });
         }
         if let Err(e) = self.write_scratch(&mut st, out.len() - pending) {
             out.truncate(pending);
@@ -309,7 +336,9 @@ impl Log {
         if let Err(e) = st.seg.file.write_at(&st.scratch, start) {
             let err = Error::io("write", &st.seg.path, e);
             if let Err(t) = st.seg.file.set_len(start) {
-                self.poison(format!("{err}; truncating back to {start} also failed: {t}"));
+                self.poison(format!(
+                    "{err}; truncating back to {start} also failed: {t}"
+                ));
             }
             st.scratch.clear();
             return Err(err);
@@ -338,7 +367,10 @@ impl Log {
             if !ss.leader {
                 break;
             }
-            ss = self.synced.wait(ss).unwrap_or_else(std::sync::PoisonError::into_inner);
+            ss = self
+                .synced
+                .wait(ss)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         ss.leader = true;
         drop(ss);
@@ -358,7 +390,12 @@ impl Log {
     fn lead_sync(&self) -> Result<u64> {
         let (covered, number, file, path) = {
             let st = self.lock_state();
-            (st.next_seq - 1, st.seg.number, Arc::clone(&st.seg.file), st.seg.path.clone())
+            (
+                st.next_seq - 1,
+                st.seg.number,
+                Arc::clone(&st.seg.file),
+                st.seg.path.clone(),
+            )
         };
         if let Err(e) = file.sync_data() {
             let err = Error::io("fdatasync", &path, e);
@@ -376,7 +413,10 @@ impl Log {
     /// Writes the next watermark slot (not synced: the next fdatasync carries it).
     fn write_slot(&self, seg: &mut Active, durable_seq: u64) -> Result<()> {
         let generation = seg.slot_generation + 1;
-        let slot = WatermarkSlot { durable_seq, generation };
+        let slot = WatermarkSlot {
+            durable_seq,
+            generation,
+        };
         let at = format::WATERMARK_SLOT_OFFSETS[(generation % 2) as usize];
         if let Err(e) = seg.file.write_at(&slot.encode(self.log_id, seg.number), at) {
             let err = Error::io("write watermark", &seg.path, e);
@@ -410,13 +450,18 @@ impl Log {
             ControlFlow::Continue(())
         })?;
         if !report.damage.is_empty() {
-            return Err(Error::new(ErrorKind::Corrupt { summary: report.first_damage_summary() }));
+            return Err(Error::new(ErrorKind::Corrupt {
+                summary: report.first_damage_summary(),
+            }));
         }
         Ok(out)
     }
 
     fn poison(&self, cause: String) {
-        let mut slot = self.poison_cause.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self
+            .poison_cause
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         slot.get_or_insert(cause);
         self.poisoned.store(true, Ordering::SeqCst);
     }
@@ -425,8 +470,13 @@ impl Log {
         if !self.poisoned.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let cause = self.poison_cause.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Err(Error::new(ErrorKind::Poisoned { cause: cause.clone().unwrap_or_default() }))
+        let cause = self
+            .poison_cause
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Err(Error::new(ErrorKind::Poisoned {
+            cause: cause.clone().unwrap_or_default(),
+        }))
     }
 
     /// Whether an earlier failure poisoned the writer.
@@ -436,11 +486,15 @@ impl Log {
     }
 
     fn lock_state(&self) -> MutexGuard<'_, WriteState> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_sync(&self) -> MutexGuard<'_, SyncState> {
-        self.sync.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -454,16 +508,20 @@ impl Drop for Log {
         }
         let durable = self.lock_sync().durable_seq;
         let mut st = self.lock_state();
-        if durable > st.seg.slot_seq && durable >= st.seg.header.first_seq {
-            if self.write_slot(&mut st.seg, durable).is_ok() {
-                let _ = st.seg.file.sync_data();
-            }
+        if durable > st.seg.slot_seq
+            && durable >= st.seg.header.first_seq
+            && self.write_slot(&mut st.seg, durable).is_ok()
+        {
+            let _ = st.seg.file.sync_data();
         }
     }
 }
 
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log").field("dir", &self.dir).field("log_id", &self.log_id).finish_non_exhaustive()
+        f.debug_struct("Log")
+            .field("dir", &self.dir)
+            .field("log_id", &self.log_id)
+            .finish_non_exhaustive()
     }
 }

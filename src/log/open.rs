@@ -7,7 +7,9 @@
 
 use super::{Active, Log, OpenReport, SyncState, WriteState};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{self, FORMAT_VERSION, HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SegmentHeader};
+use crate::format::{
+    self, FORMAT_VERSION, HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SegmentHeader,
+};
 use crate::options::Options;
 use crate::repair::{self, TailCut};
 use crate::scan;
@@ -19,7 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
-    format::check_limits(options.record_size_max, options.key_size_max, options.segment_size)?;
+    format::check_limits(
+        options.record_size_max,
+        options.key_size_max,
+        options.segment_size,
+    )?;
     let storage = Arc::clone(&options.storage);
     let storage = &*storage;
     let mut opened = OpenReport::default();
@@ -27,7 +33,9 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
         if !options.create {
             return Err(Error::not_a_log(dir, "the directory does not exist"));
         }
-        storage.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        storage
+            .create_dir_all(dir)
+            .map_err(|e| Error::io("create directory", dir, e))?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             note(&mut opened, repair::sync_dir(storage, parent)?);
         }
@@ -36,7 +44,9 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
     let listing = segment::list(storage, dir)?;
     for &n in &listing.temps {
         let path = dir.join(temp_name(n));
-        storage.remove(&path).map_err(|e| Error::io("remove", &path, e))?;
+        storage
+            .remove(&path)
+            .map_err(|e| Error::io("remove", &path, e))?;
         opened.removed_temps.push(temp_name(n));
     }
     if !listing.temps.is_empty() {
@@ -56,8 +66,15 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
         dir: dir.to_path_buf(),
         log_id: seg.header.log_id,
         log_first_seq: seg.header.log_first_seq,
-        state: Mutex::new(WriteState { seg, next_seq, scratch: Vec::new() }),
-        sync: Mutex::new(SyncState { durable_seq, leader: false }),
+        state: Mutex::new(WriteState {
+            seg,
+            next_seq,
+            scratch: Vec::new(),
+        }),
+        sync: Mutex::new(SyncState {
+            durable_seq,
+            leader: false,
+        }),
         synced: Condvar::new(),
         poisoned: AtomicBool::new(false),
         poison_cause: Mutex::new(None),
@@ -98,17 +115,29 @@ fn random_log_id() -> u64 {
 }
 
 /// Fsyncs, scans and (for a torn tail) cuts the last segment; returns it ready for appends.
-fn recover_last(storage: &dyn Storage, dir: &Path, number: u64, opened: &mut OpenReport) -> Result<(Active, u64)> {
+fn recover_last(
+    storage: &dyn Storage,
+    dir: &Path,
+    number: u64,
+    opened: &mut OpenReport,
+) -> Result<(Active, u64)> {
     let path = Listing::path(dir, number);
-    let file = storage.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("open", &path, e))?;
-    file.sync_data().map_err(|e| Error::io("fdatasync", &path, e))?;
+    let file = storage
+        .open(&path, OpenMode::ReadWrite)
+        .map_err(|e| Error::io("open", &path, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync", &path, e))?;
     note(opened, repair::sync_dir(storage, dir)?);
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    let bytes = read_vec(&*file, 0, len, SEGMENT_FILE_LIMIT).map_err(|e| Error::io("read", &path, e))?;
+    let bytes =
+        read_vec(&*file, 0, len, SEGMENT_FILE_LIMIT).map_err(|e| Error::io("read", &path, e))?;
     let header = match SegmentHeader::decode(&bytes) {
         Ok(h) if h.segment == number && len >= SEGMENT_DATA_START => h,
         Err(HeaderFault::Version(v)) => {
-            return Err(Error::new(ErrorKind::UnsupportedVersion { path, found: u32::from(v) }));
+            return Err(Error::new(ErrorKind::UnsupportedVersion {
+                path,
+                found: u32::from(v),
+            }));
         }
         Err(HeaderFault::Flags(f)) => {
             return Err(Error::new(ErrorKind::UnsupportedVersion { path, found: f }));
@@ -127,7 +156,10 @@ fn recover_last(storage: &dyn Storage, dir: &Path, number: u64, opened: &mut Ope
         // durable watermark is a torn tail, however many unacknowledged records lie past it.
         let last_good = first.last_good_seq.unwrap_or(header.first_seq - 1);
         if watermark > last_good {
-            let why = format!("{}; sequence numbers up to {watermark} were acknowledged durable", first.detail);
+            let why = format!(
+                "{}; sequence numbers up to {watermark} were acknowledged durable",
+                first.detail
+            );
             return Err(corrupt(&path, first.offset, &why));
         }
         let plan = TailCut {
@@ -138,14 +170,28 @@ fn recover_last(storage: &dyn Storage, dir: &Path, number: u64, opened: &mut Ope
             side_file: String::new(),
             last_seq: first.last_good_seq,
         };
-        opened.cut = Some(repair::cut_tail(storage, dir, &*file, plan, "writer open after a crash")?);
+        opened.cut = Some(repair::cut_tail(
+            storage,
+            dir,
+            &*file,
+            plan,
+            "writer open after a crash",
+        )?);
         len = s.valid_len;
-        return Ok((active(number, path, file, header, len, &s, last_good), last_good + 1));
+        return Ok((
+            active(number, path, file, header, len, &s, last_good),
+            last_good + 1,
+        ));
     } else if watermark > last_good {
-        let why = format!("sequence numbers up to {watermark} were acknowledged durable, but the log ends at {last_good}");
+        let why = format!(
+            "sequence numbers up to {watermark} were acknowledged durable, but the log ends at {last_good}"
+        );
         return Err(corrupt(&path, s.valid_len, &why));
     }
-    Ok((active(number, path, file, header, len, &s, last_good), last_good + 1))
+    Ok((
+        active(number, path, file, header, len, &s, last_good),
+        last_good + 1,
+    ))
 }
 
 fn active(
@@ -170,7 +216,9 @@ fn active(
 }
 
 fn corrupt(path: &Path, offset: u64, why: &str) -> Error {
-    Error::new(ErrorKind::Corrupt { summary: format!("{} at offset {offset}: {why}", path.display()) })
+    Error::new(ErrorKind::Corrupt {
+        summary: format!("{} at offset {offset}: {why}", path.display()),
+    })
 }
 
 /// Creates a segment: temporary file, header and zeroed preamble, fdatasync, rename into
@@ -183,10 +231,16 @@ fn create_segment(
 ) -> Result<Active> {
     let path = Listing::path(dir, header.segment);
     if storage.exists(&path) {
-        return Err(corrupt(&path, 0, "a segment with this number already exists"));
+        return Err(corrupt(
+            &path,
+            0,
+            "a segment with this number already exists",
+        ));
     }
     let temp = dir.join(temp_name(header.segment));
-    let file = storage.open(&temp, OpenMode::CreateNew).map_err(|e| Error::io("create", &temp, e))?;
+    let file = storage
+        .open(&temp, OpenMode::CreateNew)
+        .map_err(|e| Error::io("create", &temp, e))?;
     let mut preamble = header.encode().to_vec();
     preamble.resize(SEGMENT_DATA_START as usize, 0);
     let written = file
@@ -198,7 +252,9 @@ fn create_segment(
         let _ = storage.remove(&temp);
         return Err(e);
     }
-    storage.rename(&temp, &path).map_err(|e| Error::io("rename", &path, e))?;
+    storage
+        .rename(&temp, &path)
+        .map_err(|e| Error::io("rename", &path, e))?;
     note(opened, repair::sync_dir(storage, dir)?);
     Ok(Active {
         number: header.segment,
@@ -226,7 +282,11 @@ impl Log {
 
     fn seal_and_create(&self, st: &mut WriteState) -> Result<()> {
         let last = st.next_seq - 1;
-        let seal = |seg: &Active| seg.file.sync_data().map_err(|e| Error::io("fdatasync", &seg.path, e));
+        let seal = |seg: &Active| {
+            seg.file
+                .sync_data()
+                .map_err(|e| Error::io("fdatasync", &seg.path, e))
+        };
         seal(&st.seg)?;
         if st.seg.has_records && last > st.seg.slot_seq {
             // The final slot goes down only after the data it vouches for, hence two syncs.
@@ -237,7 +297,12 @@ impl Log {
             let mut ss = self.lock_sync();
             ss.durable_seq = ss.durable_seq.max(last);
         }
-        let header = new_header(self.log_id, st.seg.number + 1, st.next_seq, self.log_first_seq);
+        let header = new_header(
+            self.log_id,
+            st.seg.number + 1,
+            st.next_seq,
+            self.log_first_seq,
+        );
         let mut opened = OpenReport::default();
         st.seg = create_segment(&*self.options.storage, &self.dir, &header, &mut opened)?;
         if opened.durability_degraded {

@@ -148,7 +148,8 @@ mod platform {
     /// No symlink is followed at the last component; a FIFO planted at a segment's name does not
     /// block the open; new files get mode 0600 whatever the umask allows above it.
     pub(super) fn harden(opts: &mut OpenOptions) {
-        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC).mode(0o600);
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .mode(0o600);
     }
 
     pub(super) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -189,7 +190,11 @@ mod platform {
 
     pub(super) fn harden(_opts: &mut OpenOptions) {}
 
-    pub(super) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    pub(super) fn read_exact_at(
+        file: &File,
+        mut buf: &mut [u8],
+        mut offset: u64,
+    ) -> io::Result<()> {
         while !buf.is_empty() {
             match file.seek_read(buf, offset)? {
                 0 => return Err(io::ErrorKind::UnexpectedEof.into()),

@@ -138,7 +138,9 @@ enum DirOp {
 impl fmt::Debug for MemStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let st = self.lock();
-        f.debug_struct("MemStorage").field("files", &st.live.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("MemStorage")
+            .field("files", &st.live.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -151,7 +153,9 @@ impl MemStorage {
 
     fn lock(&self) -> MutexGuard<'_, MemState> {
         // A panic while holding this lock is a test failure already; keep going with the data.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Installs (or removes) a fault plan consulted before every operation.
@@ -181,7 +185,11 @@ impl MemStorage {
     /// Replaces a file's bytes, live and durable alike: the tool for planting damage.
     pub fn set_file_bytes(&self, path: &Path, bytes: Vec<u8>) {
         let mut st = self.lock();
-        let ino = st.live.get(path).copied().unwrap_or_else(|| st.alloc_inode());
+        let ino = st
+            .live
+            .get(path)
+            .copied()
+            .unwrap_or_else(|| st.alloc_inode());
         st.live.insert(path.to_path_buf(), ino);
         st.durable.insert(path.to_path_buf(), ino);
         let inode = st.inodes.get_mut(&ino).expect("allocated");
@@ -224,16 +232,26 @@ impl MemStorage {
                 DirOp::Unlink(p) => entries.remove(p),
             };
         }
-        let mut out = MemState { dirs: st.dirs.clone(), next_ino: st.next_ino, ..MemState::default() };
+        let mut out = MemState {
+            dirs: st.dirs.clone(),
+            next_ino: st.next_ino,
+            ..MemState::default()
+        };
         for (path, ino) in entries {
-            if !out.inodes.contains_key(&ino) {
+            out.inodes.entry(ino).or_insert_with(|| {
                 let bytes = crash_contents(&st.inodes[&ino], mode, &mut rng);
-                out.inodes.insert(ino, Inode { durable: bytes.clone(), live: bytes, ..Inode::default() });
-            }
+                Inode {
+                    durable: bytes.clone(),
+                    live: bytes,
+                    ..Inode::default()
+                }
+            });
             out.live.insert(path.clone(), ino);
             out.durable.insert(path, ino);
         }
-        MemStorage { state: Arc::new(Mutex::new(out)) }
+        MemStorage {
+            state: Arc::new(Mutex::new(out)),
+        }
     }
 }
 
@@ -260,7 +278,9 @@ fn crash_contents(inode: &Inode, mode: CrashMode, rng: &mut Rng) -> Vec<u8> {
                 };
                 let mut torn = data[..keep].to_vec();
                 if let Some(fill) = fill {
-                    torn.extend((keep..data.len()).map(|i| if fill == 0 { 0 } else { rng.byte(i) }));
+                    torn.extend(
+                        (keep..data.len()).map(|i| if fill == 0 { 0 } else { rng.byte(i) }),
+                    );
                 }
                 apply_write(&mut bytes, *offset, &torn);
             }
@@ -318,12 +338,18 @@ impl MemState {
             ok: true,
         };
         let fault = self.faults.as_mut().and_then(|plan| plan(&record));
-        self.trace.push(OpRecord { ok: fault.is_none(), ..record });
+        self.trace.push(OpRecord {
+            ok: fault.is_none(),
+            ..record
+        });
         fault
     }
 
     fn ino(&self, path: &Path) -> io::Result<u64> {
-        self.live.get(path).copied().ok_or_else(|| io::ErrorKind::NotFound.into())
+        self.live
+            .get(path)
+            .copied()
+            .ok_or_else(|| io::ErrorKind::NotFound.into())
     }
 }
 
@@ -395,13 +421,20 @@ impl Storage for MemStorage {
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
         let mut st = self.lock();
-        let op = if mode == OpenMode::CreateNew { TraceOp::Create } else { TraceOp::Open };
+        let op = if mode == OpenMode::CreateNew {
+            TraceOp::Create
+        } else {
+            TraceOp::Open
+        };
         check(st.begin(op, path, 0, 0))?;
         let ino = if mode == OpenMode::CreateNew {
             if st.live.contains_key(path) {
                 return Err(io::ErrorKind::AlreadyExists.into());
             }
-            if !path.parent().is_some_and(|p| st.dirs.iter().any(|d| d == p)) {
+            if !path
+                .parent()
+                .is_some_and(|p| st.dirs.iter().any(|d| d == p))
+            {
                 return Err(io::ErrorKind::NotFound.into());
             }
             let ino = st.alloc_inode();
@@ -483,7 +516,11 @@ impl Storage for MemStorage {
         } else {
             entry.0 += 1;
         }
-        Ok(Box::new(MemLock { storage: self.clone(), path: path.to_path_buf(), exclusive }))
+        Ok(Box::new(MemLock {
+            storage: self.clone(),
+            path: path.to_path_buf(),
+            exclusive,
+        }))
     }
 
     fn exists(&self, path: &Path) -> bool {
@@ -527,7 +564,10 @@ impl StorageFile for MemFile {
         if let Some(view) = inode.disk_view.as_mut() {
             apply_write(view, offset, stored);
         }
-        inode.pending.push(PendingWrite::Write { offset, data: stored.to_vec() });
+        inode.pending.push(PendingWrite::Write {
+            offset,
+            data: stored.to_vec(),
+        });
         check(fault)
     }
 

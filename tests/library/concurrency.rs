@@ -20,7 +20,8 @@ fn many_threads_append_and_sync_every_record_once_contiguous() {
                 for i in 0..per_thread {
                     let payload = format!("t{t}-{i}");
                     let a = if i % 3 == 0 {
-                        log.append_and_sync(&Entry::data(payload.as_bytes())).unwrap()
+                        log.append_and_sync(&Entry::data(payload.as_bytes()))
+                            .unwrap()
                     } else {
                         log.append(payload.as_bytes()).unwrap()
                     };
@@ -46,9 +47,16 @@ fn many_threads_append_and_sync_every_record_once_contiguous() {
     for (r, (seq, payload)) in records.iter().zip(&expected) {
         assert_eq!((r.seq, &r.payload), (*seq, &payload.as_bytes().to_vec()));
     }
-    let syncs = storage.trace().iter().filter(|op| op.op == TraceOp::SyncData).count();
+    let syncs = storage
+        .trace()
+        .iter()
+        .filter(|op| op.op == TraceOp::SyncData)
+        .count();
     let sync_calls = (threads * per_thread / 3 + threads) as usize;
-    assert!(syncs <= sync_calls + 20, "{syncs} fdatasyncs for {sync_calls} sync calls");
+    assert!(
+        syncs <= sync_calls + 20,
+        "{syncs} fdatasyncs for {sync_calls} sync calls"
+    );
 }
 
 #[test]

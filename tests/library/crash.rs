@@ -20,9 +20,15 @@ fn workload(storage: &MemStorage, seed: u64) -> (u64, u64) {
         rng ^= rng << 17;
         rng
     };
-    let Ok(mut log) = Log::open(dir(), options(storage)) else { return (0, 0) };
+    let Ok(mut log) = Log::open(dir(), options(storage)) else {
+        return (0, 0);
+    };
     for step in 0..40u64 {
-        let len = if next() % 5 == 0 { 20_000 } else { (next() % 300) as usize };
+        let len = if next() % 5 == 0 {
+            20_000
+        } else {
+            (next() % 300) as usize
+        };
         match log.append(&payload(appended + 1, len)) {
             Ok(a) => {
                 assert_eq!(a.seq, appended + 1);
@@ -58,22 +64,47 @@ fn expected_lengths(seed: u64) -> Vec<usize> {
 }
 
 fn check_oracle(storage: &MemStorage, acked: u64, appended: u64, lengths: &[usize], what: &str) {
-    if !storage.files().iter().any(|p| p.extension().is_some_and(|e| e == "wal")) {
+    if !storage
+        .files()
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "wal"))
+    {
         // The first segment's creation never became durable: nothing can have been acknowledged.
-        assert_eq!(acked, 0, "{what}: acknowledged records vanished with the first segment");
+        assert_eq!(
+            acked, 0,
+            "{what}: acknowledged records vanished with the first segment"
+        );
         let log = Log::open(dir(), options(storage)).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(log.records().unwrap().len(), 0);
         return;
     }
     let (report, _) = scan(storage, &dir());
-    assert_ne!(report.verdict(), Verdict::Corrupt, "{what}: a crash read as corruption: {:?}", report.damage);
-    let log = Log::open(dir(), options(storage)).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+    assert_ne!(
+        report.verdict(),
+        Verdict::Corrupt,
+        "{what}: a crash read as corruption: {:?}",
+        report.damage
+    );
+    let log =
+        Log::open(dir(), options(storage)).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
     let records = log.records().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(records.len() as u64 >= acked, "{what}: {} records < {acked} acknowledged", records.len());
-    assert!(records.len() as u64 <= appended.max(acked), "{what}: phantom records");
+    assert!(
+        records.len() as u64 >= acked,
+        "{what}: {} records < {acked} acknowledged",
+        records.len()
+    );
+    assert!(
+        records.len() as u64 <= appended.max(acked),
+        "{what}: phantom records"
+    );
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.seq, i as u64 + 1, "{what}: sequence");
-        assert_eq!(r.payload, payload(r.seq, lengths[i]), "{what}: payload of {} altered", r.seq);
+        assert_eq!(
+            r.payload,
+            payload(r.seq, lengths[i]),
+            "{what}: payload of {} altered",
+            r.seq
+        );
     }
 }
 
@@ -89,11 +120,19 @@ fn crash_at_every_storage_operation_keeps_every_synced_record() {
         let mut states = 0;
         for stop in 0..=total {
             let storage = MemStorage::new();
-            storage.set_faults(Some(Box::new(move |op| (op.index >= stop).then_some(Fault::Errno(5)))));
+            storage.set_faults(Some(Box::new(move |op| {
+                (op.index >= stop).then_some(Fault::Errno(5))
+            })));
             let (acked, appended) = workload(&storage, seed);
             storage.set_faults(None);
-            let modes = [CrashMode::KeepAll, CrashMode::DropUnsynced, CrashMode::Torn { seed: stop }];
-            for mode in modes.into_iter().chain((0..4).map(|s| CrashMode::Torn { seed: stop * 31 + s })) {
+            let modes = [
+                CrashMode::KeepAll,
+                CrashMode::DropUnsynced,
+                CrashMode::Torn { seed: stop },
+            ];
+            for mode in modes.into_iter().chain((0..4).map(|s| CrashMode::Torn {
+                seed: stop * 31 + s,
+            })) {
                 let crashed = storage.crash(mode);
                 let what = format!("seed {seed}, stop at op {stop}, {mode:?}");
                 check_oracle(&crashed, acked, appended, &lengths, &what);
@@ -119,12 +158,20 @@ fn crash_during_recovery_then_recovery_again_keeps_every_synced_record() {
     };
     for stop in 0..recovery_ops {
         let state = torn.crash(CrashMode::KeepAll);
-        state.set_faults(Some(Box::new(move |op| (op.index >= stop).then_some(Fault::Errno(5)))));
+        state.set_faults(Some(Box::new(move |op| {
+            (op.index >= stop).then_some(Fault::Errno(5))
+        })));
         let _ = Log::open(dir(), options(&state));
         state.set_faults(None);
         for mode in [CrashMode::DropUnsynced, CrashMode::Torn { seed: stop }] {
             let again = state.crash(mode);
-            check_oracle(&again, acked, appended, &lengths, &format!("recovery crashed at op {stop}, {mode:?}"));
+            check_oracle(
+                &again,
+                acked,
+                appended,
+                &lengths,
+                &format!("recovery crashed at op {stop}, {mode:?}"),
+            );
         }
     }
 }

@@ -38,7 +38,10 @@ fn clean_log_is_clean() {
     let (report, records) = scan(&storage, &dir());
     assert_eq!(report.verdict(), Verdict::Clean, "{:?}", report.damage);
     assert!(segments(&storage).len() >= 3, "the log rotated");
-    assert_eq!((report.records, report.first_seq, report.last_seq), (300, Some(1), Some(300)));
+    assert_eq!(
+        (report.records, report.first_seq, report.last_seq),
+        (300, Some(1), Some(300))
+    );
     assert_eq!(report.durable_seq, Some(300));
     util::assert_prefix(&records, 500);
 }
@@ -72,7 +75,9 @@ fn zero_filled_tail_is_a_torn_tail() {
 fn garbage_tail_is_a_torn_tail() {
     let (storage, _) = with_unsynced_tail();
     let last = last_segment(&storage);
-    edit(&storage, &last, |b| b.extend((0..300u32).map(|i| (i * 97 % 251) as u8 | 0x80)));
+    edit(&storage, &last, |b| {
+        b.extend((0..300u32).map(|i| (i * 97 % 251) as u8 | 0x80))
+    });
     let (report, records) = scan(&storage, &dir());
     assert_eq!(report.verdict(), Verdict::TornTail);
     assert_eq!(kinds(&report), [DamageKind::Checksum]);
@@ -86,10 +91,15 @@ fn unsynced_hole_followed_by_unsynced_records_is_a_torn_tail() {
     let last = last_segment(&storage);
     let (_, records) = scan(&storage, &dir());
     let hole = records[synced as usize].location;
-    edit(&storage, &last, |b| b[hole.offset as usize..][..hole.length as usize].fill(0));
+    edit(&storage, &last, |b| {
+        b[hole.offset as usize..][..hole.length as usize].fill(0)
+    });
     let (report, _) = scan(&storage, &dir());
     assert_eq!(report.verdict(), Verdict::TornTail, "{:?}", report.damage);
-    assert_eq!(report.damage[0].records_after, 2, "the plan shows what a cut loses");
+    assert_eq!(
+        report.damage[0].records_after, 2,
+        "the plan shows what a cut loses"
+    );
 }
 
 #[test]
@@ -102,8 +112,15 @@ fn invalid_bytes_followed_by_acknowledged_records_are_corruption() {
     let (report, delivered) = scan(&storage, &dir());
     assert_eq!(report.verdict(), Verdict::Corrupt);
     let d = &report.damage[0];
-    assert_eq!((d.kind, d.offset, d.last_good_seq, d.records_after), (DamageKind::Checksum, victim.offset, Some(4), 5));
-    assert_eq!(delivered.len(), 9, "valid records past the damage are still delivered");
+    assert_eq!(
+        (d.kind, d.offset, d.last_good_seq, d.records_after),
+        (DamageKind::Checksum, victim.offset, Some(4), 5)
+    );
+    assert_eq!(
+        delivered.len(),
+        9,
+        "valid records past the damage are still delivered"
+    );
 }
 
 #[test]
@@ -112,7 +129,11 @@ fn damage_to_the_last_acknowledged_record_is_corruption() {
     let last = last_segment(&storage);
     edit(&storage, &last, |b| b.truncate(b.len() - 3));
     let (report, _) = scan(&storage, &dir());
-    assert_eq!(report.verdict(), Verdict::Corrupt, "the watermark proves record 10 was synced");
+    assert_eq!(
+        report.verdict(),
+        Verdict::Corrupt,
+        "the watermark proves record 10 was synced"
+    );
     let err = Log::open(dir(), options(&storage)).unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Corrupt { .. }), "{err}");
 }
@@ -122,7 +143,9 @@ fn acknowledged_records_missing_at_a_clean_boundary_is_corruption() {
     let storage = util::built(10, 100);
     let last = last_segment(&storage);
     let (_, records) = scan(&storage, &dir());
-    edit(&storage, &last, |b| b.truncate(records[7].location.offset as usize));
+    edit(&storage, &last, |b| {
+        b.truncate(records[7].location.offset as usize)
+    });
     let (report, _) = scan(&storage, &dir());
     assert_eq!(kinds(&report), [DamageKind::MissingAcknowledged]);
     assert_eq!(report.verdict(), Verdict::Corrupt);
@@ -167,14 +190,21 @@ fn sequence_gap_across_segments_is_corruption() {
     });
     let (report, _) = scan(&storage, &dir());
     assert_eq!(report.verdict(), Verdict::Corrupt);
-    assert!(kinds(&report).contains(&DamageKind::SequenceGap), "{:?}", kinds(&report));
+    assert!(
+        kinds(&report).contains(&DamageKind::SequenceGap),
+        "{:?}",
+        kinds(&report)
+    );
 }
 
 #[test]
 fn swapped_segments_are_corruption() {
     let storage = util::built(300, 500);
     let segs = segments(&storage);
-    let (a, b) = (storage.file_bytes(&segs[0]).unwrap(), storage.file_bytes(&segs[1]).unwrap());
+    let (a, b) = (
+        storage.file_bytes(&segs[0]).unwrap(),
+        storage.file_bytes(&segs[1]).unwrap(),
+    );
     storage.set_file_bytes(&segs[0], b);
     storage.set_file_bytes(&segs[1], a);
     let (report, _) = scan(&storage, &dir());
@@ -190,7 +220,10 @@ fn segment_from_another_log_is_corruption() {
     ours.set_file_bytes(&path, theirs.file_bytes(&path).unwrap());
     let (report, records) = scan(&ours, &dir());
     assert!(kinds(&report).contains(&DamageKind::ForeignSegment));
-    assert!(records.iter().all(|r| r.location.segment != 2), "no foreign record delivered");
+    assert!(
+        records.iter().all(|r| r.location.segment != 2),
+        "no foreign record delivered"
+    );
 }
 
 #[test]
@@ -208,7 +241,9 @@ fn partial_record_of_a_live_writer_is_in_progress_not_damage() {
     let (storage, _) = with_unsynced_tail();
     let last = last_segment(&storage);
     edit(&storage, &last, |b| b.truncate(b.len() - 7));
-    let _writer = storage.try_lock(&dir().join("LOCK"), LockKind::Exclusive).unwrap();
+    let _writer = storage
+        .try_lock(&dir().join("LOCK"), LockKind::Exclusive)
+        .unwrap();
     let (report, _) = scan(&storage, &dir());
     assert_eq!(report.verdict(), Verdict::Clean);
     assert!(report.writer_active);
@@ -223,8 +258,12 @@ fn writer_reopen_cuts_a_torn_tail_and_keeps_the_bytes() {
     let log = Log::open(dir(), options(&storage)).unwrap();
     let cut = log.open_report().cut.clone().expect("the tail was cut");
     assert_eq!((cut.length, cut.last_seq), (50, Some(8)));
-    assert_eq!(storage.file_bytes(&dir().join(&cut.side_file)).unwrap(), vec![0xee; 50]);
-    let journal = String::from_utf8(storage.file_bytes(&dir().join("repair.jsonl")).unwrap()).unwrap();
+    assert_eq!(
+        storage.file_bytes(&dir().join(&cut.side_file)).unwrap(),
+        vec![0xee; 50]
+    );
+    let journal =
+        String::from_utf8(storage.file_bytes(&dir().join("repair.jsonl")).unwrap()).unwrap();
     assert!(journal.contains(&cut.sha256) && journal.ends_with('\n'));
     assert_eq!(log.append(b"next").unwrap().seq, 9);
     drop(log);
@@ -234,25 +273,47 @@ fn writer_reopen_cuts_a_torn_tail_and_keeps_the_bytes() {
 #[test]
 fn repair_cuts_a_torn_tail_and_refuses_corruption_unchanged() {
     let (storage, _) = with_unsynced_tail();
-    let opts = Options { storage: Arc::new(storage.clone()), ..Options::default() };
+    let opts = Options {
+        storage: Arc::new(storage.clone()),
+        ..Options::default()
+    };
     let last = last_segment(&storage);
     edit(&storage, &last, |b| b.truncate(b.len() - 7));
     let (_, plan) = walctl::truncate_partial(&dir(), &opts, true).unwrap();
     let before = storage.file_bytes(&last).unwrap();
-    let walctl::RepairOutcome::Cut(plan) = plan else { panic!("a dry run plans a cut") };
-    assert_eq!(storage.file_bytes(&last).unwrap(), before, "a dry run changes nothing");
+    let walctl::RepairOutcome::Cut(plan) = plan else {
+        panic!("a dry run plans a cut")
+    };
+    assert_eq!(
+        storage.file_bytes(&last).unwrap(),
+        before,
+        "a dry run changes nothing"
+    );
     let (_, done) = walctl::truncate_partial(&dir(), &opts, false).unwrap();
-    let walctl::RepairOutcome::Cut(done) = done else { panic!("cut") };
+    let walctl::RepairOutcome::Cut(done) = done else {
+        panic!("cut")
+    };
     assert_eq!((done.offset, done.length), (plan.offset, plan.length));
     assert_eq!(scan(&storage, &dir()).0.verdict(), Verdict::Clean);
 
     let corrupt = util::built(10, 100);
-    let opts = Options { storage: Arc::new(corrupt.clone()), ..Options::default() };
+    let opts = Options {
+        storage: Arc::new(corrupt.clone()),
+        ..Options::default()
+    };
     let last = last_segment(&corrupt);
     edit(&corrupt, &last, |b| b[13000] ^= 1);
-    let files: Vec<_> = corrupt.files().iter().map(|p| corrupt.file_bytes(p)).collect();
+    let files: Vec<_> = corrupt
+        .files()
+        .iter()
+        .map(|p| corrupt.file_bytes(p))
+        .collect();
     let err = walctl::truncate_partial(&dir(), &opts, false).unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Corrupt { .. }));
-    let after: Vec<_> = corrupt.files().iter().map(|p| corrupt.file_bytes(p)).collect();
+    let after: Vec<_> = corrupt
+        .files()
+        .iter()
+        .map(|p| corrupt.file_bytes(p))
+        .collect();
     assert_eq!(files, after, "refusal leaves every file byte-identical");
 }

@@ -5,8 +5,8 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use walctl::format::{
-    self, FORMAT_VERSION, RecordKind, RecordMeta, SEGMENT_DATA_START, SegmentHeader, WATERMARK_SLOT_OFFSETS,
-    WatermarkSlot,
+    self, FORMAT_VERSION, RecordKind, RecordMeta, SEGMENT_DATA_START, SegmentHeader,
+    WATERMARK_SLOT_OFFSETS, WatermarkSlot,
 };
 use walctl::storage::FsStorage;
 
@@ -30,14 +30,34 @@ fn golden_bytes() -> Vec<u8> {
     };
     let mut bytes = header.encode().to_vec();
     bytes.resize(SEGMENT_DATA_START as usize, 0);
-    let slot = WatermarkSlot { durable_seq: 3, generation: 1 }.encode(LOG_ID, 1);
+    let slot = WatermarkSlot {
+        durable_seq: 3,
+        generation: 1,
+    }
+    .encode(LOG_ID, 1);
     let at = WATERMARK_SLOT_OFFSETS[1] as usize;
     bytes[at..at + slot.len()].copy_from_slice(&slot);
     let bind = format::binding(LOG_ID, 1);
-    let meta = |seq, kind| RecordMeta { seq, timestamp_nanos: T0 + seq, kind };
+    let meta = |seq, kind| RecordMeta {
+        seq,
+        timestamp_nanos: T0 + seq,
+        kind,
+    };
     format::encode_record(&mut bytes, &bind, meta(1, RecordKind::Data), None, b"hello");
-    format::encode_record(&mut bytes, &bind, meta(2, RecordKind::Data), Some(b"user:1"), b"{\"name\":\"ada\"}");
-    format::encode_record(&mut bytes, &bind, meta(3, RecordKind::Tombstone), Some(b"user:1"), b"");
+    format::encode_record(
+        &mut bytes,
+        &bind,
+        meta(2, RecordKind::Data),
+        Some(b"user:1"),
+        b"{\"name\":\"ada\"}",
+    );
+    format::encode_record(
+        &mut bytes,
+        &bind,
+        meta(3, RecordKind::Tombstone),
+        Some(b"user:1"),
+        b"",
+    );
     bytes
 }
 
@@ -50,7 +70,10 @@ fn golden_segment_bytes_are_pinned() {
     }
     let committed = std::fs::read(golden_path()).expect("the golden file is committed");
     assert_eq!(committed.len(), bytes.len());
-    assert!(committed == bytes, "the encoder changed the format: bump FORMAT_VERSION, keep old logs readable");
+    assert!(
+        committed == bytes,
+        "the encoder changed the format: bump FORMAT_VERSION, keep old logs readable"
+    );
     let records = &committed[SEGMENT_DATA_START as usize..];
     // The first record, byte for byte as in FORMAT.md §9.
     assert_eq!(&records[8..16], &[5, 0, 0, 0, 0, 0, 1, 0]);
@@ -63,18 +86,41 @@ fn golden_log_decodes_to_the_worked_example() {
     let dir = golden_path().parent().unwrap().to_path_buf();
     let mut seen = Vec::new();
     let report = walctl::scan_log(&FsStorage::new(), &dir, &mut |r| {
-        seen.push((r.seq, r.kind, r.key.map(<[u8]>::to_vec), r.payload.to_vec(), r.location.offset));
+        seen.push((
+            r.seq,
+            r.kind,
+            r.key.map(<[u8]>::to_vec),
+            r.payload.to_vec(),
+            r.location.offset,
+        ));
         ControlFlow::Continue(())
     })
     .unwrap();
-    assert_eq!(report.verdict(), walctl::Verdict::Clean, "{:?}", report.damage);
+    assert_eq!(
+        report.verdict(),
+        walctl::Verdict::Clean,
+        "{:?}",
+        report.damage
+    );
     assert_eq!((report.log_id, report.durable_seq), (Some(LOG_ID), Some(3)));
     assert_eq!(
         seen,
         vec![
             (1, RecordKind::Data, None, b"hello".to_vec(), 12288),
-            (2, RecordKind::Data, Some(b"user:1".to_vec()), b"{\"name\":\"ada\"}".to_vec(), 12325),
-            (3, RecordKind::Tombstone, Some(b"user:1".to_vec()), Vec::new(), 12377),
+            (
+                2,
+                RecordKind::Data,
+                Some(b"user:1".to_vec()),
+                b"{\"name\":\"ada\"}".to_vec(),
+                12325
+            ),
+            (
+                3,
+                RecordKind::Tombstone,
+                Some(b"user:1".to_vec()),
+                Vec::new(),
+                12377
+            ),
         ]
     );
 }

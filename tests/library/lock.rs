@@ -25,7 +25,10 @@ fn second_writer_waits_for_the_lock_within_its_timeout() {
     let first = Log::open(tmp.path(), Options::default()).unwrap();
     let path = tmp.path().to_path_buf();
     let waiter = std::thread::spawn(move || {
-        let opts = Options { lock_wait: Some(Duration::from_secs(30)), ..Options::default() };
+        let opts = Options {
+            lock_wait: Some(Duration::from_secs(30)),
+            ..Options::default()
+        };
         Log::open(&path, opts).map(|l| l.append(b"second").unwrap().seq)
     });
     std::thread::sleep(Duration::from_millis(100));
@@ -34,9 +37,18 @@ fn second_writer_waits_for_the_lock_within_its_timeout() {
     assert_eq!(waiter.join().unwrap().unwrap(), 2);
     let start = Instant::now();
     let _holder = Log::open(tmp.path(), Options::default()).unwrap();
-    let opts = Options { lock_wait: Some(Duration::from_millis(50)), ..Options::default() };
-    assert!(matches!(Log::open(tmp.path(), opts).unwrap_err().kind(), ErrorKind::Locked { .. }));
-    assert!(start.elapsed() >= Duration::from_millis(50), "it waited before giving up");
+    let opts = Options {
+        lock_wait: Some(Duration::from_millis(50)),
+        ..Options::default()
+    };
+    assert!(matches!(
+        Log::open(tmp.path(), opts).unwrap_err().kind(),
+        ErrorKind::Locked { .. }
+    ));
+    assert!(
+        start.elapsed() >= Duration::from_millis(50),
+        "it waited before giving up"
+    );
 }
 
 #[test]
@@ -46,5 +58,8 @@ fn readers_need_no_lock_and_see_a_live_writer() {
     log.append(b"visible before sync").unwrap();
     let report = walctl::verify(tmp.path()).unwrap();
     assert!(report.writer_active);
-    assert_eq!((report.records, report.verdict()), (1, walctl::Verdict::Clean));
+    assert_eq!(
+        (report.records, report.verdict()),
+        (1, walctl::Verdict::Clean)
+    );
 }

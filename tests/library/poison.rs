@@ -11,14 +11,31 @@ fn failed_fsync_poisons_the_writer_and_reopen_recovers() {
     log.append(b"one").unwrap();
     log.sync().unwrap();
     log.append(b"two").unwrap();
-    storage.set_faults(Some(Box::new(|op| (op.op == TraceOp::SyncData).then_some(Fault::FsyncGate))));
+    storage.set_faults(Some(Box::new(|op| {
+        (op.op == TraceOp::SyncData).then_some(Fault::FsyncGate)
+    })));
     let err = log.sync().unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::Io { op: "fdatasync", .. }), "{err}");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::Io {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{err}"
+    );
     storage.set_faults(None);
     // The fsyncgate case: the next fsync would "succeed"; the writer must not believe it.
     for _ in 0..2 {
-        assert!(matches!(log.sync().unwrap_err().kind(), ErrorKind::Poisoned { .. }));
-        assert!(matches!(log.append(b"three").unwrap_err().kind(), ErrorKind::Poisoned { .. }));
+        assert!(matches!(
+            log.sync().unwrap_err().kind(),
+            ErrorKind::Poisoned { .. }
+        ));
+        assert!(matches!(
+            log.append(b"three").unwrap_err().kind(),
+            ErrorKind::Poisoned { .. }
+        ));
     }
     assert!(log.is_poisoned());
     assert_eq!(log.records().unwrap().len(), 2, "reads still work");
@@ -28,7 +45,10 @@ fn failed_fsync_poisons_the_writer_and_reopen_recovers() {
     let records = reopened.records().unwrap();
     assert_eq!(records[0].payload, b"one", "the synced record survived");
     assert!(records.len() <= 2);
-    assert_eq!(reopened.append(b"after").unwrap().seq, records.len() as u64 + 1);
+    assert_eq!(
+        reopened.append(b"after").unwrap().seq,
+        records.len() as u64 + 1
+    );
 }
 
 #[test]
@@ -36,12 +56,21 @@ fn failed_write_is_truncated_back_and_the_writer_goes_on() {
     let storage = MemStorage::new();
     let log = Log::open(dir(), options(&storage)).unwrap();
     log.append(&payload(1, 100)).unwrap();
-    storage.set_faults(Some(Box::new(|op| (op.op == TraceOp::Write).then_some(Fault::ShortWrite(10)))));
+    storage.set_faults(Some(Box::new(|op| {
+        (op.op == TraceOp::Write).then_some(Fault::ShortWrite(10))
+    })));
     let err = log.append(&payload(2, 100)).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::Io { op: "write", .. }), "{err}");
+    assert!(
+        matches!(err.kind(), ErrorKind::Io { op: "write", .. }),
+        "{err}"
+    );
     storage.set_faults(None);
     assert!(!log.is_poisoned(), "the partial write was cut back");
-    assert_eq!(log.append(&payload(2, 100)).unwrap().seq, 2, "no record after a partial one");
+    assert_eq!(
+        log.append(&payload(2, 100)).unwrap().seq,
+        2,
+        "no record after a partial one"
+    );
     log.sync().unwrap();
     drop(log);
     let (report, records) = scan(&storage, &dir());
@@ -59,19 +88,40 @@ fn failed_write_whose_truncation_also_fails_poisons() {
     })));
     assert!(log.append(b"payload").is_err());
     storage.set_faults(None);
-    assert!(matches!(log.append(b"again").unwrap_err().kind(), ErrorKind::Poisoned { .. }));
+    assert!(matches!(
+        log.append(b"again").unwrap_err().kind(),
+        ErrorKind::Poisoned { .. }
+    ));
 }
 
 #[test]
 fn too_large_records_and_keys_are_refused_before_any_write() {
     let storage = MemStorage::new();
-    let opts = walctl::Options { record_size_max: 1000, key_size_max: 8, ..options(&storage) };
+    let opts = walctl::Options {
+        record_size_max: 1000,
+        key_size_max: 8,
+        ..options(&storage)
+    };
     let log = Log::open(dir(), opts).unwrap();
     let before = storage.op_count();
     let err = log.append(&[0u8; 1001]).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::RecordTooLarge { size: 1001, size_max: 1000 }));
-    let err = log.append_entry(&walctl::Entry::keyed(b"123456789", b"")).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::KeyTooLarge { size: 9, size_max: 8 }));
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::RecordTooLarge {
+            size: 1001,
+            size_max: 1000
+        }
+    ));
+    let err = log
+        .append_entry(&walctl::Entry::keyed(b"123456789", b""))
+        .unwrap_err();
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::KeyTooLarge {
+            size: 9,
+            size_max: 8
+        }
+    ));
     assert_eq!(storage.op_count(), before, "nothing touched the storage");
     assert!(!log.is_poisoned());
 }
@@ -82,9 +132,18 @@ fn expect_next_seq_mismatch_appends_nothing() {
     let log = Log::open(dir(), options(&storage)).unwrap();
     log.append(b"a").unwrap();
     let mut out = Vec::new();
-    let err = log.append_batch(&[walctl::Entry::data(b"b")], Some(1), &mut out).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::SequenceMismatch { expected: 1, actual: 2 }));
+    let err = log
+        .append_batch(&[walctl::Entry::data(b"b")], Some(1), &mut out)
+        .unwrap_err();
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::SequenceMismatch {
+            expected: 1,
+            actual: 2
+        }
+    ));
     assert!(out.is_empty());
-    log.append_batch(&[walctl::Entry::data(b"b")], Some(2), &mut out).unwrap();
+    log.append_batch(&[walctl::Entry::data(b"b")], Some(2), &mut out)
+        .unwrap();
     assert_eq!(out[0].seq, 2);
 }

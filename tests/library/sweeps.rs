@@ -11,8 +11,11 @@ fn unsynced_end() -> MemStorage {
     let storage = MemStorage::new();
     let log = Log::open(dir(), options(&storage)).unwrap();
     let mut seq = 1;
-    while segments(&storage).len() < 3 || storage.file_bytes(&segments(&storage)[2]).unwrap().len() < 14_000 {
-        log.append(&payload(seq, (seq * 53 % 400) as usize)).unwrap();
+    while segments(&storage).len() < 3
+        || storage.file_bytes(&segments(&storage)[2]).unwrap().len() < 14_000
+    {
+        log.append(&payload(seq, (seq * 53 % 400) as usize))
+            .unwrap();
         seq += 1;
     }
     let crashed = storage.crash(CrashMode::KeepAll);
@@ -34,10 +37,24 @@ fn truncating_the_log_at_every_byte_offset_is_never_corruption() {
     for cut in SEGMENT_DATA_START as usize..=bytes.len() {
         storage.set_file_bytes(&last, bytes[..cut].to_vec());
         let (report, _) = scan(&storage, &dir());
-        assert_ne!(report.verdict(), Verdict::Corrupt, "cut at {cut}: {:?}", report.damage);
-        let boundary = ends.iter().copied().filter(|&e| e <= cut as u64).max().unwrap_or(SEGMENT_DATA_START);
+        assert_ne!(
+            report.verdict(),
+            Verdict::Corrupt,
+            "cut at {cut}: {:?}",
+            report.damage
+        );
+        let boundary = ends
+            .iter()
+            .copied()
+            .filter(|&e| e <= cut as u64)
+            .max()
+            .unwrap_or(SEGMENT_DATA_START);
         assert_eq!(report.segments[2].valid_len, boundary, "cut at {cut}");
-        assert_eq!(report.verdict() == Verdict::Clean, boundary == cut as u64, "cut at {cut}");
+        assert_eq!(
+            report.verdict() == Verdict::Clean,
+            boundary == cut as u64,
+            "cut at {cut}"
+        );
     }
 }
 
@@ -48,12 +65,18 @@ fn truncating_a_sealed_segment_is_corruption() {
     let bytes = storage.file_bytes(&first).unwrap();
     for cut in (0..bytes.len()).step_by(97) {
         storage.set_file_bytes(&first, bytes[..cut].to_vec());
-        assert_eq!(scan(&storage, &dir()).0.verdict(), Verdict::Corrupt, "cut at {cut}");
+        assert_eq!(
+            scan(&storage, &dir()).0.verdict(),
+            Verdict::Corrupt,
+            "cut at {cut}"
+        );
     }
 }
 
 fn in_slot(offset: usize) -> bool {
-    WATERMARK_SLOT_OFFSETS.iter().any(|&s| (s as usize..s as usize + WATERMARK_SLOT_SIZE).contains(&offset))
+    WATERMARK_SLOT_OFFSETS
+        .iter()
+        .any(|&s| (s as usize..s as usize + WATERMARK_SLOT_SIZE).contains(&offset))
 }
 
 #[test]
@@ -78,7 +101,11 @@ fn every_single_bit_flip_is_detected_and_no_payload_is_altered() {
             storage.set_file_bytes(path, bad);
             let (report, records) = scan(&storage, &dir());
             for r in &records {
-                assert_eq!(r.payload, originals[r.seq as usize - 1].payload, "bit {bit}: altered payload");
+                assert_eq!(
+                    r.payload,
+                    originals[r.seq as usize - 1].payload,
+                    "bit {bit}: altered payload"
+                );
             }
             let last_slot = index == 1 && in_slot(bit / 8);
             if last_slot {
@@ -86,7 +113,11 @@ fn every_single_bit_flip_is_detected_and_no_payload_is_altered() {
                 // proves less, and nothing is lost.
                 assert_eq!(records.len(), 20, "bit {bit}");
             } else {
-                assert_ne!(report.verdict(), Verdict::Clean, "segment {index} bit {bit} undetected");
+                assert_ne!(
+                    report.verdict(),
+                    Verdict::Clean,
+                    "segment {index} bit {bit} undetected"
+                );
             }
             flips += 1;
         }

@@ -13,12 +13,17 @@ pub fn dir() -> PathBuf {
 
 /// Options on `storage` with the smallest segments, so tests rotate often.
 pub fn options(storage: &MemStorage) -> Options {
-    Options { segment_size: 16 << 10, ..Options::with_storage(Arc::new(storage.clone())) }
+    Options {
+        segment_size: 16 << 10,
+        ..Options::with_storage(Arc::new(storage.clone()))
+    }
 }
 
 /// A payload that differs per sequence number and length.
 pub fn payload(seq: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (seq as usize * 131 + i * 7) as u8).collect()
+    (0..len)
+        .map(|i| (seq as usize * 131 + i * 7) as u8)
+        .collect()
 }
 
 /// Appends `count` records of `len` bytes; returns their sequence numbers.
@@ -54,13 +59,26 @@ pub fn built(count: u64, len: usize) -> MemStorage {
 
 /// Segment files of the log in `storage`, ascending.
 pub fn segments(storage: &MemStorage) -> Vec<PathBuf> {
-    storage.files().into_iter().filter(|p| p.extension().is_some_and(|e| e == "wal")).collect()
+    storage
+        .files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect()
 }
 
 /// Checks that `records` are exactly the records 1..=n with the payloads `append_n` wrote.
 pub fn assert_prefix(records: &[Record], len: usize) {
     for (i, r) in records.iter().enumerate() {
-        assert_eq!(r.seq, i as u64 + 1, "sequence numbers are contiguous from 1");
-        assert_eq!(r.payload, payload(r.seq, len), "payload of {} unaltered", r.seq);
+        assert_eq!(
+            r.seq,
+            i as u64 + 1,
+            "sequence numbers are contiguous from 1"
+        );
+        assert_eq!(
+            r.payload,
+            payload(r.seq, len),
+            "payload of {} unaltered",
+            r.seq
+        );
     }
 }
