@@ -1,0 +1,83 @@
+//! The command line as clap definitions: global options and the list of subcommands.
+//!
+//! Each subcommand's own flags live beside its code in `cmd/<name>.rs`; this file only wires
+//! them together and holds the text every `--help` shares (the exit-code contract).
+
+use crate::cmd;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// The exit-code contract, shown at the end of `walctl --help` (and in README.md).
+const EXIT_CODES: &str = "\
+Exit codes (the same for every command):
+  0  success; for verify, dump, stat and export-jsonl: the log is clean
+  1  only a torn tail was found (repairable with `walctl repair --truncate-partial`)
+  2  usage error, or the command could not run (I/O error, not a walctl log, permission)
+  3  corruption that truncation cannot fix without losing acknowledged data
+  4  the log is locked by another writer (after the --wait time ran out)
+
+Data goes to stdout, diagnostics to stderr. A closed stdout (`walctl dump | head`) exits 0.";
+
+/// Operate a walctl write-ahead log: append, sync, verify, dump, repair, export.
+///
+/// A log is a directory of segment files holding CRC-checked, numbered records. walctl tells a
+/// torn tail left by a crash (safe to cut) from corruption (never cut), and every command ends
+/// with an exit code that says which it found.
+#[derive(Parser, Debug)]
+#[command(name = "walctl", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    /// The log directory [default: $WALCTL_DIR, else ./wal].
+    #[arg(
+        long,
+        global = true,
+        env = "WALCTL_DIR",
+        default_value = "wal",
+        hide_default_value = true,
+        hide_env = true,
+        value_name = "DIR"
+    )]
+    pub dir: PathBuf,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands, in the order `--help` lists them.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Append records (arguments, stdin, lines, NUL-separated, or JSON Lines).
+    Append(cmd::append::Args),
+    /// Make everything appended so far durable.
+    Sync(cmd::sync::Args),
+    /// Check every segment and record; exit 0 clean, 1 torn tail, 3 corrupt.
+    Verify(cmd::verify::Args),
+    /// Print records as a table or JSON Lines.
+    Dump(cmd::dump::Args),
+    /// Cut a torn tail left by a crash (and nothing else).
+    Repair(cmd::repair::Args),
+    /// Drop old or superseded records (not available yet).
+    Compact(cmd::compact::Args),
+    /// Export records as JSON Lines with a header and a digest trailer.
+    #[command(name = "export-jsonl")]
+    ExportJsonl(cmd::export_jsonl::Args),
+    /// Check an export's record count and digest.
+    #[command(name = "verify-export")]
+    VerifyExport(cmd::verify_export::Args),
+    /// Summarise the log: segments, records, bytes, sequence and time ranges, durability.
+    Stat(cmd::stat::Args),
+    /// Generate the man page or shell completions (for packagers).
+    #[command(hide = true)]
+    Generate(cmd::generate::Args),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,416 @@
+//! `walctl append`: add records to the log, from arguments, stdin, lines, NUL-separated input or
+//! JSON Lines (the export's own shape, so an export can be re-imported).
+//!
+//! Streams are appended in bounded batches (one write per batch) while they are read, so a
+//! 10 GiB stdin costs the same memory as a small one; `--sync` still makes one fsync for the
+//! whole invocation, at the end. Each assigned sequence number is printed as soon as its batch
+//! is written, so a consumer of stdout learns of records in order.
+
+use super::{LockWait, open_writer};
+use crate::exit::{Exit, UsageError};
+use crate::json;
+use crate::output::Output;
+use anyhow::{Context as _, Result};
+use std::ffi::{OsStr, OsString};
+use std::io::{self, BufRead, Read};
+use std::ops::Range;
+use std::path::Path;
+use walctl::{Appended, Entry, Log, Options, RecordKind};
+
+/// Flush a batch once it holds this many bytes of keys and payloads.
+const BATCH_BYTES: usize = 1 << 20;
+/// Flush a batch once it holds this many records.
+const BATCH_RECORDS: usize = 4096;
+
+const EXAMPLES: &str = "\
+Examples:
+  $ walctl append hello world
+  1
+  2
+  $ printf 'a\\nb\\n' | walctl append --lines --sync
+  3
+  4
+  $ walctl append --key user:7 '{\"name\":\"Ada\"}' --json
+  {\"length\":61,\"offset\":12436,\"segment\":\"00000000000000000001.wal\",\"seq\":5}
+  $ walctl export-jsonl --dir old | walctl --dir new append --jsonl";
+
+/// Append records; print the sequence number assigned to each.
+///
+/// Each RECORD argument is one record. With no arguments, stdin is one record, or with --lines
+/// one record per line, --null one per NUL-terminated chunk, --jsonl one per JSON object in the
+/// shape `export-jsonl` writes (header and trailer lines are skipped). Appends wait for the
+/// writer lock up to --wait seconds, so many appenders may run at once. Records are in the
+/// operating system's hands when a number is printed; --sync makes them durable before exit.
+#[derive(clap::Args, Debug)]
+#[command(after_long_help = EXAMPLES)]
+pub struct Args {
+    /// Records to append, one per argument (without any, read stdin).
+    #[arg(value_name = "RECORD", conflicts_with_all = ["lines", "null", "jsonl", "delete"])]
+    records: Vec<OsString>,
+    /// Read stdin as one record per line (the newline is not part of the record).
+    #[arg(long, conflicts_with_all = ["null", "jsonl", "delete"])]
+    lines: bool,
+    /// Read stdin as NUL-terminated records (as written by `find -print0`).
+    #[arg(long, conflicts_with_all = ["jsonl", "delete"])]
+    null: bool,
+    /// Read stdin as JSON Lines: {"key": .., "key_encoding": .., "payload": .., "payload_encoding": ..,
+    /// "type": "data"|"tombstone", "timestamp_nanos": ..}; all fields but payload optional.
+    #[arg(long, conflicts_with_all = ["key", "delete"])]
+    jsonl: bool,
+    /// Give every appended record the key K.
+    #[arg(long, value_name = "K", conflicts_with = "delete")]
+    key: Option<OsString>,
+    /// Append a tombstone that deletes key K.
+    #[arg(long, value_name = "K")]
+    delete: Option<OsString>,
+    /// Make the records durable (one fsync) before exiting.
+    #[arg(long)]
+    sync: bool,
+    /// Append nothing unless the next sequence number is N (safe retries).
+    #[arg(long, value_name = "N")]
+    expect_next_seq: Option<u64>,
+    #[command(flatten)]
+    wait: LockWait,
+    /// Print one JSON object per record: seq, segment, offset, length.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How stdin is split into records.
+#[derive(Clone, Copy)]
+enum Split {
+    Lines,
+    Null,
+    Jsonl,
+}
+
+/// Runs `walctl append`.
+///
+/// # Errors
+/// Lock, I/O and size errors; a malformed input line.
+pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
+    let key = args.key.as_deref().map(os_bytes);
+    let split = if args.lines {
+        Some(Split::Lines)
+    } else if args.null {
+        Some(Split::Null)
+    } else if args.jsonl {
+        Some(Split::Jsonl)
+    } else {
+        None
+    };
+    let reads_stdin = args.records.is_empty() && args.delete.is_none();
+    if reads_stdin && out.stdin_is_terminal() {
+        out.note("reading records from the terminal; end the input with Ctrl-D");
+    }
+    // A single stdin record is read before the lock is taken, so a slow producer does not hold
+    // up other appenders; streams must be appended while they are read.
+    let single = match (reads_stdin, split) {
+        (true, None) => Some(read_single(&mut io::stdin().lock())?),
+        _ => None,
+    };
+    let log = open_writer(out, dir, args.wait, true)?;
+    let mut batch = Batch::new(&log, args.expect_next_seq, args.json);
+    let result = fill(
+        &mut batch,
+        out,
+        args,
+        key.as_deref(),
+        split,
+        single.as_deref(),
+    );
+    let result = result.and_then(|()| batch.flush(out));
+    if let Err(err) = result {
+        if let Some((first, last)) = batch.range() {
+            out.note(format_args!(
+                "records {first} to {last} were appended before this error and remain in the log"
+            ));
+        }
+        return Err(err);
+    }
+    if args.sync {
+        log.sync().context("making the appended records durable")?;
+    }
+    Ok(Exit::Success)
+}
+
+/// Feeds every record of the invocation into `batch`.
+fn fill(
+    batch: &mut Batch<'_>,
+    out: &mut Output,
+    args: &Args,
+    key: Option<&[u8]>,
+    split: Option<Split>,
+    single: Option<&[u8]>,
+) -> Result<()> {
+    if let Some(k) = &args.delete {
+        return batch.push(out, RecordKind::Tombstone, Some(&os_bytes(k)), b"", None);
+    }
+    for record in &args.records {
+        batch.push(out, RecordKind::Data, key, &os_bytes(record), None)?;
+    }
+    if let Some(payload) = single {
+        batch.push(out, RecordKind::Data, key, payload, None)?;
+    }
+    if let Some(split) = split {
+        read_stream(batch, out, &mut io::stdin().lock(), split, key)?;
+    }
+    Ok(())
+}
+
+/// Reads all of stdin as one record, refusing more than the record limit.
+fn read_single(input: &mut impl Read) -> Result<Vec<u8>> {
+    let max = u64::from(Options::default().record_size_max);
+    let mut buf = Vec::new();
+    input
+        .take(max + 1)
+        .read_to_end(&mut buf)
+        .context("reading stdin")?;
+    if buf.len() as u64 > max {
+        return Err(UsageError(format!(
+            "stdin holds more than the record limit of {max} bytes; \
+             split it with --lines, --null or --jsonl"
+        ))
+        .into());
+    }
+    Ok(buf)
+}
+
+/// Appends the records of a split stream, batch by batch.
+fn read_stream(
+    batch: &mut Batch<'_>,
+    out: &mut Output,
+    input: &mut impl BufRead,
+    split: Split,
+    key: Option<&[u8]>,
+) -> Result<()> {
+    let record_max = u64::from(Options::default().record_size_max);
+    // A JSON line carries the record escaped or base64-encoded: allow for the growth.
+    let (delim, line_max) = match split {
+        Split::Lines => (b'\n', record_max),
+        Split::Null => (b'\0', record_max),
+        Split::Jsonl => (b'\n', record_max * 6 + 64 * 1024),
+    };
+    let mut line = Vec::new();
+    for number in 1u64.. {
+        line.clear();
+        if !read_item(input, delim, &mut line, line_max).context("reading stdin")? {
+            return Ok(());
+        }
+        if line.len() as u64 > line_max {
+            return Err(UsageError(format!(
+                "stdin record {number} is longer than the limit of {line_max} bytes"
+            ))
+            .into());
+        }
+        match split {
+            Split::Lines | Split::Null => batch.push(out, RecordKind::Data, key, &line, None)?,
+            Split::Jsonl => {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let parsed = parse_jsonl(&line)
+                    .map_err(|why| UsageError(format!("stdin line {number}: {why}")))?;
+                if let Some(p) = parsed {
+                    batch.push(out, p.kind, p.key.as_deref(), &p.payload, p.timestamp_nanos)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads up to and without `delim` into `buf`, at most `max + 1` bytes (so an endless line is
+/// noticed without being held). Returns false at the end of the input.
+fn read_item(input: &mut impl BufRead, delim: u8, buf: &mut Vec<u8>, max: u64) -> io::Result<bool> {
+    let n = input.by_ref().take(max + 1).read_until(delim, buf)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&delim) {
+        buf.pop();
+    }
+    Ok(true)
+}
+
+/// One record read from a JSON line.
+struct Parsed {
+    kind: RecordKind,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    timestamp_nanos: Option<u64>,
+}
+
+/// Parses one `--jsonl` line; `None` for an export's header or trailer line.
+fn parse_jsonl(line: &[u8]) -> Result<Option<Parsed>, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
+    let obj = value.as_object().ok_or("expected a JSON object")?;
+    match obj.get("kind").and_then(|k| k.as_str()) {
+        None | Some("record") => {}
+        Some("header" | "trailer") => return Ok(None),
+        Some(other) => return Err(format!("unknown \"kind\" {other:?}")),
+    }
+    let kind = match obj.get("type").and_then(|t| t.as_str()) {
+        None | Some("data") => RecordKind::Data,
+        Some("tombstone") => RecordKind::Tombstone,
+        Some(other) => return Err(format!("unknown \"type\" {other:?} (data or tombstone)")),
+    };
+    let key = bytes_field(obj, "key")?;
+    let payload = bytes_field(obj, "payload")?.unwrap_or_default();
+    let timestamp_nanos = match obj.get("timestamp_nanos") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or("\"timestamp_nanos\" must be a non-negative integer")?,
+        ),
+    };
+    Ok(Some(Parsed {
+        kind,
+        key,
+        payload,
+        timestamp_nanos,
+    }))
+}
+
+/// Decodes field `name` by its `<name>_encoding` (default utf8).
+fn bytes_field(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Option<Vec<u8>>, String> {
+    let text = match obj.get(name) {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::String(s)) => s,
+        Some(_) => return Err(format!("\"{name}\" must be a string or null")),
+    };
+    let encoding = match obj.get(&format!("{name}_encoding")) {
+        None | Some(serde_json::Value::Null) => "utf8",
+        Some(serde_json::Value::String(s)) => s.as_str(),
+        Some(_) => return Err(format!("\"{name}_encoding\" must be a string")),
+    };
+    json::decode_bytes(text, encoding)
+        .map(Some)
+        .map_err(|e| format!("\"{name}\": {e}"))
+}
+
+/// The raw bytes of an argument (on Unix any bytes; elsewhere its Unicode text).
+fn os_bytes(s: &OsStr) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        std::os::unix::ffi::OsStrExt::as_bytes(s).to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        s.to_string_lossy().into_owned().into_bytes()
+    }
+}
+
+/// Records waiting to be written with one `append_batch`.
+struct Batch<'a> {
+    log: &'a Log,
+    /// Keys and payloads of the pending records, back to back.
+    bytes: Vec<u8>,
+    items: Vec<Item>,
+    /// Checked by the first write only: later batches follow it under the same lock.
+    expect_next_seq: Option<u64>,
+    json: bool,
+    appended: Vec<Appended>,
+    first_seq: Option<u64>,
+    last_seq: Option<u64>,
+}
+
+struct Item {
+    kind: RecordKind,
+    key: Option<Range<usize>>,
+    payload: Range<usize>,
+    timestamp_nanos: Option<u64>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(log: &'a Log, expect_next_seq: Option<u64>, json: bool) -> Batch<'a> {
+        Batch {
+            log,
+            bytes: Vec::new(),
+            items: Vec::new(),
+            expect_next_seq,
+            json,
+            appended: Vec::new(),
+            first_seq: None,
+            last_seq: None,
+        }
+    }
+
+    fn push(
+        &mut self,
+        out: &mut Output,
+        kind: RecordKind,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        timestamp_nanos: Option<u64>,
+    ) -> Result<()> {
+        let key = key.map(|k| self.stash(k));
+        let payload = self.stash(payload);
+        self.items.push(Item {
+            kind,
+            key,
+            payload,
+            timestamp_nanos,
+        });
+        if self.bytes.len() >= BATCH_BYTES || self.items.len() >= BATCH_RECORDS {
+            self.flush(out)?;
+        }
+        Ok(())
+    }
+
+    fn stash(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        start..self.bytes.len()
+    }
+
+    /// Writes the pending records (or, when nothing was written yet, checks `expect_next_seq`
+    /// even for an empty input) and prints their sequence numbers.
+    fn flush(&mut self, out: &mut Output) -> Result<()> {
+        if self.items.is_empty() && self.expect_next_seq.is_none() {
+            return Ok(());
+        }
+        let entries: Vec<Entry<'_>> = self
+            .items
+            .iter()
+            .map(|i| Entry {
+                kind: i.kind,
+                key: i.key.clone().map(|r| &self.bytes[r]),
+                payload: &self.bytes[i.payload.clone()],
+                timestamp_nanos: i.timestamp_nanos,
+            })
+            .collect();
+        self.appended.clear();
+        let result =
+            self.log
+                .append_batch(&entries, self.expect_next_seq.take(), &mut self.appended);
+        self.items.clear();
+        self.bytes.clear();
+        self.print(out)?;
+        result.context("appending")?;
+        Ok(())
+    }
+
+    fn print(&mut self, out: &mut Output) -> Result<()> {
+        for a in &self.appended {
+            self.first_seq.get_or_insert(a.seq);
+            self.last_seq = Some(a.seq);
+            if self.json {
+                json::write_line(out.stdout(), &json::appended(a))?;
+            } else {
+                std::io::Write::write_fmt(out.stdout(), format_args!("{}\n", a.seq))?;
+            }
+        }
+        // Whoever reads our stdout learns of each batch as soon as it is written.
+        out.flush()?;
+        Ok(())
+    }
+
+    fn range(&self) -> Option<(u64, u64)> {
+        Some((self.first_seq?, self.last_seq?))
+    }
+}

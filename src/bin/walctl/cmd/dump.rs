@@ -1,0 +1,188 @@
+//! `walctl dump`: print records for people (a table) or computers (JSON Lines).
+//!
+//! Valid records are printed even when the log is damaged; the damage goes to stderr and the
+//! exit code follows the contract. The table is printed in chunks with fixed minimum column
+//! widths, so a log of any size streams instead of being collected first.
+
+use crate::exit::Exit;
+use crate::follow;
+use crate::json;
+use crate::output::Output;
+use crate::select::{self, Emit, Filter, Progress};
+use crate::text::{self, PayloadFormat};
+use anyhow::Result;
+use comfy_table::{Cell, ColumnConstraint, Table, Width};
+use std::io::{self, Write as _};
+use std::path::Path;
+use walctl::{DamageClass, RecordView, Report};
+
+/// Rows per printed table chunk: enough to look like one table, few enough to stream.
+const CHUNK_ROWS: usize = 512;
+/// Characters of key and payload shown in the table.
+const KEY_WIDTH: usize = 20;
+const PAYLOAD_WIDTH: usize = 48;
+/// No borders, a rule under the header: chunks printed one after another read as one table.
+const STYLE: &str = "     ─             ";
+
+const EXAMPLES: &str = "\
+Examples:
+  $ walctl dump --tail 2
+  seq  time                      seg  offset  length  type  key  payload
+  ──────────────────────────────────────────────────────────────────────
+  41   2026-01-31T09:00:00.125Z  1    14620   37      data       hello
+  42   2026-01-31T09:00:00.250Z  1    14657   37      data       world
+  $ walctl dump --json --key user:7 --since 2026-01-31T00:00:00Z
+  $ walctl dump --follow --payload hex";
+
+/// Print records: sequence number, time, segment, offset, length, type, key, payload preview.
+///
+/// On damage, the valid records are printed, the damage is reported on stderr and the exit code
+/// says what was found (1 torn tail, 3 corrupt). Filters combine; --from/--to/--since/--until
+/// are inclusive. With --json each record is one JSON object per line (docs/JSONL.md), with the
+/// whole payload.
+#[derive(clap::Args, Debug)]
+#[command(after_long_help = EXAMPLES)]
+pub struct Args {
+    #[command(flatten)]
+    filter: Filter,
+    /// Keep running and print records as they are appended (a record being written is waited
+    /// for, not reported as damage).
+    #[arg(long)]
+    follow: bool,
+    /// How to show payloads.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = PayloadFormat::Text)]
+    payload: PayloadFormat,
+    /// Print JSON Lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `walctl dump`.
+///
+/// # Errors
+/// The log cannot be read; stdout closed.
+pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
+    let progress = if args.follow {
+        Progress::hidden()
+    } else {
+        Progress::new(out, dir)
+    };
+    let mut printer = Printer::new(args, out);
+    let selection = select::scan(progress, dir, &args.filter, &mut printer)?;
+    printer.flush()?;
+    if args.follow && args.filter.limit.is_none_or(|l| selection.emitted < l) {
+        report_damage(printer.out, &selection.report, true);
+        let start = follow::Start {
+            last_seen: selection.last_seen,
+            emitted: selection.emitted,
+            from_segment: selection.report.segments.last().map_or(0, |s| s.segment),
+        };
+        follow::follow(dir, &args.filter, start, &mut printer)?;
+        return Ok(Exit::Success);
+    }
+    report_damage(printer.out, &selection.report, false);
+    Ok(Exit::from_verdict(selection.report.verdict()))
+}
+
+/// Reports damage on stderr; while following, a torn tail is a record still being written.
+fn report_damage(out: &Output, report: &Report, following: bool) {
+    let mut shown = 0;
+    for d in &report.damage {
+        if following && d.class == DamageClass::Torn {
+            continue;
+        }
+        out.note(text::damage_line(d));
+        shown += 1;
+    }
+    if shown > 0
+        && let Some(advice) = text::advice(report)
+    {
+        out.note(advice);
+    }
+}
+
+/// Prints records as a table or JSON Lines.
+struct Printer<'o> {
+    out: &'o mut Output,
+    json: bool,
+    payload: PayloadFormat,
+    rows: Vec<[String; 8]>,
+    header_printed: bool,
+}
+
+impl<'o> Printer<'o> {
+    fn new(args: &Args, out: &'o mut Output) -> Printer<'o> {
+        Printer {
+            out,
+            json: args.json,
+            payload: args.payload,
+            rows: Vec::new(),
+            header_printed: false,
+        }
+    }
+}
+
+impl Emit for Printer<'_> {
+    fn record(&mut self, r: &RecordView<'_>) -> io::Result<()> {
+        if self.json {
+            return json::write_line(self.out.stdout(), &json::record(r, self.payload));
+        }
+        self.rows.push(row(r, self.payload));
+        if self.rows.len() >= CHUNK_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Prints the rows collected so far and flushes stdout.
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.rows.is_empty() {
+            let table = chunk_table(&self.rows, !self.header_printed);
+            writeln!(self.out.stdout(), "{}", text::plain(table))?;
+            self.rows.clear();
+            self.header_printed = true;
+        }
+        self.out.flush()
+    }
+}
+
+fn row(r: &RecordView<'_>, payload: PayloadFormat) -> [String; 8] {
+    [
+        r.seq.to_string(),
+        time_millis(r.timestamp_nanos),
+        r.location.segment.to_string(),
+        r.location.offset.to_string(),
+        r.location.length.to_string(),
+        r.kind.as_str().to_string(),
+        r.key
+            .map(|k| text::preview(k, PayloadFormat::Text, KEY_WIDTH))
+            .unwrap_or_default(),
+        text::preview(r.payload, payload, PAYLOAD_WIDTH),
+    ]
+}
+
+/// RFC 3339 to the millisecond: enough for people, and JSON has the nanoseconds.
+fn time_millis(nanos: u64) -> String {
+    let full = walctl::time::rfc3339(nanos);
+    match full.get(..23) {
+        Some(head) => format!("{head}Z"),
+        None => full,
+    }
+}
+
+fn chunk_table(rows: &[[String; 8]], header: bool) -> Table {
+    let mut table = Table::new();
+    table.load_preset(STYLE);
+    if header {
+        table.set_header([
+            "seq", "time", "seg", "offset", "length", "type", "key", "payload",
+        ]);
+    }
+    for r in rows {
+        table.add_row(r.iter().map(Cell::new));
+    }
+    // Minimum widths that fit typical values keep the columns of consecutive chunks aligned.
+    let widths = [6, 24, 3, 8, 6, 9, KEY_WIDTH as u16, 0];
+    table.set_constraints(widths.map(|w| ColumnConstraint::LowerBoundary(Width::Fixed(w))));
+    table
+}

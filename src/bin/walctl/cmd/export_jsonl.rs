@@ -1,0 +1,201 @@
+//! `walctl export-jsonl`: records as JSON Lines, framed by a header and a digest trailer.
+//!
+//! The trailer's `sha256` is a running SHA-256 over the exact bytes of every record line,
+//! newline included, in file order; header and trailer lines are not hashed. `verify-export`
+//! recomputes it, so an auditor can tell a complete export from a truncated or edited one.
+//! The schema is documented in docs/JSONL.md.
+
+use crate::exit::Exit;
+use crate::json::{self, EXPORT_SCHEMA, EXPORT_VERSION};
+use crate::output::Output;
+use crate::select::{self, Emit, Filter, Progress};
+use crate::text::{self, PayloadFormat};
+use anyhow::{Context as _, Result};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use walctl::RecordView;
+
+const EXAMPLES: &str = "\
+Examples:
+  $ walctl export-jsonl --output audit.jsonl
+  walctl: exported 3 records to audit.jsonl (sha256 5d41402a...)
+  $ head -2 audit.jsonl
+  {\"kind\":\"header\",\"schema\":\"walctl.export\",\"version\":1,...}
+  {\"kind\":\"record\",\"seq\":1,\"timestamp\":\"2026-01-31T09:00:00.125000000Z\",...}
+  $ walctl verify-export audit.jsonl";
+
+/// Export records as JSON Lines: a header, one object per record, a trailer with the count and
+/// a SHA-256 digest.
+///
+/// Each record line has seq, timestamp (RFC 3339) and timestamp_nanos, type, key and
+/// key_encoding, payload and payload_encoding ("utf8", or "base64" when not valid UTF-8),
+/// segment, offset, length and crc. The trailer's sha256 covers the bytes of every record line,
+/// newline included. See docs/JSONL.md. Takes the same filters as dump. On damage the valid
+/// records are exported, the damage is reported on stderr and the exit code says what was found.
+#[derive(clap::Args, Debug)]
+#[command(after_long_help = EXAMPLES)]
+pub struct Args {
+    #[command(flatten)]
+    filter: Filter,
+    /// Write to FILE (created with mode 0600; refused if it exists) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Replace FILE if it exists (atomically, through a temporary file).
+    #[arg(long, requires = "output")]
+    force: bool,
+}
+
+/// Runs `walctl export-jsonl`.
+///
+/// # Errors
+/// The log cannot be read; the output cannot be created or written.
+pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
+    let Some(target) = &args.output else {
+        return export(dir, args, Progress::hidden(), out.stdout()).map(|(exit, _)| exit);
+    };
+    let progress = Progress::new(out, dir);
+    let (file, staging) = create(target, args.force)?;
+    let result = export(dir, args, progress, BufWriter::new(&file))
+        .and_then(|done| finish(file, staging.as_deref(), target).map(|()| done));
+    match result {
+        Ok((exit, trailer)) => {
+            out.note(format_args!(
+                "exported {} records to {} (sha256 {})",
+                trailer.records,
+                target.display(),
+                trailer.sha256
+            ));
+            Ok(exit)
+        }
+        Err(err) => {
+            // A partial export must not pass for a complete one.
+            let _ = std::fs::remove_file(staging.as_deref().unwrap_or(target));
+            Err(err)
+        }
+    }
+}
+
+/// What the trailer says.
+struct Trailer {
+    records: u64,
+    sha256: String,
+}
+
+/// Writes header, records and trailer to `w`; returns the exit for the log's verdict.
+fn export(dir: &Path, args: &Args, progress: Progress, w: impl Write) -> Result<(Exit, Trailer)> {
+    let mut sink = Sink {
+        w,
+        hasher: Sha256::new(),
+        records: 0,
+    };
+    let now = walctl::time::now_nanos();
+    let header = json!({
+        "kind": "header",
+        "schema": EXPORT_SCHEMA,
+        "version": EXPORT_VERSION,
+        "source": dir.display().to_string(),
+        "created": walctl::time::rfc3339(now),
+        "created_nanos": now,
+        "filters": args.filter.to_json(),
+        "digest": "sha256 over the bytes of every record line, newline included",
+    });
+    json::write_line(&mut sink.w, &header)?;
+    let selection = select::scan(progress, dir, &args.filter, &mut sink)?;
+    let report = &selection.report;
+    let sha256 = walctl::repair::hex(&sink.hasher.clone().finalize());
+    let trailer = json!({
+        "kind": "trailer",
+        "schema": EXPORT_SCHEMA,
+        "version": EXPORT_VERSION,
+        "records": sink.records,
+        "sha256": sha256,
+        "log_id": json::log_id(report),
+        "status": report.verdict().as_str(),
+        "damage": report.damage.iter().map(json::damage).collect::<Vec<_>>(),
+    });
+    json::write_line(&mut sink.w, &trailer)?;
+    sink.w.flush()?;
+    for d in &report.damage {
+        crate::output::note(text::damage_line(d));
+    }
+    if let Some(advice) = text::advice(report) {
+        crate::output::note(advice);
+    }
+    Ok((
+        Exit::from_verdict(report.verdict()),
+        Trailer {
+            records: sink.records,
+            sha256,
+        },
+    ))
+}
+
+/// Writes record lines and hashes exactly the bytes written.
+struct Sink<W: Write> {
+    w: W,
+    hasher: Sha256,
+    records: u64,
+}
+
+impl<W: Write> Emit for Sink<W> {
+    fn record(&mut self, r: &RecordView<'_>) -> io::Result<()> {
+        let value = json::record(r, PayloadFormat::Text);
+        let mut line = serde_json::to_vec(&value).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.w.write_all(&line)?;
+        self.hasher.update(&line);
+        self.records += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// Opens the output: the target itself, created exclusively; or with `--force` a temporary file
+/// beside it (returned second) that replaces the target once complete.
+fn create(target: &Path, force: bool) -> Result<(File, Option<PathBuf>)> {
+    if !force {
+        let file = create_new(target).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                "{} already exists; pass --force to replace it",
+                target.display()
+            ),
+            _ => anyhow::Error::new(e).context(format!("creating {}", target.display())),
+        })?;
+        return Ok((file, None));
+    }
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = target.with_file_name(format!(".{name}.walctl-{}.tmp", std::process::id()));
+    let file = create_new(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    Ok((file, Some(staging)))
+}
+
+/// Creates `path` exclusively (never through a symlink) with mode 0600.
+fn create_new(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Makes the export durable, and with `--force` moves it over the target.
+fn finish(file: File, staging: Option<&Path>, target: &Path) -> Result<()> {
+    let shown = staging.unwrap_or(target);
+    file.sync_all()
+        .with_context(|| format!("fsync of {}", shown.display()))?;
+    drop(file);
+    if let Some(staging) = staging {
+        std::fs::rename(staging, target)
+            .with_context(|| format!("replacing {} with the new export", target.display()))?;
+    }
+    Ok(())
+}

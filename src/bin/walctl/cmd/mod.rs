@@ -1,0 +1,132 @@
+//! One module per subcommand, and what several of them share: opening the log as its writer.
+//!
+//! Every `run` returns the [`Exit`] it ends with, or an error that `main` prints and maps.
+
+pub mod append;
+pub mod compact;
+pub mod dump;
+pub mod export_jsonl;
+pub mod generate;
+pub mod repair;
+pub mod stat;
+pub mod sync;
+pub mod verify;
+pub mod verify_export;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Exit;
+use crate::output::Output;
+use anyhow::{Context as _, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use walctl::{ErrorKind, Log, OpenReport, Options};
+
+/// Runs the command named on the command line.
+///
+/// # Errors
+/// Whatever the command could not do.
+pub fn run(cli: &Cli, out: &mut Output) -> Result<Exit> {
+    // The library wants full paths; a relative --dir means relative to the working directory.
+    let dir = std::path::absolute(&cli.dir)
+        .with_context(|| format!("resolving the log directory {}", cli.dir.display()))?;
+    match &cli.command {
+        Command::Append(args) => append::run(&dir, args, out),
+        Command::Sync(args) => sync::run(&dir, args, out),
+        Command::Verify(args) => verify::run(&dir, args, out),
+        Command::Dump(args) => dump::run(&dir, args, out),
+        Command::Repair(args) => repair::run(&dir, args, out),
+        Command::Compact(args) => compact::run(&dir, args, out),
+        Command::ExportJsonl(args) => export_jsonl::run(&dir, args, out),
+        Command::VerifyExport(args) => verify_export::run(args, out),
+        Command::Stat(args) => stat::run(&dir, args, out),
+        Command::Generate(args) => generate::run(args, out),
+    }
+}
+
+/// The `--wait SECONDS` flag of commands that take the writer lock.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct LockWait {
+    /// Wait up to SECONDS for another writer to release the log (exit 4 after that).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub wait: f64,
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Ok(s),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
+}
+
+impl LockWait {
+    /// Library options with this lock wait.
+    pub fn options(self) -> Options {
+        Options {
+            lock_wait: Some(Duration::from_secs_f64(self.wait)),
+            ..Options::default()
+        }
+    }
+}
+
+/// Opens the log in `dir` as its writer and tells the operator what opening found and did.
+///
+/// # Errors
+/// The library's error, with a hint for the lock.
+pub fn open_writer(out: &Output, dir: &Path, wait: LockWait, create: bool) -> Result<Log> {
+    let options = Options {
+        create,
+        ..wait.options()
+    };
+    let log = Log::open(dir, options).map_err(|e| {
+        let hint = match e.kind() {
+            ErrorKind::Locked { .. } => Some(format!(
+                "gave up after waiting {}s for the writer lock (raise --wait)",
+                wait.wait
+            )),
+            _ => None,
+        };
+        match hint {
+            Some(h) => anyhow::Error::new(e).context(h),
+            None => anyhow::Error::new(e),
+        }
+    })?;
+    describe_open(out, dir, log.open_report());
+    Ok(log)
+}
+
+/// Reports on stderr what opening the log found: a new log, a cut torn tail, cleaned temporaries.
+fn describe_open(out: &Output, dir: &Path, report: &OpenReport) {
+    if report.created {
+        out.note(format_args!("created a new log in {}", dir.display()));
+    }
+    if let Some(cut) = &report.cut {
+        out.note(format_args!(
+            "recovered from an interrupted writer: cut a torn tail of {} bytes at offset {} of {} \
+             (saved in {}, sha256 {}); the last surviving record is seq {}",
+            cut.length,
+            cut.offset,
+            crate::json::segment_file(cut.segment),
+            side_path(dir, &cut.side_file).display(),
+            cut.sha256,
+            cut.last_seq
+                .map_or_else(|| "none".to_string(), |s| s.to_string()),
+        ));
+    }
+    for name in &report.removed_temps {
+        out.note(format_args!(
+            "removed {name}, left by an interrupted segment creation"
+        ));
+    }
+    if report.durability_degraded {
+        out.note(
+            "warning: this file system cannot fsync directories; new segments are less durable",
+        );
+    }
+}
+
+/// Full path of a side file named in a cut.
+pub fn side_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

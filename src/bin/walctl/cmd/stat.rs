@@ -1,0 +1,138 @@
+//! `walctl stat`: what the log holds, in one screen: segments, records, bytes, sequence and time
+//! ranges, and how much of it is proven durable.
+//!
+//! It reads every record (timestamps are only in records), takes no lock and changes nothing.
+//! Damage is summarised on stderr and sets the exit code, as for every reader.
+
+use crate::exit::Exit;
+use crate::json::{self, segment_file};
+use crate::output::Output;
+use crate::select::Progress;
+use crate::text;
+use anyhow::{Context as _, Result};
+use comfy_table::{Table, presets};
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::ops::ControlFlow;
+use std::path::Path;
+use walctl::Report;
+use walctl::storage::FsStorage;
+
+const EXAMPLES: &str = "\
+Examples:
+  $ walctl stat
+  $ walctl stat --json | jq .durable_seq";
+
+/// Summarise the log: segments, records, bytes, sequence and time ranges, durable watermark.
+#[derive(clap::Args, Debug)]
+#[command(after_long_help = EXAMPLES)]
+pub struct Args {
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Time range of the records: first and last appended, and the extremes (clocks can step back).
+#[derive(Default)]
+struct Times {
+    first: Option<u64>,
+    last: Option<u64>,
+    min: Option<u64>,
+    max: Option<u64>,
+}
+
+/// Runs `walctl stat`.
+///
+/// # Errors
+/// The log cannot be read.
+pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
+    let mut progress = Progress::new(out, dir);
+    let mut times = Times::default();
+    let report = walctl::scan_log(&FsStorage::new(), dir, &mut |r| {
+        progress.update(r.location);
+        let t = r.timestamp_nanos;
+        times.first.get_or_insert(t);
+        times.last = Some(t);
+        times.min = Some(times.min.map_or(t, |m| m.min(t)));
+        times.max = Some(times.max.map_or(t, |m| m.max(t)));
+        ControlFlow::Continue(())
+    })
+    .with_context(|| format!("reading the log in {}", dir.display()))?;
+    progress.finish();
+    if args.json {
+        json::write_line(out.stdout(), &to_json(dir, &report, &times))?;
+    } else {
+        writeln!(out.stdout(), "{}", text::plain(table(dir, &report, &times)))?;
+    }
+    for d in &report.damage {
+        out.note(text::damage_line(d));
+    }
+    if let Some(advice) = text::advice(&report) {
+        out.note(advice);
+    }
+    Ok(Exit::from_verdict(report.verdict()))
+}
+
+fn time(t: Option<u64>) -> Option<String> {
+    t.map(walctl::time::rfc3339)
+}
+
+fn to_json(dir: &Path, r: &Report, t: &Times) -> Value {
+    let mut value = json::report(r);
+    let extra = json!({
+        "dir": dir.display().to_string(),
+        "segment_count": r.segments.len(),
+        "first_timestamp": time(t.first),
+        "last_timestamp": time(t.last),
+        "min_timestamp": time(t.min),
+        "max_timestamp": time(t.max),
+        "first_segment": r.segments.first().map(|s| segment_file(s.segment)),
+        "last_segment": r.segments.last().map(|s| segment_file(s.segment)),
+    });
+    if let (Some(obj), Value::Object(more)) = (value.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    value
+}
+
+fn table(dir: &Path, r: &Report, t: &Times) -> Table {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
+    let seq = |s: Option<u64>| opt(s.map(|s| s.to_string()));
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING);
+    table.add_row(["log", &text::escape(dir.display().to_string().as_bytes())]);
+    table.add_row(["log id", &opt(json::log_id(r).as_str().map(str::to_string))]);
+    table.add_row(["status", r.verdict().as_str()]);
+    let segments = match (r.segments.first(), r.segments.last()) {
+        (Some(a), Some(b)) if a.segment != b.segment => {
+            format!(
+                "{} ({} .. {})",
+                r.segments.len(),
+                segment_file(a.segment),
+                segment_file(b.segment)
+            )
+        }
+        (Some(a), _) => format!("1 ({})", segment_file(a.segment)),
+        _ => "0".to_string(),
+    };
+    table.add_row(["segments", &segments]);
+    table.add_row(["records", &r.records.to_string()]);
+    table.add_row(["bytes", &r.bytes.to_string()]);
+    table.add_row([
+        "sequence",
+        &format!("{} .. {}", seq(r.first_seq), seq(r.last_seq)),
+    ]);
+    table.add_row([
+        "time",
+        &format!("{} .. {}", opt(time(t.first)), opt(time(t.last))),
+    ]);
+    table.add_row(["durable through", &seq(r.durable_seq)]);
+    let unsynced = match (r.last_seq, r.durable_seq) {
+        (Some(l), Some(d)) if l > d => (l - d).to_string(),
+        (Some(l), None) => r.first_seq.map_or(0, |f| l - f + 1).to_string(),
+        _ => "0".to_string(),
+    };
+    table.add_row(["not proven durable", &unsynced]);
+    table.add_row(["writer active", if r.writer_active { "yes" } else { "no" }]);
+    table
+}

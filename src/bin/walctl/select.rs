@@ -1,0 +1,246 @@
+//! Choosing records: the filters `dump` and `export-jsonl` share, and the scan that applies them.
+//!
+//! The scan streams: each matching record is handed to the caller while the segment is mapped,
+//! so memory does not grow with the log. `--tail N` is the exception by nature and keeps at most
+//! N owned records in a ring buffer. Filters that can prove nothing later matches (`--to`,
+//! `--limit`) stop the scan early; the damage report then covers only what was read.
+
+use crate::output::Output;
+use anyhow::{Context as _, Result};
+use indicatif::ProgressBar;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::ops::ControlFlow;
+use std::path::Path;
+use walctl::storage::{FsStorage, Storage};
+use walctl::{Location, Record, RecordView, Report};
+
+/// Record filters, shared by `dump` and `export-jsonl`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Filter {
+    /// Only records with sequence number >= SEQ.
+    #[arg(long, value_name = "SEQ")]
+    pub from: Option<u64>,
+    /// Only records with sequence number <= SEQ.
+    #[arg(long, value_name = "SEQ")]
+    pub to: Option<u64>,
+    /// Only records whose key is exactly K (UTF-8).
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
+    /// Only records appended at or after TIME (RFC 3339, e.g. 2026-01-31T09:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<u64>,
+    /// Only records appended at or before TIME (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<u64>,
+    /// Stop after N matching records.
+    #[arg(long, value_name = "N", conflicts_with = "tail")]
+    pub limit: Option<u64>,
+    /// Only the last N matching records.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+}
+
+/// Parses an RFC 3339 time for clap.
+fn parse_time(text: &str) -> Result<u64, String> {
+    walctl::time::parse_rfc3339(text).ok_or_else(|| {
+        format!("{text:?} is not an RFC 3339 time after 1970 (example: 2026-01-31T09:00:00Z)")
+    })
+}
+
+impl Filter {
+    /// Whether a record passes every filter except `--limit` and `--tail`.
+    pub fn matches(&self, r: &RecordView<'_>) -> bool {
+        self.from.is_none_or(|f| r.seq >= f)
+            && self.to.is_none_or(|t| r.seq <= t)
+            && self
+                .key
+                .as_ref()
+                .is_none_or(|k| r.key == Some(k.as_bytes()))
+            && self.since.is_none_or(|s| r.timestamp_nanos >= s)
+            && self.until.is_none_or(|u| r.timestamp_nanos <= u)
+    }
+
+    /// The filters as JSON, for the export header.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "from": self.from,
+            "to": self.to,
+            "key": self.key,
+            "since": self.since.map(walctl::time::rfc3339),
+            "until": self.until.map(walctl::time::rfc3339),
+            "limit": self.limit,
+            "tail": self.tail,
+        })
+    }
+}
+
+/// A consumer of selected records.
+pub trait Emit {
+    /// Takes one record.
+    ///
+    /// # Errors
+    /// The write error; it stops the scan.
+    fn record(&mut self, r: &RecordView<'_>) -> io::Result<()>;
+
+    /// Pushes out what is buffered (called before `--follow` waits).
+    ///
+    /// # Errors
+    /// The write error.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// What a selection scan found.
+pub struct Selection {
+    /// The scan's report (partial when the scan stopped early).
+    pub report: Report,
+    /// Records handed to the caller.
+    pub emitted: u64,
+    /// The highest sequence number seen, matching or not: where `--follow` continues.
+    pub last_seen: Option<u64>,
+}
+
+/// Scans the log in `dir`, handing each selected record to `emit` in order.
+///
+/// # Errors
+/// Scan errors (not a log, I/O) and the first error `emit` returned.
+pub fn scan(
+    mut progress: Progress,
+    dir: &Path,
+    filter: &Filter,
+    emit: &mut dyn Emit,
+) -> Result<Selection> {
+    let mut ring: VecDeque<Record> = VecDeque::with_capacity(filter.tail.unwrap_or(0).min(4096));
+    let mut emitted = 0u64;
+    let mut last_seen = None;
+    let mut failure: Option<io::Error> = None;
+    let report = walctl::scan_log(&FsStorage::new(), dir, &mut |r| {
+        progress.update(r.location);
+        last_seen = Some(r.seq);
+        if filter.to.is_some_and(|t| r.seq > t) {
+            return ControlFlow::Break(());
+        }
+        if !filter.matches(r) {
+            return ControlFlow::Continue(());
+        }
+        if let Some(n) = filter.tail {
+            if ring.len() == n {
+                ring.pop_front();
+            }
+            if n > 0 {
+                ring.push_back(r.to_record());
+            }
+            return ControlFlow::Continue(());
+        }
+        if let Err(e) = emit.record(r) {
+            failure = Some(e);
+            return ControlFlow::Break(());
+        }
+        emitted += 1;
+        if filter.limit.is_some_and(|l| emitted >= l) {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })
+    .with_context(|| format!("reading the log in {}", dir.display()))?;
+    progress.finish();
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    for record in &ring {
+        emit.record(&view(record))?;
+        emitted += 1;
+    }
+    Ok(Selection {
+        report,
+        emitted,
+        last_seen,
+    })
+}
+
+/// A borrowed view of an owned record.
+pub fn view(r: &Record) -> RecordView<'_> {
+    RecordView {
+        seq: r.seq,
+        timestamp_nanos: r.timestamp_nanos,
+        kind: r.kind,
+        key: r.key.as_deref(),
+        payload: &r.payload,
+        location: r.location,
+        crc: r.crc,
+    }
+}
+
+/// Progress of a scan in bytes, from the location of each record delivered.
+pub struct Progress {
+    bar: ProgressBar,
+    /// Bytes of all segments before each segment, by segment number.
+    base: HashMap<u64, u64>,
+}
+
+impl Progress {
+    /// A bar for scanning the log in `dir`; hidden (and costless) unless a person watches.
+    pub fn new(out: &Output, dir: &Path) -> Progress {
+        let sizes = segment_sizes(dir);
+        let total = sizes.iter().map(|&(_, len)| len).sum();
+        let bar = if sizes.is_empty() {
+            ProgressBar::hidden()
+        } else {
+            out.progress(total, "scanning")
+        };
+        let mut base = HashMap::with_capacity(sizes.len());
+        let mut before = 0;
+        for (segment, len) in sizes {
+            base.insert(segment, before);
+            before += len;
+        }
+        Progress { bar, base }
+    }
+
+    /// No bar at all (for `--follow`, whose output a person reads on the same terminal).
+    pub fn hidden() -> Progress {
+        Progress {
+            bar: ProgressBar::hidden(),
+            base: HashMap::new(),
+        }
+    }
+
+    /// Moves the bar to the end of the record at `location`.
+    pub fn update(&mut self, location: Location) {
+        if self.bar.is_hidden() {
+            return;
+        }
+        let base = self.base.get(&location.segment).copied().unwrap_or(0);
+        self.bar
+            .set_position(base + location.offset + u64::from(location.length));
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// `(segment number, file length)` of each segment; empty when the directory cannot be listed
+/// (the scan itself then reports why).
+fn segment_sizes(dir: &Path) -> Vec<(u64, u64)> {
+    let storage = FsStorage::new();
+    let Ok(listing) = walctl::segment::list(&storage, dir) else {
+        return Vec::new();
+    };
+    listing
+        .segments
+        .iter()
+        .map(|&n| {
+            let len = storage
+                .open(
+                    &walctl::segment::Listing::path(dir, n),
+                    walctl::storage::OpenMode::Read,
+                )
+                .and_then(|f| f.len())
+                .unwrap_or(0);
+            (n, len)
+        })
+        .collect()
+}

@@ -1,0 +1,204 @@
+//! Text for people: escaping untrusted bytes, payload previews, damage tables.
+//!
+//! Keys and payloads are whatever an appender wrote, so before they reach a terminal every
+//! control character (C0, DEL, C1), every bidirectional-override character and every byte that
+//! is not UTF-8 is shown as an escape. A backslash is doubled so the escaped text is unambiguous.
+
+use crate::json::segment_file;
+use base64::Engine as _;
+use comfy_table::{Cell, ContentArrangement, Table, presets};
+use std::fmt::Write as _;
+use walctl::{Damage, DamageClass};
+
+/// How payloads are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PayloadFormat {
+    /// Text, with control characters and invalid UTF-8 escaped (in JSON: UTF-8, or base64 when
+    /// the payload is not UTF-8).
+    Text,
+    /// Lower-case hexadecimal.
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
+}
+
+/// `bytes` as text safe for a terminal.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            push_escaped(&mut out, c);
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\0' => out.push_str("\\0"),
+        c if c.is_control() || is_bidi_control(c) => {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+        c => out.push(c),
+    }
+}
+
+/// Characters that reorder text on a terminal and can disguise what is shown.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The payload rendered in `format`, cut to about `width` characters with a trailing `…`.
+pub fn preview(payload: &[u8], format: PayloadFormat, width: usize) -> String {
+    // Only the first bytes can be shown, so only they are encoded: a 16 MiB payload costs no more
+    // than a short one.
+    let head = &payload[..payload.len().min(width * 4)];
+    let full = match format {
+        PayloadFormat::Text => escape(head),
+        PayloadFormat::Hex => walctl::repair::hex(head),
+        PayloadFormat::Base64 => base64::engine::general_purpose::STANDARD.encode(head),
+    };
+    let truncated = head.len() < payload.len();
+    cut(&full, width, truncated)
+}
+
+fn cut(text: &str, width: usize, truncated: bool) -> String {
+    let mut chars = text.char_indices();
+    match chars.nth(width) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None if truncated => format!("{text}…"),
+        None => text.to_string(),
+    }
+}
+
+/// A borderless table as text: no padding before the first column, and no trailing spaces
+/// (which would show up in diffs and in copied text).
+pub fn plain(mut table: Table) -> String {
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 1));
+    }
+    trim_lines(&table.to_string())
+}
+
+/// Removes trailing spaces from every line.
+pub fn trim_lines(text: &str) -> String {
+    text.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A table of damage for people: one row per damaged place.
+pub fn damage_table(damage: &[Damage]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header([
+            "segment",
+            "offset",
+            "kind",
+            "class",
+            "bytes",
+            "last good seq",
+            "records after",
+            "detail",
+        ]);
+    for d in damage {
+        table.add_row([
+            Cell::new(segment_file(d.segment)),
+            Cell::new(d.offset),
+            Cell::new(d.kind.as_str()),
+            Cell::new(class_name(d.class)),
+            Cell::new(d.length),
+            Cell::new(
+                d.last_good_seq
+                    .map_or_else(|| "-".to_string(), |s| s.to_string()),
+            ),
+            Cell::new(d.records_after),
+            Cell::new(escape(d.detail.as_bytes())),
+        ]);
+    }
+    table
+}
+
+/// One line describing a damaged place, for stderr.
+pub fn damage_line(d: &Damage) -> String {
+    format!(
+        "{} damage in {} at offset {} ({} bytes, {}): last good seq {}, {} valid records after it: {}",
+        class_name(d.class),
+        segment_file(d.segment),
+        d.offset,
+        d.length,
+        d.kind.as_str(),
+        d.last_good_seq
+            .map_or_else(|| "none".to_string(), |s| s.to_string()),
+        d.records_after,
+        escape(d.detail.as_bytes()),
+    )
+}
+
+/// `torn` or `corrupt`.
+pub fn class_name(class: DamageClass) -> &'static str {
+    match class {
+        DamageClass::Torn => "torn",
+        DamageClass::Corrupt => "corrupt",
+    }
+}
+
+/// What to do about a report's damage, in one sentence for the operator.
+pub fn advice(report: &walctl::Report) -> Option<String> {
+    match report.verdict() {
+        walctl::Verdict::Clean => None,
+        walctl::Verdict::TornTail => Some(
+            "the log has a torn tail (bytes never acknowledged as durable); \
+             `walctl repair --truncate-partial` cuts it and keeps the bytes in a side file"
+                .to_string(),
+        ),
+        walctl::Verdict::Corrupt => {
+            let lost: u64 = report
+                .damage
+                .iter()
+                .map(|d| d.records_after)
+                .max()
+                .unwrap_or(0);
+            Some(format!(
+                "the log is corrupt; truncating would lose acknowledged data ({lost} valid records \
+                 lie after the first damage), so walctl will not repair it: restore the damaged \
+                 segment from a backup, and save what is readable with `walctl export-jsonl`"
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_shows_control_characters_and_invalid_utf8() {
+        assert_eq!(escape(b"plain text"), "plain text");
+        assert_eq!(escape(b"a\nb\tc\\d"), "a\\nb\\tc\\\\d");
+        assert_eq!(escape(b"\x1b[31mred"), "\\u{1b}[31mred");
+        assert_eq!(escape(b"\xff\xfeok"), "\\xff\\xfeok");
+        assert_eq!(escape("\u{202e}evil".as_bytes()), "\\u{202e}evil");
+        assert_eq!(escape("caf\u{e9}".as_bytes()), "caf\u{e9}");
+    }
+
+    #[test]
+    fn preview_cuts_long_payloads() {
+        assert_eq!(preview(b"hello", PayloadFormat::Text, 10), "hello");
+        assert_eq!(preview(b"hello world", PayloadFormat::Text, 5), "hello…");
+        assert_eq!(preview(b"\x00\x01", PayloadFormat::Hex, 10), "0001");
+        assert_eq!(preview(b"hi", PayloadFormat::Base64, 10), "aGk=");
+        let big = vec![b'x'; 1 << 20];
+        assert_eq!(preview(&big, PayloadFormat::Text, 3), "xxx…");
+    }
+}
