@@ -58,28 +58,31 @@ pub struct Args {
 pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     debug_assert!(args.truncate_partial, "clap requires the flag");
     let options = args.wait.options();
-    let ask = !args.dry_run && !args.yes;
-    let (report, outcome) = walctl::truncate_partial(dir, &options, args.dry_run || ask)
+    if args.yes && !args.dry_run {
+        return cut(dir, args, &options, out);
+    }
+    let (report, outcome) = walctl::truncate_partial(dir, &options, true)
         .with_context(|| format!("repairing the log in {}", dir.display()))?;
     let RepairOutcome::Cut(plan) = outcome else {
         print(out, dir, args, &report, None, "clean")?;
         return Ok(Exit::Success);
     };
-    if args.dry_run || ask {
-        print(out, dir, args, &report, Some(&plan), "planned")?;
-    }
+    print(out, dir, args, &report, Some(&plan), "planned")?;
     if args.dry_run {
+        // The torn tail is still there: the same exit as `verify` gives for it.
         return Ok(Exit::TornTail);
     }
-    if ask {
-        out.flush()?;
-        confirm(out, &plan)?;
-    }
-    let (report, outcome) = walctl::truncate_partial(dir, &options, false)
+    out.flush()?;
+    confirm(out, &plan)?;
+    cut(dir, args, &options, out)
+}
+
+/// Cuts for real; the library rescans under the lock, so it acts on the log as it is now.
+fn cut(dir: &Path, args: &Args, options: &walctl::Options, out: &mut Output) -> Result<Exit> {
+    let (report, outcome) = walctl::truncate_partial(dir, options, false)
         .with_context(|| format!("repairing the log in {}", dir.display()))?;
     match outcome {
         RepairOutcome::Cut(cut) => print(out, dir, args, &report, Some(&cut), "cut")?,
-        // Someone else cut it between the plan and now.
         RepairOutcome::Clean => print(out, dir, args, &report, None, "clean")?,
     }
     Ok(Exit::Success)

@@ -1,0 +1,178 @@
+//! `walctl verify`: the verdict and its exit code on a clean log, a torn tail, a zero-filled
+//! tail, mid-log corruption, a read-only copy, and logs that are not there.
+
+mod common;
+
+use common::{Fixture, clean_offset, json};
+use serde_json::json;
+
+#[test]
+fn clean_log_verifies_clean_and_exits_0() {
+    let f = Fixture::clean(3);
+    let run = f.run(&["verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "status          clean\nrecords         3\nsequence        1 .. 3\n\
+         durable through 3\nsegments        1\nbytes           12408\ndamage          0\n"
+    );
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn clean_log_json_has_the_contract_fields() {
+    let f = Fixture::clean(3);
+    let run = f.run(&["verify", "--json"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    let v = json(&run.stdout);
+    assert_eq!(v["status"], "clean");
+    assert_eq!(v["records"], 3);
+    assert_eq!(v["first_seq"], 1);
+    assert_eq!(v["last_seq"], 3);
+    assert_eq!(v["bytes"], 12408);
+    assert_eq!(v["durable_seq"], 3);
+    assert_eq!(v["damage"], json!([]));
+    assert_eq!(v["writer_active"], false);
+    assert_eq!(v["segments"][0]["segment"], "00000000000000000001.wal");
+}
+
+#[test]
+fn torn_tail_exits_1_and_names_the_damage() {
+    let f = Fixture::torn(3, 5);
+    let run = f.run(&["verify", "--json"]);
+    assert_eq!((run.code, run.stderr.as_str()), (1, ""), "{run:?}");
+    let v = json(&run.stdout);
+    assert_eq!(v["status"], "torn_tail");
+    assert_eq!(v["records"], 3);
+    let d = &v["damage"][0];
+    assert_eq!(d["segment"], "00000000000000000001.wal");
+    assert_eq!(d["offset"], clean_offset(4));
+    assert_eq!(d["kind"], "truncated_record");
+    assert_eq!(d["class"], "torn");
+    assert_eq!(d["length"], 32 + 15 - 5);
+    assert_eq!(d["last_good_seq"], 3);
+    assert_eq!(d["records_after"], 0);
+}
+
+#[test]
+fn torn_tail_text_shows_a_damage_table_and_the_next_step() {
+    let f = Fixture::torn(3, 5);
+    let run = f.run(&["verify"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.starts_with("status          torn_tail\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("00000000000000000001.wal"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("truncated_record"), "{}", run.stdout);
+    assert!(run.stdout.contains("last good seq"), "{}", run.stdout);
+    assert_eq!(
+        run.stderr,
+        "walctl: the log has a torn tail (bytes never acknowledged as durable); \
+         `walctl repair --truncate-partial` cuts it and keeps the bytes in a side file\n"
+    );
+}
+
+#[test]
+fn zero_filled_tail_is_a_torn_tail() {
+    let f = Fixture::clean(3);
+    f.append_zeros(4096);
+    let run = f.run(&["verify", "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let v = json(&run.stdout);
+    assert_eq!(v["status"], "torn_tail");
+    assert_eq!(v["damage"][0]["kind"], "zero_fill");
+    assert_eq!(v["damage"][0]["offset"], clean_offset(4));
+    assert_eq!(v["damage"][0]["length"], 4096);
+}
+
+#[test]
+fn mid_log_corruption_exits_3_and_counts_the_records_after_it() {
+    let f = Fixture::clean(5);
+    f.flip_byte(clean_offset(2) + common::HEADER);
+    let run = f.run(&["verify", "--json"]);
+    assert_eq!((run.code, run.stderr.as_str()), (3, ""), "{run:?}");
+    let v = json(&run.stdout);
+    assert_eq!(v["status"], "corrupt");
+    assert_eq!(v["records"], 4);
+    let d = &v["damage"][0];
+    assert_eq!(d["offset"], clean_offset(2));
+    assert_eq!(d["kind"], "checksum");
+    assert_eq!(d["class"], "corrupt");
+    assert_eq!(d["last_good_seq"], 1);
+    assert_eq!(d["records_after"], 3);
+}
+
+#[test]
+fn mid_log_corruption_text_advises_against_truncation() {
+    let f = Fixture::clean(5);
+    f.flip_byte(clean_offset(2) + common::HEADER);
+    let run = f.run(&["verify"]);
+    assert_eq!(run.code, 3);
+    assert!(
+        run.stdout.starts_with("status          corrupt\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .starts_with("walctl: the log is corrupt; truncating would lose")
+    );
+    assert!(
+        run.stderr
+            .contains("3 valid records lie after the first damage"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn read_only_copy_of_a_log_verifies() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let f = Fixture::clean(2);
+    let copy = f.tmp.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(&f.dir).unwrap() {
+        let entry = entry.unwrap();
+        let target = copy.join(entry.file_name());
+        std::fs::copy(entry.path(), &target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let run = f.run_cmd(
+        common::walctl()
+            .arg("--dir")
+            .arg(&copy)
+            .args(["verify", "--json"]),
+    );
+    // Give the temp dir's cleanup its permissions back.
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_eq!(json(&run.stdout)["records"], 2);
+    assert_eq!(json(&run.stdout)["status"], "clean");
+}
+
+#[test]
+fn missing_directory_exits_2_with_a_clear_message() {
+    let f = Fixture::empty();
+    let run = f.run(&["verify"]);
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    assert_eq!(
+        run.stderr,
+        "walctl: verifying the log in <DIR>: <DIR> is not a walctl log: the directory does not exist\n"
+    );
+}
+
+#[test]
+fn directory_without_segments_is_not_a_log() {
+    let f = Fixture::empty();
+    std::fs::create_dir(&f.dir).unwrap();
+    let run = f.run(&["verify"]);
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    assert!(run.stderr.contains("is not a walctl log"), "{}", run.stderr);
+}
