@@ -45,6 +45,12 @@ pub enum ErrorKind {
         /// A one-line summary of the first damage (segment, offset, kind).
         summary: String,
     },
+    /// The log ends in a torn tail, and the operation needs a clean log; nothing was changed.
+    /// `walctl repair --truncate-partial` (or opening the log for writing) cuts it.
+    TornTail {
+        /// A one-line summary of the tail.
+        summary: String,
+    },
     /// The directory holds no segments, or something that is not a walctl log.
     NotALog {
         /// The directory or file.
@@ -144,6 +150,11 @@ impl fmt::Display for Error {
                 f,
                 "the log is corrupt and was left unchanged: {summary}; \
                  run `walctl verify` for the full damage report"
+            ),
+            ErrorKind::TornTail { summary } => write!(
+                f,
+                "the log ends in a torn tail and was left unchanged: {summary}; \
+                 run `walctl repair --truncate-partial` first"
             ),
             ErrorKind::NotALog { path, reason } => {
                 write!(f, "{} is not a walctl log: {reason}", path.display())

@@ -40,8 +40,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod compact;
 mod error;
 pub mod format;
+pub mod kv;
 mod log;
 mod mmap;
 mod options;
@@ -53,8 +55,10 @@ pub mod segment;
 pub mod storage;
 pub mod time;
 
+pub use compact::{CompactReport, Compaction, Totals, compact};
 pub use error::{Error, ErrorKind, Result};
 pub use format::RecordKind;
+pub use kv::{KeyEntry, KeyIndex};
 pub use log::{Appended, Entry, Log, OpenReport};
 pub use options::{Options, SyncPolicy};
 pub use recovery::scan_log;
@@ -73,4 +77,18 @@ pub fn verify(dir: impl AsRef<std::path::Path>) -> Result<Report> {
     scan_log(&storage::FsStorage::new(), dir.as_ref(), &mut |_| {
         std::ops::ControlFlow::Continue(())
     })
+}
+
+/// A named point where crash tests kill the process (FORMAT.md §6, issue-5 kill tests).
+///
+/// Compiled to nothing unless the `kill-points` feature is on; then, when the environment
+/// variable `WALCTL_KILL_AT` names this point, the process aborts here, as a power cut would
+/// stop it, leaving the page cache to the OS.
+#[inline]
+pub(crate) fn kill_point(name: &str) {
+    #[cfg(feature = "kill-points")]
+    if std::env::var("WALCTL_KILL_AT").is_ok_and(|at| at == name) {
+        std::process::abort();
+    }
+    let _ = name;
 }

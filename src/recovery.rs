@@ -6,6 +6,7 @@
 //! damage prove it is not a tail; and the durable watermark slots prove which sequence numbers a
 //! successful sync acknowledged, so damage at or below the watermark is corruption too.
 
+use crate::compact::install;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
     self, HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SEGMENT_HEADER_SIZE, SegmentHeader,
@@ -38,14 +39,28 @@ pub(crate) fn scan_log_as(
     visit: &mut Visit<'_>,
     holding_lock: bool,
 ) -> Result<Report> {
-    let listing = segment::list(storage, dir)?;
+    // Held for the whole scan: compaction removes old segments only under the exclusive lock.
+    let _readers = install::shared_readers(storage, dir);
+    let mut listing = segment::list(storage, dir)?;
+    install::choose(&mut listing, install::read_marker(storage, dir)?);
+    scan_listing(storage, dir, &listing, visit, holding_lock)
+}
+
+/// Scans exactly the segments of `listing`.
+pub(crate) fn scan_listing(
+    storage: &dyn Storage,
+    dir: &Path,
+    listing: &Listing,
+    visit: &mut Visit<'_>,
+    holding_lock: bool,
+) -> Result<Report> {
     let Some(&last) = listing.segments.last() else {
         return Err(Error::not_a_log(
             dir,
             "it holds no segment files (NNNNNNNNNNNNNNNNNNNN.wal)",
         ));
     };
-    let headers = read_headers(storage, dir, &listing)?;
+    let headers = read_headers(storage, dir, listing)?;
     let log_id = headers
         .iter()
         .rev()

@@ -97,6 +97,8 @@ pub struct OpenReport {
     pub removed_temps: Vec<String>,
     /// The file system cannot fsync directories: new segments and renames are less durable.
     pub durability_degraded: bool,
+    /// An interrupted compaction that opening finished or rolled back.
+    pub compaction: Option<&'static str>,
 }
 
 /// A write-ahead log opened for writing. `Send + Sync`: share it between threads.
@@ -112,6 +114,8 @@ pub struct Log {
     poison_cause: Mutex<Option<String>>,
     degraded: AtomicBool,
     opened: OpenReport,
+    /// The key/value index, built by the first `get` and kept current by appends after that.
+    index: Mutex<Option<crate::kv::KeyIndex>>,
     // Declared last so it is released after everything else is dropped.
     _lock: Box<dyn StorageLock>,
 }
@@ -296,11 +300,57 @@ impl Log {
             out.truncate(pending);
             return Err(e);
         }
+        self.index_appended(entries, &out[out.len() - entries.len()..]);
         drop(st);
         if self.options.sync_policy == SyncPolicy::EveryAppend {
             self.sync()?;
         }
         Ok(())
+    }
+
+    /// The live value of `key` in the key/value view (last write wins; tombstones delete).
+    ///
+    /// The first call builds the index with one scan of the log; appends keep it current.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors, or [`ErrorKind::Corrupt`] when the log or the indexed record is damaged.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Record>> {
+        let mut index = self
+            .index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if index.is_none() {
+            // Appends wait for the index lock (index_appended), so none slips in between.
+            let (built, report) = crate::kv::KeyIndex::build(&*self.options.storage, &self.dir)?;
+            if report.verdict() == crate::Verdict::Corrupt {
+                return Err(Error::new(ErrorKind::Corrupt {
+                    summary: report.first_damage_summary(),
+                }));
+            }
+            *index = Some(built);
+        }
+        let index = index.as_ref().expect("built above");
+        index.read(&*self.options.storage, &self.dir, key)
+    }
+
+    fn index_appended(&self, entries: &[Entry<'_>], appended: &[Appended]) {
+        let mut index = self
+            .index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(index) = index.as_mut() else { return };
+        for (e, a) in entries.iter().zip(appended) {
+            index.apply(&crate::report::RecordView {
+                seq: a.seq,
+                timestamp_nanos: 0,
+                kind: e.kind,
+                key: e.key,
+                payload: e.payload,
+                location: a.location,
+                crc: 0,
+            });
+        }
     }
 
     fn check_entry(&self, e: &Entry<'_>) -> Result<()> {

@@ -41,6 +41,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
         }
     }
     let lock = repair::acquire_lock(storage, dir, &options)?;
+    opened.compaction = crate::compact::install::resolve(storage, dir)?;
     let listing = segment::list(storage, dir)?;
     for &n in &listing.temps {
         let path = dir.join(temp_name(n));
@@ -80,6 +81,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
         poison_cause: Mutex::new(None),
         degraded: AtomicBool::new(opened.durability_degraded),
         opened,
+        index: Mutex::new(None),
         options,
         _lock: lock,
     };

@@ -3,6 +3,7 @@
 //! Most tests run on `MemStorage`, which can simulate crashes and inject faults; the ones that
 //! need real files or processes (locking, the golden file) use temporary directories.
 
+mod compaction;
 mod concurrency;
 mod crash;
 mod decision_table;

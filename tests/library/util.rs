@@ -82,3 +82,16 @@ pub fn assert_prefix(records: &[Record], len: usize) {
         );
     }
 }
+
+/// Every file of the log but the lock files (whose existence is not data), with its bytes.
+pub fn data_files(storage: &MemStorage) -> Vec<(PathBuf, Vec<u8>)> {
+    storage
+        .files()
+        .into_iter()
+        .filter(|p| !p.ends_with("LOCK") && !p.ends_with("READERS"))
+        .map(|p| {
+            let bytes = storage.file_bytes(&p).unwrap_or_default();
+            (p, bytes)
+        })
+        .collect()
+}

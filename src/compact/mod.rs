@@ -1,0 +1,545 @@
+//! Compaction: the one operation that deletes records on purpose, and proves what it kept.
+//!
+//! `--before SEQ` drops records below a checkpoint; `--keys` keeps only the latest data record
+//! of each key and drops keys whose latest record is a tombstone (keyless records are kept).
+//! Survivors keep their sequence numbers and order. The new log is written beside the old one
+//! and switched to by the protocol in [`install`]; a SHA-256 over the survivors, computed while
+//! reading the old log, must equal the one computed by reading the installed new log back
+//! before the old segments are removed.
+//!
+//! Cost: a verifying scan (which also builds the key index for `--keys`), one pass that reads
+//! the old log and writes the new, and one read-back of the new log. Memory: the key index
+//! (`--keys` only, [`crate::kv`] documents its size per key) plus one record.
+
+pub(crate) mod install;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{
+    self, FORMAT_VERSION, RecordMeta, SEGMENT_DATA_START, SEGMENT_FLAG_COMPACTED, SegmentHeader,
+    WatermarkSlot,
+};
+use crate::options::Options;
+use crate::recovery;
+use crate::repair::{self, hex, sync_dir};
+use crate::report::{RecordView, Report, Verdict};
+use crate::segment::{self, Listing, temp_name};
+use crate::storage::{OpenMode, Storage, StorageFile};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What to drop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Drop every record with a sequence number below this.
+    pub before: Option<u64>,
+    /// Keep only the latest data record of each key; drop deleted keys and all tombstones.
+    pub keys: bool,
+    /// Compute the report without writing anything.
+    pub dry_run: bool,
+}
+
+/// What a compaction did (or, for a dry run, would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// Records, bytes, segments and sequence range before.
+    pub before: Totals,
+    /// The same after (for a dry run: what they would be, bytes estimated).
+    pub after: Totals,
+    /// Distinct live keys in the new log.
+    pub keys_kept: u64,
+    /// Records dropped because their sequence number is below `--before`.
+    pub dropped_before: u64,
+    /// Data records dropped because a later record of the same key exists.
+    pub dropped_superseded: u64,
+    /// Records dropped because their key's latest record is a tombstone (tombstones included).
+    pub dropped_deleted: u64,
+    /// SHA-256 over the records chosen to survive, computed while reading the old log.
+    pub digest_expected: String,
+    /// SHA-256 over the records of the installed new log, read back (empty for a dry run).
+    pub digest_installed: String,
+    /// The sequence number the next append gets (unchanged by compaction).
+    pub next_seq: u64,
+    /// The old segments could not be removed yet because readers held on; the next open
+    /// removes them. The new log is installed either way.
+    pub cleanup_deferred: bool,
+}
+
+/// Size and range of a log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Records.
+    pub records: u64,
+    /// Bytes of segment files.
+    pub bytes: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// First sequence number.
+    pub first_seq: Option<u64>,
+    /// Last sequence number.
+    pub last_seq: Option<u64>,
+}
+
+/// Compacts the log in `dir`. Holds the writer lock throughout (waiting up to
+/// `options.lock_wait`).
+///
+/// # Errors
+///
+/// [`ErrorKind::Corrupt`] for a corrupt log and [`ErrorKind::TornTail`] for a torn tail (repair
+/// it first); both change nothing. [`ErrorKind::Locked`], I/O errors, and
+/// [`ErrorKind::Corrupt`] if the read-back digest differs (the new log is then removed again and
+/// the old one kept).
+pub fn compact(dir: &Path, options: &Options, plan: &Compaction) -> Result<CompactReport> {
+    let storage = &*options.storage;
+    let _lock = repair::acquire_lock(storage, dir, options)?;
+    install::resolve(storage, dir)?;
+    let (report, keys, firsts) = survey(storage, dir, plan)?;
+    let old_next = next_seq(storage, dir, &report)?;
+    let log_first = first_survivor(plan, &keys, firsts).unwrap_or(old_next);
+    let mut out = CompactReport {
+        dry_run: plan.dry_run,
+        before: totals(&report),
+        next_seq: old_next,
+        ..CompactReport::default()
+    };
+    let rule = Rule { plan, keys: &keys };
+    let old_last = report.segments.last().map_or(0, |s| s.segment);
+    let log_id = report
+        .log_id
+        .ok_or_else(|| Error::not_a_log(dir, "no readable segment header"))?;
+    let mut writer = (!plan.dry_run)
+        .then(|| NewLog::new(storage, dir, options, log_id, old_last + 1, log_first));
+    let mut hasher = Sha256::new();
+    let mut failure = None;
+    let rescan = recovery::scan_log_as(
+        storage,
+        dir,
+        &mut |r| {
+            match rule.verdict(r) {
+                Fate::Keep => {
+                    hash_record(&mut hasher, r);
+                    out.after.records += 1;
+                    out.after.first_seq.get_or_insert(r.seq);
+                    out.after.last_seq = Some(r.seq);
+                    if let Some(w) = writer.as_mut()
+                        && let Err(e) = w.push(r)
+                    {
+                        failure = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                Fate::Before => out.dropped_before += 1,
+                Fate::Superseded => out.dropped_superseded += 1,
+                Fate::Deleted => out.dropped_deleted += 1,
+            }
+            ControlFlow::Continue(())
+        },
+        true,
+    )?;
+    if let Some(e) = failure {
+        abandon(storage, dir, old_last + 1);
+        return Err(e);
+    }
+    if rescan.records != report.records || rescan.verdict() != Verdict::Clean {
+        abandon(storage, dir, old_last + 1);
+        return Err(Error::new(ErrorKind::Corrupt {
+            summary: "the log changed during compaction".into(),
+        }));
+    }
+    out.keys_kept = keys
+        .values()
+        .filter(|k| !k.tombstone && rule.keeps_key(k.seq))
+        .count() as u64;
+    out.digest_expected = hex(&hasher.finalize());
+    let Some(writer) = writer else {
+        out.after.bytes = estimate_bytes(&report, &out);
+        return Ok(out);
+    };
+    install_new(storage, dir, options, writer, old_next, &report, &mut out)?;
+    Ok(out)
+}
+
+/// Finishes the new log, commits it, reads it back, and removes the old one.
+fn install_new(
+    storage: &dyn Storage,
+    dir: &Path,
+    options: &Options,
+    writer: NewLog<'_>,
+    old_next: u64,
+    report: &Report,
+    out: &mut CompactReport,
+) -> Result<()> {
+    let old_first = report.segments.first().map_or(1, |s| s.segment);
+    let old_last = report.segments.last().map_or(0, |s| s.segment);
+    let new_last = match writer.finish(old_next) {
+        Ok(n) => n,
+        Err(e) => {
+            abandon(storage, dir, old_last + 1);
+            return Err(e);
+        }
+    };
+    let marker = install::Marker {
+        old_first,
+        old_last,
+        new_first: old_last + 1,
+        new_last,
+    };
+    install::commit(storage, dir, marker)?;
+    let listing = Listing {
+        segments: (marker.new_first..=marker.new_last).collect(),
+        ..Listing::default()
+    };
+    let mut hasher = Sha256::new();
+    let back = recovery::scan_listing(
+        storage,
+        dir,
+        &listing,
+        &mut |r| {
+            hash_record(&mut hasher, r);
+            ControlFlow::Continue(())
+        },
+        true,
+    )?;
+    out.digest_installed = hex(&hasher.finalize());
+    if back.verdict() != Verdict::Clean || out.digest_installed != out.digest_expected {
+        // Keep the old log: undo the switch before anything old is removed.
+        for n in marker.new_first..=marker.new_last {
+            let _ = storage.remove(&Listing::path(dir, n));
+        }
+        let _ = storage.remove(&dir.join(install::MARKER_NAME));
+        sync_dir(storage, dir)?;
+        return Err(Error::new(ErrorKind::Corrupt {
+            summary: format!(
+                "the compacted log read back differently ({} != {}); the old log was kept",
+                out.digest_installed, out.digest_expected
+            ),
+        }));
+    }
+    out.after.bytes = back.bytes;
+    out.after.segments = back.segments.len() as u64;
+    let wait = options
+        .lock_wait
+        .unwrap_or(std::time::Duration::from_secs(10));
+    out.cleanup_deferred = !install::finish(storage, dir, marker, wait)?;
+    Ok(())
+}
+
+/// First sequence numbers at or after `--before` seen by the survey: of any record, and of a
+/// keyless one.
+#[derive(Clone, Copy, Debug, Default)]
+struct Firsts {
+    any: Option<u64>,
+    keyless: Option<u64>,
+}
+
+/// The verifying scan: refuses damage, and for `--keys` records each key's latest record.
+fn survey(
+    storage: &dyn Storage,
+    dir: &Path,
+    plan: &Compaction,
+) -> Result<(Report, HashMap<Vec<u8>, Latest>, Firsts)> {
+    let mut keys: HashMap<Vec<u8>, Latest> = HashMap::new();
+    let mut firsts = Firsts::default();
+    let report = recovery::scan_log_as(
+        storage,
+        dir,
+        &mut |r| {
+            if plan.before.is_none_or(|b| r.seq >= b) {
+                firsts.any.get_or_insert(r.seq);
+                if r.key.is_none() {
+                    firsts.keyless.get_or_insert(r.seq);
+                }
+            }
+            if plan.keys
+                && let Some(k) = r.key
+            {
+                let latest = Latest {
+                    seq: r.seq,
+                    tombstone: r.kind == format::RecordKind::Tombstone,
+                };
+                match keys.get_mut(k) {
+                    Some(slot) => *slot = latest,
+                    None => {
+                        keys.insert(k.to_vec(), latest);
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        },
+        true,
+    )?;
+    match report.verdict() {
+        Verdict::Clean => Ok((report, keys, firsts)),
+        Verdict::TornTail => Err(Error::new(ErrorKind::TornTail {
+            summary: report.first_damage_summary(),
+        })),
+        Verdict::Corrupt => Err(Error::new(ErrorKind::Corrupt {
+            summary: report.first_damage_summary(),
+        })),
+    }
+}
+
+/// The sequence number of the first record that will survive, known before any is written so
+/// every new header can carry it.
+fn first_survivor(
+    plan: &Compaction,
+    keys: &HashMap<Vec<u8>, Latest>,
+    firsts: Firsts,
+) -> Option<u64> {
+    if !plan.keys {
+        return firsts.any;
+    }
+    let keyed = keys
+        .values()
+        .filter(|k| !k.tombstone && plan.before.is_none_or(|b| k.seq >= b))
+        .map(|k| k.seq)
+        .min();
+    match (keyed, firsts.keyless) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The next sequence number of the old log: after its last record, but never before its last
+/// segment's start (a compaction may have dropped the records just below it).
+fn next_seq(storage: &dyn Storage, dir: &Path, report: &Report) -> Result<u64> {
+    let number = report.segments.last().map_or(1, |s| s.segment);
+    let path = Listing::path(dir, number);
+    let file = storage
+        .open(&path, OpenMode::Read)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let mut buf = [0u8; format::SEGMENT_HEADER_SIZE];
+    file.read_at(&mut buf, 0)
+        .map_err(|e| Error::io("read", &path, e))?;
+    let header =
+        SegmentHeader::decode(&buf).map_err(|_| Error::not_a_log(&path, "unreadable header"))?;
+    Ok(report
+        .last_seq
+        .map_or(header.first_seq, |l| (l + 1).max(header.first_seq)))
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Latest {
+    seq: u64,
+    tombstone: bool,
+}
+
+enum Fate {
+    Keep,
+    Before,
+    Superseded,
+    Deleted,
+}
+
+struct Rule<'a> {
+    plan: &'a Compaction,
+    keys: &'a HashMap<Vec<u8>, Latest>,
+}
+
+impl Rule<'_> {
+    fn verdict(&self, r: &RecordView<'_>) -> Fate {
+        if self.plan.before.is_some_and(|b| r.seq < b) {
+            return Fate::Before;
+        }
+        let (true, Some(key)) = (self.plan.keys, r.key) else {
+            return Fate::Keep;
+        };
+        let latest = self.keys[key];
+        if latest.tombstone {
+            Fate::Deleted
+        } else if latest.seq != r.seq {
+            Fate::Superseded
+        } else {
+            Fate::Keep
+        }
+    }
+
+    fn keeps_key(&self, seq: u64) -> bool {
+        self.plan.before.is_none_or(|b| seq >= b)
+    }
+}
+
+/// SHA-256 input for one record: its identity and content, not its location (FORMAT.md §6.6).
+pub(crate) fn hash_record(hasher: &mut Sha256, r: &RecordView<'_>) {
+    hasher.update(r.seq.to_le_bytes());
+    hasher.update(r.timestamp_nanos.to_le_bytes());
+    hasher.update([r.kind.to_byte(), u8::from(r.key.is_some())]);
+    let key = r.key.unwrap_or_default();
+    hasher.update((key.len() as u64).to_le_bytes());
+    hasher.update(key);
+    hasher.update((r.payload.len() as u64).to_le_bytes());
+    hasher.update(r.payload);
+}
+
+fn totals(report: &Report) -> Totals {
+    Totals {
+        records: report.records,
+        bytes: report.bytes,
+        segments: report.segments.len() as u64,
+        first_seq: report.first_seq,
+        last_seq: report.last_seq,
+    }
+}
+
+fn estimate_bytes(report: &Report, out: &CompactReport) -> u64 {
+    let per_record = (report
+        .bytes
+        .saturating_sub(report.segments.len() as u64 * SEGMENT_DATA_START))
+    .checked_div(report.records.max(1))
+    .unwrap_or(0);
+    out.after.records * per_record + SEGMENT_DATA_START * 2
+}
+
+/// Removes temporaries of a compaction that will not be installed.
+fn abandon(storage: &dyn Storage, dir: &Path, first_new: u64) {
+    if let Ok(listing) = segment::list(storage, dir) {
+        for n in listing.temps.into_iter().filter(|&n| n >= first_new) {
+            let _ = storage.remove(&dir.join(temp_name(n)));
+        }
+    }
+    let _ = sync_dir(storage, dir);
+}
+
+/// The new log being written as temporary segment files.
+struct NewLog<'a> {
+    storage: &'a dyn Storage,
+    dir: &'a Path,
+    segment_size: u64,
+    log_id: u64,
+    log_first_seq: u64,
+    next_number: u64,
+    current: Option<NewSegment>,
+    buf: Vec<u8>,
+}
+
+struct NewSegment {
+    number: u64,
+    file: Arc<dyn StorageFile>,
+    len: u64,
+    last_seq: Option<u64>,
+}
+
+impl<'a> NewLog<'a> {
+    fn new(
+        storage: &'a dyn Storage,
+        dir: &'a Path,
+        options: &Options,
+        log_id: u64,
+        first_number: u64,
+        log_first_seq: u64,
+    ) -> NewLog<'a> {
+        NewLog {
+            storage,
+            dir,
+            segment_size: options.segment_size,
+            log_id,
+            log_first_seq,
+            next_number: first_number,
+            current: None,
+            buf: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, r: &RecordView<'_>) -> Result<()> {
+        let size = format::encoded_len(r.key.map_or(0, <[u8]>::len), r.payload.len()) as u64;
+        let full = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.last_seq.is_some() && c.len + size > self.segment_size);
+        if full {
+            self.seal()?;
+        }
+        if self.current.is_none() {
+            self.start(r.seq, SEGMENT_FLAG_COMPACTED)?;
+        }
+        let seg = self.current.as_mut().expect("started above");
+        self.buf.clear();
+        let meta = RecordMeta {
+            seq: r.seq,
+            timestamp_nanos: r.timestamp_nanos,
+            kind: r.kind,
+        };
+        format::encode_record(
+            &mut self.buf,
+            &format::binding(self.log_id, seg.number),
+            meta,
+            r.key,
+            r.payload,
+        );
+        let path = self.dir.join(temp_name(seg.number));
+        seg.file
+            .write_at(&self.buf, seg.len)
+            .map_err(|e| Error::io("write", &path, e))?;
+        seg.len += self.buf.len() as u64;
+        seg.last_seq = Some(r.seq);
+        Ok(())
+    }
+
+    fn start(&mut self, first_seq: u64, flags: u32) -> Result<()> {
+        let number = self.next_number;
+        self.next_number += 1;
+        let header = SegmentHeader {
+            version: FORMAT_VERSION,
+            flags,
+            log_id: self.log_id,
+            segment: number,
+            first_seq,
+            log_first_seq: self.log_first_seq,
+            created_nanos: crate::time::now_nanos(),
+        };
+        let path = self.dir.join(temp_name(number));
+        let file = self
+            .storage
+            .open(&path, OpenMode::CreateNew)
+            .map_err(|e| Error::io("create", &path, e))?;
+        let mut preamble = header.encode().to_vec();
+        preamble.resize(SEGMENT_DATA_START as usize, 0);
+        file.write_at(&preamble, 0)
+            .map_err(|e| Error::io("write", &path, e))?;
+        self.current = Some(NewSegment {
+            number,
+            file,
+            len: SEGMENT_DATA_START,
+            last_seq: None,
+        });
+        Ok(())
+    }
+
+    /// Writes the final watermark of the current segment and syncs it.
+    fn seal(&mut self) -> Result<()> {
+        let Some(seg) = self.current.take() else {
+            return Ok(());
+        };
+        let path = self.dir.join(temp_name(seg.number));
+        if let Some(last) = seg.last_seq {
+            let slot = WatermarkSlot {
+                durable_seq: last,
+                generation: 1,
+            }
+            .encode(self.log_id, seg.number);
+            seg.file
+                .write_at(&slot, format::WATERMARK_SLOT_OFFSETS[1])
+                .map_err(|e| Error::io("write", &path, e))?;
+        }
+        seg.file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync", &path, e))?;
+        Ok(())
+    }
+
+    /// Seals the last compacted segment and adds the empty segment that appends continue in,
+    /// starting at the old log's next sequence number so none is ever reused; fsyncs the
+    /// directory. Returns the number of that last segment.
+    fn finish(mut self, next_seq: u64) -> Result<u64> {
+        self.seal()?;
+        self.start(next_seq, 0)?;
+        let last = self.current.as_ref().expect("started above").number;
+        self.seal()?;
+        sync_dir(self.storage, self.dir)?;
+        Ok(last)
+    }
+}
