@@ -192,10 +192,14 @@ fn exclusive_readers(
 }
 
 /// Holds the readers' lock shared for the life of a scan, so compaction cannot remove a segment
-/// the scan has listed but not yet opened. `None` where the lock cannot be had at all (a
-/// read-only copy of a log), where no compaction can run either.
+/// the scan has listed but not yet opened. Readers never create the lock file (a scan changes
+/// nothing); every writer open creates it, so a log compaction can touch always has it. `None`
+/// where it is absent or cannot be locked (a read-only copy), where no compaction runs either.
 pub(crate) fn shared_readers(storage: &dyn Storage, dir: &Path) -> Option<Box<dyn StorageLock>> {
     let path = dir.join(READERS_LOCK_NAME);
+    if !storage.exists(&path) {
+        return None;
+    }
     // Compaction holds it exclusively only while it removes files: a short wait.
     for _ in 0..5000 {
         match storage.try_lock(&path, LockKind::Shared) {
@@ -207,6 +211,16 @@ pub(crate) fn shared_readers(storage: &dyn Storage, dir: &Path) -> Option<Box<dy
         }
     }
     None
+}
+
+/// Creates the readers' lock file if it is missing (writers and compaction call this).
+pub(crate) fn ensure_readers_lock(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let path = dir.join(READERS_LOCK_NAME);
+    if !storage.exists(&path) {
+        drop(storage.try_lock(&path, LockKind::Shared).map_err(|e| Error::io("create", &path, e))?);
+        sync_dir(storage, dir)?;
+    }
+    Ok(())
 }
 
 /// Finishes or rolls back an interrupted installation. Called with the writer lock held, before

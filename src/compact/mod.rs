@@ -96,6 +96,7 @@ pub struct Totals {
 pub fn compact(dir: &Path, options: &Options, plan: &Compaction) -> Result<CompactReport> {
     let storage = &*options.storage;
     let _lock = repair::acquire_lock(storage, dir, options)?;
+    install::ensure_readers_lock(storage, dir)?;
     install::resolve(storage, dir)?;
     let (report, keys, firsts) = survey(storage, dir, plan)?;
     let old_next = next_seq(storage, dir, &report)?;

@@ -41,6 +41,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
         }
     }
     let lock = repair::acquire_lock(storage, dir, &options)?;
+    crate::compact::install::ensure_readers_lock(storage, dir)?;
     opened.compaction = crate::compact::install::resolve(storage, dir)?;
     let listing = segment::list(storage, dir)?;
     for &n in &listing.temps {
