@@ -217,7 +217,11 @@ pub(crate) fn shared_readers(storage: &dyn Storage, dir: &Path) -> Option<Box<dy
 pub(crate) fn ensure_readers_lock(storage: &dyn Storage, dir: &Path) -> Result<()> {
     let path = dir.join(READERS_LOCK_NAME);
     if !storage.exists(&path) {
-        drop(storage.try_lock(&path, LockKind::Shared).map_err(|e| Error::io("create", &path, e))?);
+        drop(
+            storage
+                .try_lock(&path, LockKind::Shared)
+                .map_err(|e| Error::io("create", &path, e))?,
+        );
         sync_dir(storage, dir)?;
     }
     Ok(())
