@@ -1,0 +1,246 @@
+//! `walctl dump`: the table, JSON Lines, every filter, payload formats, escaping of control
+//! characters, damage on stderr with the contract's exit code, a broken pipe, and `--follow`.
+
+mod common;
+
+use common::{Fixture, clean_offset, json_lines};
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::process::{Command, Stdio};
+use walctl::Entry;
+
+#[test]
+fn clean_log_dumps_as_a_table() {
+    let f = Fixture::clean(2);
+    let run = f.run(&["dump"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_eq!(
+        run.stdout,
+        "seq   time                     seg offset  length type     key                 payload\n\
+         ────────────────────────────────────────────────────────────────────────────────────────\n\
+         1     2026-01-31T09:00:00.000Z 1   12288   40     data                         record-1\n\
+         2     2026-01-31T09:00:01.000Z 1   12328   40     data                         record-2\n"
+    );
+}
+
+#[test]
+fn json_lines_carry_every_field() {
+    let f = Fixture::clean(1);
+    f.append(&[Entry::keyed(b"user:7", b"\xff\x00")], true);
+    let run = f.run(&["dump", "--json"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    let lines = json_lines(&run.stdout);
+    assert_eq!(lines.len(), 2);
+    let crc = lines[1]["crc"].clone();
+    assert!(crc.is_u64());
+    assert_eq!(
+        lines[1],
+        serde_json::json!({
+            "kind": "record", "seq": 2, "timestamp": "2026-01-31T09:00:01.000000000Z",
+            "timestamp_nanos": common::T0 + 1_000_000_000, "type": "data",
+            "key": "user:7", "key_encoding": "utf8", "payload": "/wA=", "payload_encoding": "base64",
+            "segment": "00000000000000000001.wal", "offset": clean_offset(2), "length": 40,
+            "crc": crc,
+        })
+    );
+}
+
+fn seqs(run: &common::Run) -> Vec<u64> {
+    json_lines(&run.stdout)
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn from_to_limit_and_tail_select_by_position() {
+    let f = Fixture::clean(9);
+    assert_eq!(
+        seqs(&f.run(&["dump", "--json", "--from", "3", "--to", "5"])),
+        [3, 4, 5]
+    );
+    assert_eq!(
+        seqs(&f.run(&["dump", "--json", "--from", "4", "--limit", "2"])),
+        [4, 5]
+    );
+    assert_eq!(seqs(&f.run(&["dump", "--json", "--tail", "3"])), [7, 8, 9]);
+    assert_eq!(
+        seqs(&f.run(&["dump", "--json", "--to", "6", "--tail", "2"])),
+        [5, 6]
+    );
+    assert_eq!(
+        seqs(&f.run(&["dump", "--json", "--tail", "0"])),
+        Vec::<u64>::new()
+    );
+}
+
+#[test]
+fn key_since_and_until_select_by_content_and_time() {
+    let f = Fixture::clean(3);
+    f.append(
+        &[
+            Entry::keyed(b"k", b"v1"),
+            Entry::data(b"x"),
+            Entry::keyed(b"k", b"v2"),
+        ],
+        true,
+    );
+    assert_eq!(seqs(&f.run(&["dump", "--json", "--key", "k"])), [4, 6]);
+    let since = [
+        "dump",
+        "--json",
+        "--since",
+        "2026-01-31T09:00:02Z",
+        "--until",
+        "2026-01-31T10:00:04+01:00",
+    ];
+    assert_eq!(seqs(&f.run(&since)), [3, 4, 5]);
+}
+
+#[test]
+fn a_bad_time_is_a_usage_error() {
+    let f = Fixture::clean(1);
+    let run = f.run(&["dump", "--since", "yesterday"]);
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    assert!(
+        run.stderr.contains("is not an RFC 3339 time"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn payload_formats_hex_and_base64() {
+    let f = Fixture::empty();
+    f.append(&[Entry::data(b"\x01\x02hi")], true);
+    let hex = json_lines(&f.run(&["dump", "--json", "--payload", "hex"]).stdout);
+    assert_eq!(
+        (
+            hex[0]["payload"].as_str(),
+            hex[0]["payload_encoding"].as_str()
+        ),
+        (Some("01026869"), Some("hex"))
+    );
+    let b64 = json_lines(&f.run(&["dump", "--json", "--payload", "base64"]).stdout);
+    assert_eq!(b64[0]["payload"], "AQJoaQ==");
+    let table = f.run(&["dump", "--payload", "hex"]);
+    assert!(
+        table.stdout.lines().nth(2).unwrap().ends_with(" 01026869"),
+        "{}",
+        table.stdout
+    );
+}
+
+#[test]
+fn control_characters_are_escaped_in_the_table() {
+    let f = Fixture::empty();
+    f.append(
+        &[Entry::keyed(b"k\x1b]0;", b"\x1b[2J\r\nbell\x07\xff")],
+        true,
+    );
+    let run = f.run(&["dump"]);
+    assert_eq!(run.code, 0);
+    let row = run.stdout.lines().nth(2).unwrap();
+    assert!(
+        row.ends_with(" k\\u{1b}]0;          \\u{1b}[2J\\r\\nbell\\u{7}\\xff"),
+        "{row:?}"
+    );
+    assert!(!run.stdout.contains('\x1b'));
+}
+
+#[test]
+fn damage_prints_valid_records_reports_on_stderr_and_exits_3() {
+    let f = Fixture::clean(4);
+    f.flip_byte(clean_offset(2) + common::HEADER);
+    let run = f.run(&["dump", "--json"]);
+    assert_eq!(run.code, 3);
+    assert_eq!(seqs(&run), [1, 3, 4]);
+    let mut lines = run.stderr.lines();
+    let first = lines.next().unwrap();
+    let expected = format!(
+        "walctl: corrupt damage in 00000000000000000001.wal at offset {} (40 bytes, checksum): \
+         last good seq 1, 2 valid records after it: ",
+        clean_offset(2)
+    );
+    assert!(first.starts_with(&expected), "{first:?}");
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("walctl: the log is corrupt")
+    );
+    assert_eq!(lines.next(), None);
+}
+
+#[test]
+fn torn_tail_prints_every_record_and_exits_1() {
+    let f = Fixture::torn(2, 3);
+    let run = f.run(&["dump", "--json"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(seqs(&run), [1, 2]);
+    assert!(
+        run.stderr
+            .starts_with("walctl: torn damage in 00000000000000000001.wal"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn broken_pipe_on_dump_into_head_exits_0_quietly() {
+    let f = Fixture::empty();
+    let payloads: Vec<String> = (0..20_000).map(|i| format!("record number {i}")).collect();
+    let entries: Vec<Entry<'_>> = payloads.iter().map(|p| Entry::data(p.as_bytes())).collect();
+    f.append(&entries, true);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_walctl"))
+        .arg("--dir")
+        .arg(&f.dir)
+        .args(["dump", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn walctl");
+    let mut first = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with('{'));
+    drop(stdout); // What `head -1` does after its line.
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!((status.code(), stderr.as_str()), (Some(0), ""));
+}
+
+#[test]
+fn follow_prints_records_as_they_are_appended() {
+    let f = Fixture::clean(2);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_walctl"))
+        .arg("--dir")
+        .arg(&f.dir)
+        .args(["dump", "--json", "--follow", "--limit", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn walctl");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for want in 1..=2 {
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(common::json(&line)["seq"], want);
+    }
+    f.append(&[Entry::data(b"live-3"), Entry::data(b"live-4")], false);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let payloads: Vec<_> = json_lines(&rest)
+        .iter()
+        .map(|v| v["payload"].clone())
+        .collect();
+    assert_eq!(payloads, ["live-3", "live-4"]);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
