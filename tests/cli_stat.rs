@@ -1,0 +1,79 @@
+//! `walctl stat`: segments, records, bytes, sequence and time ranges and the durable watermark,
+//! as a table and as JSON; damage sets the exit code as for every reader.
+
+mod common;
+
+use common::{Fixture, json};
+use walctl::Entry;
+
+#[test]
+fn stat_json_summarises_a_clean_log() {
+    let f = Fixture::clean(3);
+    f.append(&[Entry::data(b"unsynced")], false);
+    let run = f.run(&["stat", "--json"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    let v = json(&run.stdout);
+    assert_eq!(v["status"], "clean");
+    assert_eq!(v["records"], 4);
+    assert_eq!(v["segment_count"], 1);
+    assert_eq!(
+        (v["first_seq"].as_u64(), v["last_seq"].as_u64()),
+        (Some(1), Some(4))
+    );
+    assert_eq!(v["durable_seq"], 3);
+    assert_eq!(v["first_timestamp"], "2026-01-31T09:00:00.000000000Z");
+    assert_eq!(v["last_timestamp"], "2026-01-31T09:00:03.000000000Z");
+    assert_eq!(v["first_segment"], "00000000000000000001.wal");
+    assert_eq!(v["dir"], "<DIR>");
+}
+
+#[test]
+fn stat_table_is_for_people() {
+    let f = Fixture::clean(2);
+    let run = f.run(&["stat"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    let log_id = json(&f.run(&["stat", "--json"]).stdout)["log_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        run.stdout,
+        format!(
+            "log                <DIR>\n\
+             log id             {log_id}\n\
+             status             clean\n\
+             segments           1 (00000000000000000001.wal)\n\
+             records            2\n\
+             bytes              12368\n\
+             sequence           1 .. 2\n\
+             time               2026-01-31T09:00:00.000000000Z .. 2026-01-31T09:00:01.000000000Z\n\
+             durable through    2\n\
+             not proven durable 0\n\
+             writer active      no\n"
+        )
+    );
+}
+
+#[test]
+fn stat_of_a_torn_log_exits_1_and_says_why() {
+    let f = Fixture::torn(2, 4);
+    let run = f.run(&["stat", "--json"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(json(&run.stdout)["status"], "torn_tail");
+    assert!(
+        run.stderr.starts_with("walctl: torn damage in"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn stat_of_a_missing_log_exits_2() {
+    let f = Fixture::empty();
+    let run = f.run(&["stat"]);
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    assert!(
+        run.stderr
+            .contains("is not a walctl log: the directory does not exist")
+    );
+}
