@@ -1,0 +1,202 @@
+//! Durability-protocol check: the order of storage operations in recorded traces follows
+//! FORMAT.md §6 and §7: no sync acknowledged before the fdatasync covering it, a new segment
+//! synced and its directory synced before it holds records, open syncs before it trusts, and
+//! repair and compaction in their documented order.
+
+use crate::util::{dir, options, payload};
+use std::path::{Path, PathBuf};
+use walctl::format::{WATERMARK_SLOT_OFFSETS, WATERMARK_SLOT_SIZE};
+use walctl::storage::{CrashMode, MemStorage, OpRecord, TraceOp};
+use walctl::{Compaction, Log};
+
+fn is_segment(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "wal")
+}
+
+fn is_slot(op: &OpRecord) -> bool {
+    WATERMARK_SLOT_OFFSETS.contains(&op.offset) && op.len == WATERMARK_SLOT_SIZE as u64
+}
+
+/// Every data write to a segment before `ack` is followed by an fdatasync of it before `ack`.
+fn assert_synced_before(trace: &[OpRecord], ack: usize) {
+    for (i, op) in trace[..ack].iter().enumerate() {
+        if op.op == TraceOp::Write && is_segment(&op.path) && !is_slot(op) {
+            let synced = trace[i + 1..ack]
+                .iter()
+                .any(|s| s.op == TraceOp::SyncData && s.path == op.path);
+            assert!(
+                synced,
+                "write #{} to {:?} acknowledged without an fdatasync",
+                op.index, op.path
+            );
+        }
+    }
+}
+
+fn index_of(trace: &[OpRecord], from: usize, f: impl Fn(&OpRecord) -> bool) -> Option<usize> {
+    trace[from..].iter().position(f).map(|i| i + from)
+}
+
+#[test]
+fn syncs_are_acknowledged_only_after_their_fdatasync() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    for i in 1..=60u64 {
+        log.append(&payload(i, if i % 9 == 0 { 12_000 } else { 200 }))
+            .unwrap();
+        if i % 5 == 0 {
+            log.sync().unwrap();
+            assert_synced_before(&storage.trace(), storage.op_count() as usize);
+        }
+    }
+}
+
+#[test]
+fn new_segments_are_synced_and_named_durably_before_they_hold_records() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    for i in 1..=40u64 {
+        log.append(&payload(i, 3000)).unwrap();
+    }
+    drop(log);
+    let trace = storage.trace();
+    let mut checked = 0;
+    for (i, op) in trace.iter().enumerate() {
+        if op.op != TraceOp::Rename || !op.target.as_deref().is_some_and(is_segment) {
+            continue;
+        }
+        let temp = &op.path;
+        let target = op.target.clone().unwrap();
+        let wrote = trace[..i]
+            .iter()
+            .rposition(|o| o.op == TraceOp::Write && &o.path == temp)
+            .unwrap();
+        assert!(
+            trace[wrote..i]
+                .iter()
+                .any(|o| o.op == TraceOp::SyncData && &o.path == temp)
+        );
+        let dir_sync = index_of(&trace, i, |o| o.op == TraceOp::SyncDir).expect("directory synced");
+        let first_record = index_of(&trace, i, |o| {
+            o.op == TraceOp::Write && o.path == target && !is_slot(o)
+        });
+        assert!(
+            first_record.is_none_or(|w| dir_sync < w),
+            "records went into {target:?} first"
+        );
+        // The segment before it was sealed: synced after its last write, before the rename.
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} segment creations checked");
+}
+
+#[test]
+fn open_syncs_the_last_segment_and_directory_before_reading_it() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    log.append(b"unsynced").unwrap();
+    let crashed = storage.crash(CrashMode::KeepAll);
+    drop(log);
+    let _ = Log::open(dir(), options(&crashed)).unwrap();
+    let trace = crashed.trace();
+    let last = PathBuf::from("/log/00000000000000000001.wal");
+    let first_read = index_of(&trace, 0, |o| {
+        o.op == TraceOp::Read && o.path == last && o.offset == 0 && o.len > 64
+    })
+    .expect("the segment was read");
+    assert!(
+        trace[..first_read]
+            .iter()
+            .any(|o| o.op == TraceOp::SyncData && o.path == last)
+    );
+    assert!(trace[..first_read].iter().any(|o| o.op == TraceOp::SyncDir));
+}
+
+#[test]
+fn repair_saves_syncs_truncates_syncs_in_that_order() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    log.append(b"one").unwrap();
+    log.sync().unwrap();
+    let crashed = storage.crash(CrashMode::KeepAll);
+    drop(log);
+    let seg = PathBuf::from("/log/00000000000000000001.wal");
+    let mut bytes = crashed.file_bytes(&seg).unwrap();
+    bytes.extend([7u8; 40]);
+    crashed.set_file_bytes(&seg, bytes);
+    let start = crashed.op_count() as usize;
+    walctl::truncate_partial(&dir(), &options(&crashed), false).unwrap();
+    let t = &crashed.trace()[start..];
+    let side_write = index_of(t, 0, |o| {
+        o.op == TraceOp::Write && o.path.to_string_lossy().contains(".cut-")
+    })
+    .unwrap();
+    let side_sync = index_of(t, side_write, |o| {
+        o.op == TraceOp::SyncData && o.path == t[side_write].path
+    })
+    .unwrap();
+    let dir_sync = index_of(t, side_sync, |o| o.op == TraceOp::SyncDir).unwrap();
+    let truncate = index_of(t, dir_sync, |o| o.op == TraceOp::SetLen && o.path == seg).unwrap();
+    let seg_sync = index_of(t, truncate, |o| o.op == TraceOp::SyncData && o.path == seg).unwrap();
+    index_of(t, seg_sync, |o| o.op == TraceOp::SyncDir).expect("directory synced after the cut");
+    assert!(
+        t[..truncate].iter().all(|o| o.op != TraceOp::SetLen),
+        "nothing cut before the save"
+    );
+}
+
+#[test]
+fn compaction_commits_before_it_renames_and_removes_only_after_durable_renames() {
+    let storage = crate::util::built(120, 400);
+    let start = storage.op_count() as usize;
+    walctl::compact(
+        &dir(),
+        &options(&storage),
+        &Compaction {
+            before: Some(50),
+            keys: false,
+            dry_run: false,
+        },
+    )
+    .unwrap();
+    let t = &storage.trace()[start..];
+    let marker_rename = index_of(t, 0, |o| {
+        o.op == TraceOp::Rename && o.target.as_deref() == Some(Path::new("/log/COMPACTION"))
+    })
+    .unwrap();
+    for (i, o) in t.iter().enumerate() {
+        if o.op == TraceOp::Write && o.path.to_string_lossy().ends_with(".wal.tmp") {
+            assert!(
+                t[i..marker_rename]
+                    .iter()
+                    .any(|s| s.op == TraceOp::SyncData && s.path == o.path),
+                "temp unsynced at commit"
+            );
+        }
+    }
+    let commit_sync = index_of(t, marker_rename, |o| o.op == TraceOp::SyncDir).unwrap();
+    let renames: Vec<usize> = (commit_sync..t.len())
+        .filter(|&i| {
+            t[i].op == TraceOp::Rename && t[i].path.to_string_lossy().ends_with(".wal.tmp")
+        })
+        .collect();
+    assert!(!renames.is_empty());
+    let first_remove = index_of(t, 0, |o| o.op == TraceOp::Remove && is_segment(&o.path)).unwrap();
+    let last_rename = *renames.last().unwrap();
+    assert!(
+        t[last_rename..first_remove]
+            .iter()
+            .any(|o| o.op == TraceOp::SyncDir),
+        "removed before renames were durable"
+    );
+    let marker_remove = index_of(t, first_remove, |o| {
+        o.op == TraceOp::Remove && o.path.ends_with("COMPACTION")
+    })
+    .unwrap();
+    assert!(
+        t[first_remove..marker_remove]
+            .iter()
+            .any(|o| o.op == TraceOp::SyncDir)
+    );
+    assert_eq!(t.last().unwrap().op, TraceOp::SyncDir);
+}
