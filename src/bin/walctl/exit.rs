@@ -54,6 +54,7 @@ impl Exit {
                 return match e.kind() {
                     ErrorKind::Locked { .. } => Exit::Locked,
                     ErrorKind::Corrupt { .. } => Exit::Corrupt,
+                    ErrorKind::TornTail { .. } => Exit::TornTail,
                     _ => Exit::Failure,
                 };
             }
@@ -125,9 +126,33 @@ mod tests {
         assert_eq!(Exit::Success.code(), 0);
     }
 
+    /// A real `TornTail` error: compaction refuses a log whose last record was cut short.
+    fn torn_tail_error() -> walctl::Error {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = walctl::Log::open(dir.path(), walctl::Options::default()).expect("open");
+        log.append(b"one").expect("append");
+        log.sync().expect("sync");
+        log.append(b"two, never synced").expect("append");
+        drop(log);
+        let path = dir.path().join(walctl::segment::segment_name(1));
+        let len = std::fs::metadata(&path).expect("stat").len();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open segment");
+        file.set_len(len - 3).expect("truncate");
+        let plan = walctl::Compaction {
+            keys: true,
+            ..walctl::Compaction::default()
+        };
+        walctl::compact(dir.path(), &walctl::Options::default(), &plan).expect_err("torn")
+    }
+
     #[test]
-    fn torn_tail_verdict_exits_1() {
+    fn torn_tail_verdict_and_error_exit_1() {
         assert_eq!(Exit::from_verdict(Verdict::TornTail).code(), 1);
+        let err = anyhow::Error::new(torn_tail_error()).context("compacting");
+        assert_eq!(Exit::from_error(&err), Exit::TornTail);
         assert_eq!(Exit::TornTail.code(), 1);
     }
 

@@ -1,26 +1,38 @@
-//! `walctl compact`: the command line of compaction, waiting for the library's implementation.
+//! `walctl compact`: the front of the library's compaction, which drops records on purpose and
+//! proves what it kept.
 //!
-//! The flags follow the compaction issue (`--before SEQ`, `--keys`, `--dry-run`, `--json`) so
-//! scripts and the help text are stable, but the library has no compaction yet: the command
-//! says so and exits 2 ("could not run") without touching the log. When `walctl::compact`
-//! lands, `run` calls it and prints its report.
+//! The library holds the writer lock throughout, refuses a corrupt log (exit 3) and a torn tail
+//! (exit 1: repair it first), and returns a report whose two digests (survivors as read from the
+//! old log, and the installed new log read back) must be equal. This command prints that report
+//! for people or as JSON.
 
 use super::LockWait;
 use crate::exit::Exit;
+use crate::json;
 use crate::output::Output;
-use anyhow::{Result, bail};
+use crate::text;
+use anyhow::{Context as _, Result};
 use clap::ArgGroup;
+use comfy_table::{Table, presets};
+use serde_json::{Value, json};
+use std::io::Write as _;
 use std::path::Path;
+use walctl::{CompactReport, Compaction, Totals};
 
 const EXAMPLES: &str = "\
 Examples:
   $ walctl compact --before 1000 --dry-run
-  $ walctl compact --keys --json";
+  $ walctl compact --keys --json | jq .after.records
+  $ walctl compact --keys --before 5000";
 
-/// Drop records before a checkpoint or superseded by a later write of their key.
+/// Drop records before a checkpoint, or superseded by a later write of their key.
 ///
-/// Not available yet: this walctl build has no compaction, and the command exits 2 without
-/// changing anything.
+/// DELETES records on purpose: --before SEQ drops every record below SEQ; --keys keeps only the
+/// latest record of each key and drops keys whose latest record is a tombstone (keyless records
+/// are kept). Survivors keep their sequence numbers. The new log is written beside the old one
+/// and installed crash-safely; the report proves it with a SHA-256 digest over the survivors,
+/// computed while reading the old log and again by reading the new log back. A corrupt log is
+/// refused (exit 3), a torn tail too (exit 1: run `walctl repair --truncate-partial` first).
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = EXAMPLES, group(ArgGroup::new("rule").required(true).multiple(true)))]
 pub struct Args {
@@ -30,7 +42,7 @@ pub struct Args {
     /// Keep only the latest record of each key; drop keys whose latest record is a tombstone.
     #[arg(long, group = "rule")]
     keys: bool,
-    /// Print the report without writing.
+    /// Print the report without writing anything.
     #[arg(long)]
     dry_run: bool,
     #[command(flatten)]
@@ -40,14 +52,104 @@ pub struct Args {
     json: bool,
 }
 
-/// Runs `walctl compact`: refuses until the library provides compaction.
+/// Runs `walctl compact`.
 ///
 /// # Errors
-/// Always, for now: compaction is not available.
-pub fn run(dir: &Path, args: &Args, _out: &mut Output) -> Result<Exit> {
-    let _ = (args.before, args.keys, args.dry_run, args.wait, args.json);
-    bail!(
-        "compaction is not available yet in this walctl build; nothing in {} was changed",
-        dir.display()
-    )
+/// Corruption (exit 3), a torn tail (exit 1), the lock (exit 4), I/O, a failed proof.
+pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
+    let plan = Compaction {
+        before: args.before,
+        keys: args.keys,
+        dry_run: args.dry_run,
+    };
+    let report = walctl::compact(dir, &args.wait.options(), &plan)
+        .with_context(|| format!("compacting the log in {}", dir.display()))?;
+    if args.json {
+        json::write_line(out.stdout(), &to_json(&report))?;
+    } else {
+        writeln!(out.stdout(), "{}", text::plain(table(&report)))?;
+    }
+    if report.cleanup_deferred {
+        out.note(
+            "readers still use the old segments; they are removed by the next open of the log",
+        );
+    }
+    Ok(Exit::Success)
+}
+
+fn totals(t: &Totals) -> Value {
+    json!({
+        "records": t.records,
+        "bytes": t.bytes,
+        "segments": t.segments,
+        "first_seq": t.first_seq,
+        "last_seq": t.last_seq,
+    })
+}
+
+fn to_json(r: &CompactReport) -> Value {
+    json!({
+        "dry_run": r.dry_run,
+        "before": totals(&r.before),
+        "after": totals(&r.after),
+        "keys_kept": r.keys_kept,
+        "dropped_before": r.dropped_before,
+        "dropped_superseded": r.dropped_superseded,
+        "dropped_deleted": r.dropped_deleted,
+        "digest_expected": r.digest_expected,
+        "digest_installed": (!r.dry_run).then_some(&r.digest_installed),
+        "proof_holds": !r.dry_run && r.digest_expected == r.digest_installed,
+        "next_seq": r.next_seq,
+        "cleanup_deferred": r.cleanup_deferred,
+    })
+}
+
+fn table(r: &CompactReport) -> Table {
+    let range = |t: &Totals| match (t.first_seq, t.last_seq) {
+        (Some(a), Some(b)) => format!("{a} .. {b}"),
+        _ => "-".to_string(),
+    };
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING);
+    let title = if r.dry_run {
+        "dry run: nothing was written"
+    } else {
+        "compacted"
+    };
+    table.set_header([
+        "",
+        "before",
+        if r.dry_run {
+            "after (planned)"
+        } else {
+            "after"
+        },
+    ]);
+    table.add_row([
+        "records",
+        &r.before.records.to_string(),
+        &r.after.records.to_string(),
+    ]);
+    table.add_row([
+        "bytes",
+        &r.before.bytes.to_string(),
+        &r.after.bytes.to_string(),
+    ]);
+    table.add_row([
+        "segments",
+        &r.before.segments.to_string(),
+        &r.after.segments.to_string(),
+    ]);
+    table.add_row(["sequence", &range(&r.before), &range(&r.after)]);
+    table.add_row(["keys kept", "", &r.keys_kept.to_string()]);
+    table.add_row(["dropped by --before", "", &r.dropped_before.to_string()]);
+    table.add_row(["dropped superseded", "", &r.dropped_superseded.to_string()]);
+    table.add_row(["dropped deleted", "", &r.dropped_deleted.to_string()]);
+    table.add_row(["next seq", "", &r.next_seq.to_string()]);
+    table.add_row(["survivors sha256", "", &r.digest_expected]);
+    if !r.dry_run {
+        table.add_row(["read back sha256", "", &r.digest_installed]);
+    }
+    table.add_row(["result", "", title]);
+    table
 }

@@ -1,0 +1,119 @@
+//! `walctl compact`: the report and its proof, dry runs that write nothing, and refusals of a
+//! corrupt log (exit 3) and a torn tail (exit 1) with every file unchanged.
+
+mod common;
+
+use common::{Fixture, json};
+use walctl::Entry;
+
+/// Keys `a` (written twice) and `b` (deleted), plus one keyless record.
+fn keyed() -> Fixture {
+    let f = Fixture::empty();
+    f.append(
+        &[
+            Entry::keyed(b"a", b"1"),
+            Entry::keyed(b"a", b"2"),
+            Entry::keyed(b"b", b"x"),
+            Entry::tombstone(b"b"),
+            Entry::data(b"plain"),
+        ],
+        true,
+    );
+    f
+}
+
+#[test]
+fn keys_compaction_keeps_the_latest_value_and_proves_it() {
+    let f = keyed();
+    let run = f.run(&["compact", "--keys", "--json"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    let v = json(&run.stdout);
+    assert_eq!(v["before"]["records"], 5);
+    assert_eq!(v["after"]["records"], 2);
+    assert_eq!(
+        (
+            v["dropped_superseded"].as_u64(),
+            v["dropped_deleted"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(v["keys_kept"], 1);
+    assert_eq!(v["proof_holds"], true);
+    assert_eq!(v["digest_expected"], v["digest_installed"]);
+    assert_eq!(v["next_seq"], 6);
+    assert_eq!(f.payloads(), [b"2".to_vec(), b"plain".to_vec()]);
+    assert_eq!(f.run(&["verify"]).code, 0);
+}
+
+#[test]
+fn before_compaction_drops_the_records_below_the_checkpoint() {
+    let f = Fixture::clean(5);
+    let run = f.run(&["compact", "--before", "4"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert!(
+        run.stdout.contains("dropped by --before        3"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .trim_end()
+            .ends_with("result                     compacted"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.payloads(), [b"record-4".to_vec(), b"record-5".to_vec()]);
+}
+
+#[test]
+fn dry_run_reports_and_writes_nothing() {
+    let f = keyed();
+    let before = f.snapshot();
+    let run = f.run(&["compact", "--keys", "--dry-run", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let v = json(&run.stdout);
+    assert_eq!(
+        (v["dry_run"].as_bool(), v["after"]["records"].as_u64()),
+        (Some(true), Some(2))
+    );
+    assert_eq!(v["digest_installed"], serde_json::Value::Null);
+    assert_eq!(f.snapshot(), before);
+}
+
+#[test]
+fn a_corrupt_log_is_refused_with_exit_3_and_left_unchanged() {
+    let f = Fixture::clean(4);
+    f.flip_byte(common::clean_offset(2) + common::HEADER);
+    let before = f.snapshot();
+    let run = f.run(&["compact", "--keys"]);
+    assert_eq!((run.code, run.stdout.as_str()), (3, ""));
+    assert!(
+        run.stderr
+            .starts_with("walctl: compacting the log in <DIR>: the log is corrupt"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(f.snapshot(), before);
+}
+
+#[test]
+fn a_torn_tail_is_refused_with_exit_1_until_repaired() {
+    let f = Fixture::torn(3, 4);
+    let before = f.snapshot();
+    let run = f.run(&["compact", "--before", "2"]);
+    assert_eq!((run.code, run.stdout.as_str()), (1, ""), "{run:?}");
+    assert!(run.stderr.contains("--truncate-partial"), "{}", run.stderr);
+    assert_eq!(f.snapshot(), before);
+}
+
+#[test]
+fn a_rule_is_required() {
+    let f = Fixture::clean(1);
+    let run = f.run(&["compact"]);
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    assert!(
+        run.stderr.contains("<--before <SEQ>|--keys>"),
+        "{}",
+        run.stderr
+    );
+}
