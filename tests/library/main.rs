@@ -10,6 +10,7 @@ mod decision_table;
 mod faults;
 mod golden;
 mod lock;
+mod model;
 mod poison;
 mod protocol;
 mod sweeps;
