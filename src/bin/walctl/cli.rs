@@ -46,27 +46,18 @@ pub struct Cli {
 /// The subcommands, in the order `--help` lists them.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Append records (arguments, stdin, lines, NUL-separated, or JSON Lines).
+    // Each subcommand's help text is the doc comment of its `Args`, beside its code.
     Append(cmd::append::Args),
-    /// Make everything appended so far durable.
     Sync(cmd::sync::Args),
-    /// Check every segment and record; exit 0 clean, 1 torn tail, 3 corrupt.
     Verify(cmd::verify::Args),
-    /// Print records as a table or JSON Lines.
     Dump(cmd::dump::Args),
-    /// Cut a torn tail left by a crash (and nothing else).
     Repair(cmd::repair::Args),
-    /// Drop old or superseded records (not available yet).
     Compact(cmd::compact::Args),
-    /// Export records as JSON Lines with a header and a digest trailer.
     #[command(name = "export-jsonl")]
     ExportJsonl(cmd::export_jsonl::Args),
-    /// Check an export's record count and digest.
     #[command(name = "verify-export")]
     VerifyExport(cmd::verify_export::Args),
-    /// Summarise the log: segments, records, bytes, sequence and time ranges, durability.
     Stat(cmd::stat::Args),
-    /// Generate the man page or shell completions (for packagers).
     #[command(hide = true)]
     Generate(cmd::generate::Args),
 }

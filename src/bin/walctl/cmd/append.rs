@@ -31,12 +31,14 @@ Examples:
   3
   4
   $ walctl append --key user:7 '{\"name\":\"Ada\"}' --json
-  {\"length\":61,\"offset\":12436,\"segment\":\"00000000000000000001.wal\",\"seq\":5}
-  $ walctl export-jsonl --dir old | walctl --dir new append --jsonl";
+  {\"length\":52,\"offset\":12428,\"segment\":\"00000000000000000001.wal\",\"seq\":5}
+  $ walctl append --expect-next-seq 6 --delete user:7
+  6
+  $ walctl --dir old export-jsonl | walctl --dir new append --jsonl --sync";
 
-/// Append records; print the sequence number assigned to each.
+/// Append records (arguments, stdin, lines, NUL-separated, or JSON Lines).
 ///
-/// Each RECORD argument is one record. With no arguments, stdin is one record, or with --lines
+/// Prints the sequence number assigned to each record. Each RECORD argument is one record. With no arguments, stdin is one record, or with --lines
 /// one record per line, --null one per NUL-terminated chunk, --jsonl one per JSON object in the
 /// shape `export-jsonl` writes (header and trailer lines are skipped). Appends wait for the
 /// writer lock up to --wait seconds, so many appenders may run at once. Records are in the

@@ -21,9 +21,13 @@ use walctl::{CompactReport, Compaction, Totals};
 
 const EXAMPLES: &str = "\
 Examples:
-  $ walctl compact --before 1000 --dry-run
-  $ walctl compact --keys --json | jq .after.records
-  $ walctl compact --keys --before 5000";
+  $ walctl compact --keys --dry-run
+                      before after (planned)
+  records             5      5
+  ...
+  result                     dry run: nothing was written
+  $ walctl compact --before 1000 --json | jq .proof_holds
+  true";
 
 /// Drop records before a checkpoint, or superseded by a later write of their key.
 ///

@@ -27,16 +27,17 @@ const STYLE: &str = "     ─             ";
 const EXAMPLES: &str = "\
 Examples:
   $ walctl dump --tail 2
-  seq  time                      seg  offset  length  type  key  payload
-  ──────────────────────────────────────────────────────────────────────
-  41   2026-01-31T09:00:00.125Z  1    14620   37      data       hello
-  42   2026-01-31T09:00:00.250Z  1    14657   37      data       world
-  $ walctl dump --json --key user:7 --since 2026-01-31T00:00:00Z
+  seq   time                     seg offset  length type     key                 payload
+  ───────────────────────────────────────────────────────────────────────────────────────
+  4     2026-11-21T20:47:37.350Z 1   12395   33     data                         b
+  5     2026-11-21T20:47:37.366Z 1   12428   52     data     user:7              {\"name\":\"Ada\"}
+  $ walctl dump --json --key user:7 --since 2026-11-21T00:00:00Z
   $ walctl dump --follow --payload hex";
 
-/// Print records: sequence number, time, segment, offset, length, type, key, payload preview.
+/// Print records as a table or as JSON Lines.
 ///
-/// On damage, the valid records are printed, the damage is reported on stderr and the exit code
+/// Each record shows its sequence number, time, segment, offset, length, type, key and a payload
+/// preview. On damage, the valid records are printed, the damage is reported on stderr and the exit code
 /// says what was found (1 torn tail, 3 corrupt). Filters combine; --from/--to/--since/--until
 /// are inclusive. With --json each record is one JSON object per line (docs/JSONL.md), with the
 /// whole payload.

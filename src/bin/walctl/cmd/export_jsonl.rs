@@ -21,16 +21,15 @@ use walctl::RecordView;
 const EXAMPLES: &str = "\
 Examples:
   $ walctl export-jsonl --output audit.jsonl
-  walctl: exported 3 records to audit.jsonl (sha256 5d41402a...)
-  $ head -2 audit.jsonl
-  {\"kind\":\"header\",\"schema\":\"walctl.export\",\"version\":1,...}
-  {\"kind\":\"record\",\"seq\":1,\"timestamp\":\"2026-01-31T09:00:00.125000000Z\",...}
-  $ walctl verify-export audit.jsonl";
+  walctl: exported 5 records to audit.jsonl (sha256 ff371ac310ece9ec2b85748e4a74cdbadf592c71ef8d236ce38174ee5187f03c)
+  $ walctl verify-export audit.jsonl
+  export holds: 5 records, sha256 ff371ac310ece9ec2b85748e4a74cdbadf592c71ef8d236ce38174ee5187f03c
+  $ walctl export-jsonl --key user:7 | walctl --dir copy append --jsonl";
 
-/// Export records as JSON Lines: a header, one object per record, a trailer with the count and
-/// a SHA-256 digest.
+/// Export records as JSON Lines, with a header and a count-and-digest trailer.
 ///
-/// Each record line has seq, timestamp (RFC 3339) and timestamp_nanos, type, key and
+/// The first line names the schema and its version; the last gives the record count and a
+/// SHA-256 digest. Each record line has seq, timestamp (RFC 3339) and timestamp_nanos, type, key and
 /// key_encoding, payload and payload_encoding ("utf8", or "base64" when not valid UTF-8),
 /// segment, offset, length and crc. The trailer's sha256 covers the bytes of every record line,
 /// newline included. See docs/JSONL.md. Takes the same filters as dump. On damage the valid

@@ -18,13 +18,11 @@ use walctl::{RepairOutcome, Report, TailCut};
 const EXAMPLES: &str = "\
 Examples:
   $ walctl repair --truncate-partial --dry-run
-  plan: cut the torn tail of 00000000000000000001.wal at offset 12436: 17 bytes, 0 records lost,
-  last surviving seq 3
+  plan: cut the torn tail of 00000000000000000001.wal at offset 12387: 30 bytes, 0 records lost, last surviving seq 3
   dry run: nothing was changed
   $ walctl repair --truncate-partial --yes
-  cut 17 bytes at offset 12436 of 00000000000000000001.wal; the last surviving record is seq 3
-  the cut bytes are saved in wal/00000000000000000001.wal.cut-00000000000000012436
-  (sha256 9f86d0...); the cut is recorded in wal/repair.jsonl";
+  cut 30 bytes at offset 12387 of 00000000000000000001.wal; the last surviving record is seq 3
+  the cut bytes are saved in /srv/app/wal/00000000000000000001.wal.cut-00000000000000012387 (sha256 ff4ee9ca1cdf0b91d3a15b0442745f19525c07bc9318ff92c3e5dd9913d5673a); the cut is recorded in /srv/app/wal/repair.jsonl";
 
 /// Cut a torn tail left by a crash, and nothing else.
 ///

@@ -21,9 +21,24 @@ use walctl::storage::FsStorage;
 const EXAMPLES: &str = "\
 Examples:
   $ walctl stat
-  $ walctl stat --json | jq .durable_seq";
+  log                /srv/app/wal
+  log id             5f6ccc2204e1b579
+  status             clean
+  segments           1 (00000000000000000001.wal)
+  records            5
+  bytes              12480
+  sequence           1 .. 5
+  time               2026-11-21T20:47:37.342193914Z .. 2026-11-21T20:47:37.366265440Z
+  durable through    5
+  not proven durable 0
+  writer active      no
+  $ walctl stat --json | jq .durable_seq
+  5";
 
-/// Summarise the log: segments, records, bytes, sequence and time ranges, durable watermark.
+/// Summarise the log: segments, records, bytes, ranges and durability.
+///
+/// Shows the segment files, records and bytes, the sequence and time ranges, and how many
+/// records the durable watermark proves synced. Reads every record; takes no lock.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = EXAMPLES)]
 pub struct Args {

@@ -16,9 +16,9 @@ use std::path::Path;
 const EXAMPLES: &str = "\
 Examples:
   $ walctl sync
-  walctl: durable through seq 42 (segments and directory synced)
+  walctl: durable through seq 5 (segments and directory synced)
   $ walctl sync --json
-  {\"dir\":\"/var/lib/app/wal\",\"durable_seq\":42}";
+  {\"dir\":\"/srv/app/wal\",\"durable_seq\":5}";
 
 /// Make every record appended so far durable (segments and directory).
 ///

@@ -19,12 +19,17 @@ use walctl::storage::FsStorage;
 const EXAMPLES: &str = "\
 Examples:
   $ walctl verify
-  status: clean
-  ...
-  $ walctl verify --json | jq .status
-  \"torn_tail\"";
+  status          clean
+  records         5
+  sequence        1 .. 5
+  durable through 5
+  segments        1
+  bytes           12480
+  damage          0
+  $ walctl verify --json | jq -r .status
+  clean";
 
-/// Check every segment and record; exit 0 when clean, 1 for a torn tail, 3 for corruption.
+/// Check every segment and record (exit 0 clean, 1 torn tail, 3 corrupt).
 ///
 /// For each damaged place it shows the segment file, the offset, the kind, the bytes affected,
 /// the last good sequence number before it and how many valid records lie after it (what a cut

@@ -21,10 +21,11 @@ const LINE_MAX: u64 = 128 << 20;
 const EXAMPLES: &str = "\
 Examples:
   $ walctl verify-export audit.jsonl
-  export holds: 3 records, sha256 5d41402abc4b2a76b9719d911017c592...
-  $ walctl export-jsonl | walctl verify-export -";
+  export holds: 5 records, sha256 ff371ac310ece9ec2b85748e4a74cdbadf592c71ef8d236ce38174ee5187f03c
+  $ walctl export-jsonl | walctl verify-export - --json | jq -r .status
+  ok";
 
-/// Check an export: recompute its record count and SHA-256 digest and compare with its trailer.
+/// Check an export's record count and SHA-256 digest against its trailer.
 ///
 /// Exit 0 when they hold, 3 when they do not (or the trailer is missing: the export was cut
 /// short), 2 when FILE is not a walctl export.
