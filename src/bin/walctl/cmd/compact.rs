@@ -74,6 +74,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         writeln!(out.stdout(), "{}", text::plain(table(&report)))?;
     }
     if report.cleanup_deferred {
+        out.flush()?;
         out.note(
             "readers still use the old segments; they are removed by the next open of the log",
         );

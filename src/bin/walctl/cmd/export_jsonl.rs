@@ -85,11 +85,6 @@ struct Trailer {
 
 /// Writes header, records and trailer to `w`; returns the exit for the log's verdict.
 fn export(dir: &Path, args: &Args, progress: Progress, w: impl Write) -> Result<(Exit, Trailer)> {
-    let mut sink = Sink {
-        w,
-        hasher: Sha256::new(),
-        records: 0,
-    };
     let now = walctl::time::now_nanos();
     let header = json!({
         "kind": "header",
@@ -101,7 +96,16 @@ fn export(dir: &Path, args: &Args, progress: Progress, w: impl Write) -> Result<
         "filters": args.filter.to_json(),
         "digest": "sha256 over the bytes of every record line, newline included",
     });
-    json::write_line(&mut sink.w, &header)?;
+    // The header waits for the first record (or the trailer), so a log that cannot be read at
+    // all produces no output rather than a header without a trailer.
+    let mut header_line = serde_json::to_vec(&header).map_err(io::Error::other)?;
+    header_line.push(b'\n');
+    let mut sink = Sink {
+        w,
+        hasher: Sha256::new(),
+        records: 0,
+        header: Some(header_line),
+    };
     let selection = select::scan(progress, dir, &args.filter, &mut sink)?;
     let report = &selection.report;
     let sha256 = walctl::repair::hex(&sink.hasher.clone().finalize());
@@ -115,6 +119,7 @@ fn export(dir: &Path, args: &Args, progress: Progress, w: impl Write) -> Result<
         "status": report.verdict().as_str(),
         "damage": report.damage.iter().map(json::damage).collect::<Vec<_>>(),
     });
+    sink.write_header()?;
     json::write_line(&mut sink.w, &trailer)?;
     sink.w.flush()?;
     for d in &report.damage {
@@ -137,6 +142,17 @@ struct Sink<W: Write> {
     w: W,
     hasher: Sha256,
     records: u64,
+    /// The header line, until it is written.
+    header: Option<Vec<u8>>,
+}
+
+impl<W: Write> Sink<W> {
+    fn write_header(&mut self) -> io::Result<()> {
+        match self.header.take() {
+            Some(line) => self.w.write_all(&line),
+            None => Ok(()),
+        }
+    }
 }
 
 impl<W: Write> Emit for Sink<W> {
@@ -144,6 +160,7 @@ impl<W: Write> Emit for Sink<W> {
         let value = json::record(r, PayloadFormat::Text);
         let mut line = serde_json::to_vec(&value).map_err(io::Error::other)?;
         line.push(b'\n');
+        self.write_header()?;
         self.w.write_all(&line)?;
         self.hasher.update(&line);
         self.records += 1;

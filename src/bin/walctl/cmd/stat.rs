@@ -79,6 +79,8 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     } else {
         writeln!(out.stdout(), "{}", text::plain(table(dir, &report, &times)))?;
     }
+    // Diagnostics follow the summary on a terminal that shows both streams.
+    out.flush()?;
     for d in &report.damage {
         out.note(text::damage_line(d));
     }

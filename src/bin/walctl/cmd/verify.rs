@@ -92,6 +92,8 @@ fn print_text(out: &mut Output, report: &Report) -> Result<()> {
         )?;
     }
     if let Some(advice) = text::advice(report) {
+        // The advice belongs after the report on a terminal that shows both streams.
+        out.flush()?;
         out.note(advice);
     }
     Ok(())

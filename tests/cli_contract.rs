@@ -1,0 +1,125 @@
+//! The contract every command shares: where the log is (`--dir`, `$WALCTL_DIR`, `./wal`),
+//! usage errors exit 2, data on stdout and diagnostics on stderr, and hostile bytes never reach
+//! the terminal raw.
+
+mod common;
+
+use common::{Fixture, json};
+
+#[test]
+fn dir_defaults_to_wal_in_the_working_directory() {
+    let f = Fixture::empty();
+    let run = f.run_cmd(
+        common::walctl()
+            .current_dir(f.tmp.path())
+            .args(["append", "x"]),
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (0, "1\n"));
+    assert_eq!(run.stderr, "walctl: created a new log in <DIR>\n");
+    assert_eq!(f.payloads(), [b"x".to_vec()]);
+}
+
+#[test]
+fn walctl_dir_environment_variable_names_the_log() {
+    let f = Fixture::clean(2);
+    let run = f.run_cmd(
+        common::walctl()
+            .env("WALCTL_DIR", &f.dir)
+            .args(["verify", "--json"]),
+    );
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_eq!(json(&run.stdout)["records"], 2);
+}
+
+#[test]
+fn dir_flag_beats_the_environment_and_may_follow_the_command() {
+    let f = Fixture::clean(1);
+    let elsewhere = f.tmp.path().join("elsewhere");
+    let mut cmd = common::walctl();
+    cmd.env("WALCTL_DIR", &elsewhere)
+        .args(["verify", "--json", "--dir"])
+        .arg(&f.dir);
+    let run = f.run_cmd(&mut cmd);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!elsewhere.exists());
+}
+
+#[test]
+fn a_missing_subcommand_is_a_usage_error() {
+    let run = common::run(&mut common::walctl());
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    assert!(
+        run.stderr.starts_with("Operate a walctl write-ahead log"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unknown_subcommand_or_flag_is_a_usage_error() {
+    let run = common::run(common::walctl().arg("frobnicate"));
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    assert!(
+        run.stderr
+            .starts_with("error: unrecognized subcommand 'frobnicate'"),
+        "{}",
+        run.stderr
+    );
+    let flag = common::run(common::walctl().args(["verify", "--colour"]));
+    assert_eq!(flag.code, 2);
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let run = common::run(common::walctl().arg("--version"));
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, &*format!("walctl {}\n", env!("CARGO_PKG_VERSION")), "")
+    );
+}
+
+#[test]
+fn a_file_where_the_log_should_be_is_not_a_log() {
+    let f = Fixture::empty();
+    std::fs::write(&f.dir, "not a directory").unwrap();
+    for args in [
+        &["verify"][..],
+        &["dump"],
+        &["stat"],
+        &["export-jsonl"],
+        &["sync"],
+    ] {
+        let run = f.run(args);
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (2, ""),
+            "{args:?}: {run:?}"
+        );
+        assert!(
+            run.stderr.starts_with("walctl: "),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn garbage_segments_never_panic_and_exit_per_the_contract() {
+    let f = Fixture::empty();
+    std::fs::create_dir(&f.dir).unwrap();
+    std::fs::write(
+        f.segment(1),
+        b"\x89WAL\r\n\x1a\ngarbage that is far too short",
+    )
+    .unwrap();
+    for args in [
+        &["verify"][..],
+        &["dump", "--json"],
+        &["stat"],
+        &["export-jsonl"],
+    ] {
+        let run = f.run(args);
+        assert!(matches!(run.code, 2 | 3), "{args:?}: {run:?}");
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    }
+}
