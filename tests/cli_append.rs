@@ -269,3 +269,41 @@ fn records_and_a_mode_conflict() {
     assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
     assert!(!f.dir.exists(), "a usage error must not create the log");
 }
+
+#[test]
+fn a_closed_stdout_stops_the_printing_not_the_appending_or_the_sync() {
+    use std::io::{BufRead as _, Write as _};
+    let f = Fixture::empty();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_walctl"))
+        .arg("--dir")
+        .arg(&f.dir)
+        .args(["append", "--lines", "--sync"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn walctl");
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        for i in 0..50_000 {
+            writeln!(stdin, "line-{i}").unwrap();
+        }
+    });
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "1\n"); // The reader goes away here, as `head -1` does.
+    feeder.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "walctl: created a new log in ".to_string() + &f.dir.display().to_string() + "\n"
+    );
+    let v = json(&f.run(&["verify", "--json"]).stdout);
+    assert_eq!(
+        (v["records"].as_u64(), v["durable_seq"].as_u64()),
+        (Some(50_000), Some(50_000))
+    );
+}

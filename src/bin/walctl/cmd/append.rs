@@ -319,6 +319,8 @@ struct Batch<'a> {
     appended: Vec<Appended>,
     first_seq: Option<u64>,
     last_seq: Option<u64>,
+    /// Stdout was closed by its reader; sequence numbers are no longer printed.
+    stdout_closed: bool,
 }
 
 struct Item {
@@ -339,6 +341,7 @@ impl<'a> Batch<'a> {
             appended: Vec::new(),
             first_seq: None,
             last_seq: None,
+            stdout_closed: false,
         }
     }
 
@@ -397,22 +400,40 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
+    /// Prints the sequence numbers of the batch just written. A reader that went away
+    /// (`walctl append ... | head -1`) stops the printing, not the appending: the records are
+    /// the point, and `--sync` must still run.
     fn print(&mut self, out: &mut Output) -> Result<()> {
         for a in &self.appended {
             self.first_seq.get_or_insert(a.seq);
             self.last_seq = Some(a.seq);
-            if self.json {
-                json::write_line(out.stdout(), &json::appended(a))?;
-            } else {
-                std::io::Write::write_fmt(out.stdout(), format_args!("{}\n", a.seq))?;
-            }
         }
-        // Whoever reads our stdout learns of each batch as soon as it is written.
-        out.flush()?;
-        Ok(())
+        if self.stdout_closed {
+            return Ok(());
+        }
+        match write_appended(out, &self.appended, self.json) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.stdout_closed = true;
+                Ok(())
+            }
+            result => Ok(result?),
+        }
     }
 
     fn range(&self) -> Option<(u64, u64)> {
         Some((self.first_seq?, self.last_seq?))
     }
+}
+
+/// Prints one line per appended record and flushes, so whoever reads stdout learns of each
+/// batch as soon as it is written.
+fn write_appended(out: &mut Output, appended: &[Appended], as_json: bool) -> io::Result<()> {
+    for a in appended {
+        if as_json {
+            json::write_line(out.stdout(), &json::appended(a))?;
+        } else {
+            std::io::Write::write_fmt(out.stdout(), format_args!("{}\n", a.seq))?;
+        }
+    }
+    out.flush()
 }
