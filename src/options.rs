@@ -30,6 +30,13 @@ pub struct Options {
     pub key_size_max: u16,
     /// When appends become durable. Default [`SyncPolicy::Manual`].
     pub sync_policy: SyncPolicy,
+    /// Bytes of appends to gather in memory before one write hands them to the OS. 0 (the
+    /// default) writes every append call through at once, so a returned sequence number
+    /// always names bytes the OS holds and a process crash cannot lose them. A buffer makes
+    /// small appends much cheaper; buffered appends reach the OS when the buffer fills, on
+    /// `sync`, `flush`, rotation, a read through the handle, or drop, and a failed write of a
+    /// buffer poisons the writer (records already given sequence numbers were lost).
+    pub write_buffer: usize,
     /// How long to wait for another writer to release the lock; `None` fails at once.
     /// Default `None`.
     pub lock_wait: Option<Duration>,
@@ -46,6 +53,7 @@ impl Default for Options {
             record_size_max: RECORD_SIZE_MAX_DEFAULT,
             key_size_max: KEY_SIZE_MAX_DEFAULT,
             sync_policy: SyncPolicy::Manual,
+            write_buffer: 0,
             lock_wait: None,
             create: true,
             storage: Arc::new(FsStorage::new()),
@@ -71,6 +79,7 @@ impl fmt::Debug for Options {
             .field("record_size_max", &self.record_size_max)
             .field("key_size_max", &self.key_size_max)
             .field("sync_policy", &self.sync_policy)
+            .field("write_buffer", &self.write_buffer)
             .field("lock_wait", &self.lock_wait)
             .field("create", &self.create)
             .field("storage", &self.storage)

@@ -122,8 +122,11 @@ pub struct Log {
 
 struct WriteState {
     seg: Active,
+    /// The sequence number the next append gets (pending records included).
     next_seq: u64,
-    scratch: Vec<u8>,
+    /// Encoded records not yet handed to the OS.
+    pending: Vec<u8>,
+    pending_records: u64,
 }
 
 /// The segment being appended to.
@@ -262,32 +265,33 @@ impl Log {
         }
         let now = crate::time::now_nanos();
         let mut bind = format::binding(self.log_id, st.seg.number);
-        let mut pending = out.len();
-        st.scratch.clear();
+        let first = out.len();
+        let mut written = first;
         for e in entries {
             let size = format::encoded_len(e.key.map_or(0, <[u8]>::len), e.payload.len()) as u64;
-            let seg_has_data = st.seg.has_records || !st.scratch.is_empty();
+            let seg_has_data = st.seg.has_records || st.pending_records > 0;
             if seg_has_data
-                && st.seg.len + st.scratch.len() as u64 + size > self.options.segment_size
+                && st.seg.len + st.pending.len() as u64 + size > self.options.segment_size
             {
-                if let Err(e) = self.write_scratch(&mut st, out.len() - pending) {
-                    out.truncate(pending);
-                    return Err(e);
+                if let Err(err) = self.flush_locked(&mut st) {
+                    out.truncate(written);
+                    return Err(err);
                 }
-                pending = out.len();
+                written = out.len();
                 self.rotate(&mut st)?;
                 bind = format::binding(self.log_id, st.seg.number);
             }
             let meta = RecordMeta {
-                seq: st.next_seq + (out.len() - pending) as u64,
+                seq: st.next_seq,
                 timestamp_nanos: e.timestamp_nanos.unwrap_or(now),
                 kind: e.kind,
             };
-            let offset = st.seg.len + st.scratch.len() as u64;
-            let WriteState { scratch, seg, .. } = &mut *st;
-            format::encode_record(scratch, &bind, meta, e.key, e.payload);
+            let offset = st.seg.len + st.pending.len() as u64;
+            format::encode_record(&mut st.pending, &bind, meta, e.key, e.payload);
+            st.next_seq += 1;
+            st.pending_records += 1;
             let location = Location {
-                segment: seg.number,
+                segment: st.seg.number,
                 offset,
                 length: size as u32,
             };
@@ -296,16 +300,29 @@ impl Log {
                 location,
             });
         }
-        if let Err(e) = self.write_scratch(&mut st, out.len() - pending) {
-            out.truncate(pending);
-            return Err(e);
+        if st.pending.len() >= self.options.write_buffer
+            && let Err(err) = self.flush_locked(&mut st)
+        {
+            out.truncate(written);
+            return Err(err);
         }
-        self.index_appended(entries, &out[out.len() - entries.len()..]);
+        self.index_appended(entries, &out[first..]);
         drop(st);
         if self.options.sync_policy == SyncPolicy::EveryAppend {
             self.sync()?;
         }
         Ok(())
+    }
+
+    /// Hands buffered appends to the OS (only needed with [`Options::write_buffer`]).
+    ///
+    /// # Errors
+    ///
+    /// As a failed write (which, for buffered records, poisons the writer).
+    pub fn flush(&self) -> Result<()> {
+        self.check_poison()?;
+        let mut st = self.lock_state();
+        self.flush_locked(&mut st)
     }
 
     /// The live value of `key` in the key/value view (last write wins; tombstones delete).
@@ -316,6 +333,8 @@ impl Log {
     ///
     /// I/O errors, or [`ErrorKind::Corrupt`] when the log or the indexed record is damaged.
     pub fn get(&self, key: &[u8]) -> Result<Option<Record>> {
+        // Before the index lock: an append holds the state lock while it waits for the index.
+        self.flush()?;
         let mut index = self
             .index
             .lock()
@@ -376,27 +395,37 @@ impl Log {
         Ok(())
     }
 
-    /// Writes the encoded records in `scratch` (`count` of them) at the end of the segment.
-    /// On failure the file is truncated back to where the write started, or the writer poisoned.
-    fn write_scratch(&self, st: &mut WriteState, count: usize) -> Result<()> {
-        if st.scratch.is_empty() {
+    /// Writes the pending records at the end of the segment with one write.
+    ///
+    /// On failure the file is truncated back to where the write started and the pending records
+    /// are dropped. Without a write buffer they are all from the failing call, which reports the
+    /// error, so their sequence numbers are free again. With a write buffer, earlier calls were
+    /// already told their sequence numbers, so the writer is poisoned instead of reusing them.
+    /// If the truncation fails too, the writer is poisoned either way.
+    fn flush_locked(&self, st: &mut WriteState) -> Result<()> {
+        if st.pending.is_empty() {
             return Ok(());
         }
         let start = st.seg.len;
-        if let Err(e) = st.seg.file.write_at(&st.scratch, start) {
+        if let Err(e) = st.seg.file.write_at(&st.pending, start) {
             let err = Error::io("write", &st.seg.path, e);
             if let Err(t) = st.seg.file.set_len(start) {
                 self.poison(format!(
                     "{err}; truncating back to {start} also failed: {t}"
                 ));
+            } else if self.options.write_buffer > 0 {
+                self.poison(format!("{err}; buffered appends were lost"));
             }
-            st.scratch.clear();
+            st.next_seq -= st.pending_records;
+            st.pending.clear();
+            st.pending_records = 0;
             return Err(err);
         }
-        st.seg.len += st.scratch.len() as u64;
+        st.seg.len += st.pending.len() as u64;
         st.seg.has_records = true;
-        st.next_seq += count as u64;
-        st.scratch.clear();
+        st.pending.clear();
+        st.pending_records = 0;
+        crate::kill_point("append_written");
         Ok(())
     }
 
@@ -407,7 +436,11 @@ impl Log {
     /// [`ErrorKind::Poisoned`], or the I/O error of the failed fdatasync (which poisons).
     pub fn sync(&self) -> Result<()> {
         self.check_poison()?;
-        let target = self.lock_state().next_seq - 1;
+        let target = {
+            let mut st = self.lock_state();
+            self.flush_locked(&mut st)?;
+            st.next_seq - 1
+        };
         let mut ss = self.lock_sync();
         loop {
             if ss.durable_seq >= target {
@@ -439,7 +472,9 @@ impl Log {
     /// number now durable.
     fn lead_sync(&self) -> Result<u64> {
         let (covered, number, file, path) = {
-            let st = self.lock_state();
+            let mut st = self.lock_state();
+            // Followers' appends since their own flush ride along in this sync.
+            self.flush_locked(&mut st)?;
             (
                 st.next_seq - 1,
                 st.seg.number,
@@ -484,6 +519,9 @@ impl Log {
     ///
     /// I/O errors. Damage is in the report.
     pub fn scan(&self, visit: &mut crate::scan::Visit<'_>) -> Result<Report> {
+        if !self.is_poisoned() {
+            self.flush()?;
+        }
         recovery::scan_log(&*self.options.storage, &self.dir, visit)
     }
 
@@ -558,6 +596,8 @@ impl Drop for Log {
         }
         let durable = self.lock_sync().durable_seq;
         let mut st = self.lock_state();
+        // Buffered appends are handed to the OS, as a process exit would lose them otherwise.
+        let _ = self.flush_locked(&mut st);
         if durable > st.seg.slot_seq
             && durable >= st.seg.header.first_seq
             && self.write_slot(&mut st.seg, durable).is_ok()

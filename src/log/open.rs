@@ -71,7 +71,8 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
         state: Mutex::new(WriteState {
             seg,
             next_seq,
-            scratch: Vec::new(),
+            pending: Vec::new(),
+            pending_records: 0,
         }),
         sync: Mutex::new(SyncState {
             durable_seq,

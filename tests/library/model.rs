@@ -41,14 +41,23 @@ struct Model {
 
 struct Machine {
     storage: MemStorage,
+    /// Bytes of write buffer (0: every append written through).
+    buffer: usize,
     log: Option<Log>,
     model: Model,
 }
 
 impl Machine {
+    fn options(&self) -> walctl::Options {
+        walctl::Options {
+            write_buffer: self.buffer,
+            ..options(&self.storage)
+        }
+    }
+
     fn writer(&mut self) -> Option<&Log> {
         if self.log.is_none() {
-            self.log = Some(Log::open(dir(), options(&self.storage)).ok()?);
+            self.log = Some(Log::open(dir(), self.options()).ok()?);
         }
         self.log.as_ref()
     }
@@ -78,8 +87,7 @@ impl Machine {
                 "{what}: acknowledged records vanished with the log"
             );
         }
-        let log =
-            Log::open(dir(), options(&self.storage)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let log = Log::open(dir(), self.options()).unwrap_or_else(|e| panic!("{what}: {e}"));
         let actual: Vec<(u64, usize)> = log
             .records()
             .unwrap()
@@ -148,7 +156,7 @@ impl Machine {
             }
             Op::Repair => {
                 self.log = None;
-                let _ = walctl::truncate_partial(&dir(), &options(&self.storage), false);
+                let _ = walctl::truncate_partial(&dir(), &self.options(), false);
                 self.reconcile("after repair");
             }
             Op::Compact(frac) => self.compact(frac),
@@ -161,7 +169,7 @@ impl Machine {
         let before = self.model.next * u64::from(frac) / 255;
         let result = walctl::compact(
             &dir(),
-            &options(&self.storage),
+            &self.options(),
             &Compaction {
                 before: Some(before),
                 ..Compaction::default()
@@ -173,7 +181,7 @@ impl Machine {
             // Either the old or the new log; the reopen below shows which, and both must hold
             // every acknowledged survivor.
             self.storage.set_faults(None);
-            let log = Log::open(dir(), options(&self.storage));
+            let log = Log::open(dir(), self.options());
             if let Ok(log) = log {
                 let first = log.records().unwrap().first().map(|r| r.seq);
                 if first.is_some_and(|f| f >= before) || first.is_none() {
@@ -220,8 +228,11 @@ fn cases() -> u32 {
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 2000, ..ProptestConfig::default() })]
     #[test]
-    fn log_behaves_like_its_model_under_crashes_faults_repair_and_compaction(ops in proptest::collection::vec(op(), 1..40)) {
-        let mut m = Machine { storage: MemStorage::new(), log: None, model: Model { next: 1, ..Model::default() } };
+    fn log_behaves_like_its_model_under_crashes_faults_repair_and_compaction(
+        ops in proptest::collection::vec(op(), 1..40),
+        buffer in prop_oneof![Just(0usize), Just(4096)],
+    ) {
+        let mut m = Machine { storage: MemStorage::new(), buffer, log: None, model: Model { next: 1, ..Model::default() } };
         for op in &ops {
             m.apply(op);
         }

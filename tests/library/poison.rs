@@ -147,3 +147,44 @@ fn expect_next_seq_mismatch_appends_nothing() {
         .unwrap();
     assert_eq!(out[0].seq, 2);
 }
+
+#[test]
+fn buffered_appends_reach_the_os_on_sync_and_a_failed_buffer_write_poisons() {
+    let storage = MemStorage::new();
+    let opts = walctl::Options {
+        write_buffer: 1 << 20,
+        segment_size: 1 << 20,
+        ..options(&storage)
+    };
+    let log = Log::open(dir(), opts.clone()).unwrap();
+    for i in 1..=100u64 {
+        assert_eq!(log.append(&payload(i, 50)).unwrap().seq, i);
+    }
+    assert_eq!(scan(&storage, &dir()).1.len(), 0, "still in the buffer");
+    log.sync().unwrap();
+    assert_eq!(scan(&storage, &dir()).1.len(), 100);
+    log.append(&payload(101, 50)).unwrap();
+    assert_eq!(
+        log.get(b"none").unwrap(),
+        None,
+        "reads through the handle flush first"
+    );
+    assert_eq!(scan(&storage, &dir()).1.len(), 101);
+    log.append(&payload(102, 50)).unwrap();
+    storage.set_faults(Some(Box::new(|op| {
+        (op.op == TraceOp::Write).then_some(Fault::Errno(28))
+    })));
+    assert!(log.sync().is_err());
+    storage.set_faults(None);
+    assert!(matches!(
+        log.append(b"x").unwrap_err().kind(),
+        ErrorKind::Poisoned { .. }
+    ));
+    drop(log);
+    let log = Log::open(dir(), opts).unwrap();
+    assert_eq!(
+        log.next_seq(),
+        102,
+        "the lost record 102 was never durable or visible; its number is free"
+    );
+}
