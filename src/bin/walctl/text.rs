@@ -6,7 +6,7 @@
 
 use crate::json::segment_file;
 use base64::Engine as _;
-use comfy_table::{Cell, ContentArrangement, Table, presets};
+use comfy_table::{Table, presets};
 use std::fmt::Write as _;
 use walctl::{Damage, DamageClass};
 
@@ -95,38 +95,35 @@ pub fn trim_lines(text: &str) -> String {
         .join("\n")
 }
 
-/// A table of damage for people: one row per damaged place.
-pub fn damage_table(damage: &[Damage]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header([
-            "segment",
-            "offset",
-            "kind",
-            "class",
-            "bytes",
-            "last good seq",
-            "records after",
-            "detail",
-        ]);
-    for d in damage {
-        table.add_row([
-            Cell::new(segment_file(d.segment)),
-            Cell::new(d.offset),
-            Cell::new(d.kind.as_str()),
-            Cell::new(class_name(d.class)),
-            Cell::new(d.length),
-            Cell::new(
-                d.last_good_seq
-                    .map_or_else(|| "-".to_string(), |s| s.to_string()),
-            ),
-            Cell::new(d.records_after),
-            Cell::new(escape(d.detail.as_bytes())),
-        ]);
+/// The damage for people: one two-column block per damaged place, readable and copyable on a
+/// terminal of any width (a wide table would split file names across lines).
+pub fn damage_blocks(damage: &[Damage]) -> String {
+    let mut out = String::new();
+    for (i, d) in damage.iter().enumerate() {
+        let mut table = Table::new();
+        table.load_preset(presets::NOTHING);
+        let last_good = d
+            .last_good_seq
+            .map_or_else(|| "none".to_string(), |s| s.to_string());
+        table.add_row(["segment", &segment_file(d.segment)]);
+        table.add_row(["offset", &d.offset.to_string()]);
+        table.add_row(["kind", d.kind.as_str()]);
+        table.add_row(["bytes", &d.length.to_string()]);
+        table.add_row(["last good seq", &last_good]);
+        table.add_row(["records after", &d.records_after.to_string()]);
+        table.add_row(["detail", &escape(d.detail.as_bytes())]);
+        let _ = writeln!(
+            out,
+            "\ndamage {} of {} ({}):",
+            i + 1,
+            damage.len(),
+            class_name(d.class)
+        );
+        for line in plain(table).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
     }
-    table
+    out
 }
 
 /// One line describing a damaged place, for stderr.

@@ -67,11 +67,7 @@ fn print_text(out: &mut Output, report: &Report) -> Result<()> {
     let w = out.stdout();
     writeln!(w, "{}", text::plain(summary_table(report)))?;
     if !report.damage.is_empty() {
-        writeln!(
-            w,
-            "{}",
-            text::trim_lines(&text::damage_table(&report.damage).to_string())
-        )?;
+        write!(w, "{}", text::damage_blocks(&report.damage))?;
     }
     if let Some(p) = &report.in_progress {
         writeln!(
