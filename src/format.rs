@@ -434,11 +434,12 @@ pub fn decode_record<'a>(
             Invalid::Truncated
         });
     };
-    if h.iter().all(|&b| b == 0) {
-        return Decoded::Invalid(Invalid::Zeros);
-    }
     let header_state = crc32c::crc32c_append(crc32c::crc32c(bind), &h[8..32]);
     if crc_mask(header_state) != le_u32(h, 4) {
+        // Only now is it worth telling zeros from garbage: a valid header is never all zero.
+        if h.iter().all(|&b| b == 0) {
+            return Decoded::Invalid(Invalid::Zeros);
+        }
         return Decoded::Invalid(Invalid::HeaderChecksum);
     }
     let payload_len = le_u32(h, 8);

@@ -37,6 +37,12 @@ pub struct Options {
     /// `sync`, `flush`, rotation, a read through the handle, or drop, and a failed write of a
     /// buffer poisons the writer (records already given sequence numbers were lost).
     pub write_buffer: usize,
+    /// Bytes of zeros to write ahead of the end of the data in the segment being appended to,
+    /// so that an fdatasync only writes data into space the file already has, without
+    /// committing a size change (about twice as fast). Default 1 MiB; 0 disables it. The
+    /// segment is marked `PREALLOCATED` (FORMAT.md §2.1), so recovery reads the zeros as the
+    /// normal end of data.
+    pub preallocate: u64,
     /// How long to wait for another writer to release the lock; `None` fails at once.
     /// Default `None`.
     pub lock_wait: Option<Duration>,
@@ -54,6 +60,7 @@ impl Default for Options {
             key_size_max: KEY_SIZE_MAX_DEFAULT,
             sync_policy: SyncPolicy::Manual,
             write_buffer: 0,
+            preallocate: 1 << 20,
             lock_wait: None,
             create: true,
             storage: Arc::new(FsStorage::new()),
@@ -80,6 +87,7 @@ impl fmt::Debug for Options {
             .field("key_size_max", &self.key_size_max)
             .field("sync_policy", &self.sync_policy)
             .field("write_buffer", &self.write_buffer)
+            .field("preallocate", &self.preallocate)
             .field("lock_wait", &self.lock_wait)
             .field("create", &self.create)
             .field("storage", &self.storage)

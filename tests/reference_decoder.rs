@@ -55,14 +55,16 @@ fn agree(dir: &Path) -> String {
 }
 
 fn build(dir: &Path, count: u32, close: bool) -> Log {
-    let log = Log::open(
-        dir,
-        Options {
-            segment_size: 16 << 10,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    build_with(dir, count, close, 0)
+}
+
+fn build_with(dir: &Path, count: u32, close: bool, preallocate: u64) -> Log {
+    let opts = Options {
+        segment_size: 16 << 10,
+        preallocate,
+        ..Options::default()
+    };
+    let log = Log::open(dir, opts).unwrap();
     for i in 0..count {
         let key = format!("k{}", i % 5);
         let payload = vec![(i % 251) as u8; (i as usize * 37) % 900];
@@ -113,6 +115,11 @@ fn reference_decoder_agrees_on_clean_torn_and_corrupt_logs() {
     assert_eq!(agree(&dir), "torn_tail");
     f.set_len(len + 4000).unwrap();
     assert_eq!(agree(&dir), "torn_tail");
+
+    let preallocated = tmp.path().join("preallocated");
+    drop(build_with(&preallocated, 150, true, 1 << 20));
+    drop(build_with(&preallocated, 7, false, 1 << 20));
+    assert_eq!(agree(&preallocated), "clean");
 
     let corrupt = tmp.path().join("corrupt");
     drop(build(&corrupt, 200, true));

@@ -157,7 +157,7 @@ pub fn compact(dir: &Path, options: &Options, plan: &Compaction) -> Result<Compa
         .count() as u64;
     out.digest_expected = hex(&hasher.finalize());
     let Some(writer) = writer else {
-        out.after.bytes = estimate_bytes(&report, &out);
+        (out.after.bytes, out.after.segments) = estimate_after(&report, &out, options.segment_size);
         return Ok(out);
     };
     install_new(storage, dir, options, writer, old_next, &report, &mut out)?;
@@ -386,13 +386,16 @@ fn totals(report: &Report) -> Totals {
     }
 }
 
-fn estimate_bytes(report: &Report, out: &CompactReport) -> u64 {
-    let per_record = (report
+/// For a dry run: the size the new log would have, from the old log's average record size.
+fn estimate_after(report: &Report, out: &CompactReport, segment_size: u64) -> (u64, u64) {
+    let data_before = report
         .bytes
-        .saturating_sub(report.segments.len() as u64 * SEGMENT_DATA_START))
-    .checked_div(report.records.max(1))
-    .unwrap_or(0);
-    out.after.records * per_record + SEGMENT_DATA_START * 2
+        .saturating_sub(report.segments.len() as u64 * SEGMENT_DATA_START);
+    let data_after = data_before.checked_div(report.records).unwrap_or(0) * out.after.records;
+    let per_segment = segment_size.saturating_sub(SEGMENT_DATA_START).max(1);
+    // The compacted segments, plus the empty one appends continue in.
+    let segments = data_after.div_ceil(per_segment) + 1;
+    (data_after + segments * SEGMENT_DATA_START, segments)
 }
 
 /// Removes temporaries of a compaction that will not be installed.

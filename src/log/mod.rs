@@ -116,6 +116,8 @@ pub struct Log {
     opened: OpenReport,
     /// The key/value index, built by the first `get` and kept current by appends after that.
     index: Mutex<Option<crate::kv::KeyIndex>>,
+    /// Whether `index` is built, so appends skip its lock until then.
+    index_built: AtomicBool,
     // Declared last so it is released after everything else is dropped.
     _lock: Box<dyn StorageLock>,
 }
@@ -141,6 +143,8 @@ struct Active {
     has_records: bool,
     slot_generation: u64,
     slot_seq: u64,
+    /// End of the zeros written ahead (equal to `len` when nothing is preallocated).
+    prealloc_end: u64,
 }
 
 struct SyncState {
@@ -215,9 +219,10 @@ impl Log {
     /// [`ErrorKind::RecordTooLarge`], [`ErrorKind::KeyTooLarge`], [`ErrorKind::Poisoned`], I/O
     /// errors (after which nothing of the record remains in the file).
     pub fn append_entry(&self, entry: &Entry<'_>) -> Result<Appended> {
-        let mut out = Vec::with_capacity(1);
-        self.append_batch(std::slice::from_ref(entry), None, &mut out)?;
-        Ok(out[0])
+        // A one-element array, not a Vec: the common case allocates nothing.
+        let mut out = OneOrMore::default();
+        self.append_into(std::slice::from_ref(entry), None, &mut out)?;
+        Ok(out.first.expect("one entry appended"))
     }
 
     /// Appends a record and waits until it is durable.
@@ -249,6 +254,15 @@ impl Log {
         entries: &[Entry<'_>],
         expect_next_seq: Option<u64>,
         out: &mut Vec<Appended>,
+    ) -> Result<()> {
+        self.append_into(entries, expect_next_seq, out)
+    }
+
+    fn append_into(
+        &self,
+        entries: &[Entry<'_>],
+        expect_next_seq: Option<u64>,
+        out: &mut impl Sink,
     ) -> Result<()> {
         self.check_poison()?;
         for e in entries {
@@ -306,7 +320,9 @@ impl Log {
             out.truncate(written);
             return Err(err);
         }
-        self.index_appended(entries, &out[first..]);
+        if self.index_built.load(Ordering::Acquire) {
+            self.index_appended(entries, out.since(first));
+        }
         drop(st);
         if self.options.sync_policy == SyncPolicy::EveryAppend {
             self.sync()?;
@@ -348,6 +364,7 @@ impl Log {
                 }));
             }
             *index = Some(built);
+            self.index_built.store(true, Ordering::Release);
         }
         let index = index.as_ref().expect("built above");
         index.read(&*self.options.storage, &self.dir, key)
@@ -407,6 +424,10 @@ impl Log {
             return Ok(());
         }
         let start = st.seg.len;
+        let end = start + st.pending.len() as u64;
+        if end > st.seg.prealloc_end && st.seg.header.is_preallocated() {
+            self.preallocate(&mut st.seg, end)?;
+        }
         if let Err(e) = st.seg.file.write_at(&st.pending, start) {
             let err = Error::io("write", &st.seg.path, e);
             if let Err(t) = st.seg.file.set_len(start) {
@@ -426,6 +447,26 @@ impl Log {
         st.pending.clear();
         st.pending_records = 0;
         crate::kill_point("append_written");
+        Ok(())
+    }
+
+    /// Writes zeros ahead of the data, up to a chunk past `needed` (within the segment size).
+    /// A failure here changes no record, but the file's length is unknown: poison.
+    fn preallocate(&self, seg: &mut Active, needed: u64) -> Result<()> {
+        let chunk = self.options.preallocate.max(1);
+        let target = needed.max((seg.prealloc_end + chunk).min(self.options.segment_size));
+        let zeros = vec![0u8; (target - seg.prealloc_end).min(1 << 20) as usize];
+        let mut at = seg.prealloc_end;
+        while at < target {
+            let n = (target - at).min(zeros.len() as u64) as usize;
+            if let Err(e) = seg.file.write_at(&zeros[..n], at) {
+                let err = Error::io("preallocate", &seg.path, e);
+                self.poison(err.to_string());
+                return Err(err);
+            }
+            at += n as u64;
+        }
+        seg.prealloc_end = target;
         Ok(())
     }
 
@@ -583,6 +624,55 @@ impl Log {
         self.sync
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Where `append_into` puts what it assigned: a `Vec` for batches, one slot for single appends.
+trait Sink {
+    fn len(&self) -> usize;
+    fn push(&mut self, a: Appended);
+    fn truncate(&mut self, len: usize);
+    fn since(&self, start: usize) -> &[Appended];
+}
+
+impl Sink for Vec<Appended> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn push(&mut self, a: Appended) {
+        Vec::push(self, a);
+    }
+    fn truncate(&mut self, len: usize) {
+        Vec::truncate(self, len);
+    }
+    fn since(&self, start: usize) -> &[Appended] {
+        &self[start..]
+    }
+}
+
+#[derive(Default)]
+struct OneOrMore {
+    first: Option<Appended>,
+}
+
+impl Sink for OneOrMore {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some())
+    }
+    fn push(&mut self, a: Appended) {
+        assert!(self.first.is_none(), "a single append assigns one record");
+        self.first = Some(a);
+    }
+    fn truncate(&mut self, len: usize) {
+        if len == 0 {
+            self.first = None;
+        }
+    }
+    fn since(&self, start: usize) -> &[Appended] {
+        match (&self.first, start) {
+            (Some(a), 0) => std::slice::from_ref(a),
+            _ => &[],
+        }
     }
 }
 

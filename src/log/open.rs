@@ -58,7 +58,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
         None if !options.create => return Err(Error::not_a_log(dir, "it holds no segment files")),
         None => {
             opened.created = true;
-            let header = new_header(random_log_id(), 1, 1, 1);
+            let header = new_header(random_log_id(), 1, 1, 1, options.preallocate > 0);
             (create_segment(storage, dir, &header, &mut opened)?, 1)
         }
         Some(&last) => recover_last(storage, dir, last, &mut opened)?,
@@ -84,6 +84,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
         degraded: AtomicBool::new(opened.durability_degraded),
         opened,
         index: Mutex::new(None),
+        index_built: AtomicBool::new(false),
         options,
         _lock: lock,
     };
@@ -97,10 +98,20 @@ fn note(opened: &mut OpenReport, sync: DirSync) {
     }
 }
 
-fn new_header(log_id: u64, segment: u64, first_seq: u64, log_first_seq: u64) -> SegmentHeader {
+fn new_header(
+    log_id: u64,
+    segment: u64,
+    first_seq: u64,
+    log_first_seq: u64,
+    preallocated: bool,
+) -> SegmentHeader {
     SegmentHeader {
         version: FORMAT_VERSION,
-        flags: 0,
+        flags: if preallocated {
+            format::SEGMENT_FLAG_PREALLOCATED
+        } else {
+            0
+        },
         log_id,
         segment,
         first_seq,
@@ -186,6 +197,18 @@ fn recover_last(
             active(number, path, file, header, len, &s, last_good),
             last_good + 1,
         ));
+    } else if header.is_preallocated() {
+        // The zeros after the data are the preallocation; appends go right after the data.
+        let prealloc_end = len;
+        let mut seg = active(number, path, file, header, s.valid_len, &s, last_good);
+        seg.prealloc_end = prealloc_end;
+        if watermark > last_good {
+            let why = format!(
+                "sequence numbers up to {watermark} were acknowledged durable, but the log ends at {last_good}"
+            );
+            return Err(corrupt(&seg.path, s.valid_len, &why));
+        }
+        return Ok((seg, last_good + 1));
     } else if watermark > last_good {
         let why = format!(
             "sequence numbers up to {watermark} were acknowledged durable, but the log ends at {last_good}"
@@ -216,6 +239,7 @@ fn active(
         has_records: last_good >= header.first_seq,
         slot_generation: s.slot_generation,
         slot_seq: s.durable_seq.unwrap_or(0),
+        prealloc_end: len,
     }
 }
 
@@ -269,6 +293,7 @@ fn create_segment(
         has_records: false,
         slot_generation: 0,
         slot_seq: 0,
+        prealloc_end: SEGMENT_DATA_START,
     })
 }
 
@@ -301,11 +326,13 @@ impl Log {
             let mut ss = self.lock_sync();
             ss.durable_seq = ss.durable_seq.max(last);
         }
+        let preallocated = self.options.preallocate > 0;
         let header = new_header(
             self.log_id,
             st.seg.number + 1,
             st.next_seq,
             self.log_first_seq,
+            preallocated,
         );
         let mut opened = OpenReport::default();
         st.seg = create_segment(&*self.options.storage, &self.dir, &header, &mut opened)?;

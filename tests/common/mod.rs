@@ -183,6 +183,9 @@ impl Fixture {
 /// for a moment between its fork and its exec.
 pub fn writer_options() -> Options {
     Options {
+        // The damage helpers edit the bytes at the end of the last segment, so the fixtures
+        // are written without preallocated zeros there.
+        preallocate: 0,
         lock_wait: Some(std::time::Duration::from_secs(10)),
         ..Options::default()
     }

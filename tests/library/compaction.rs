@@ -245,7 +245,7 @@ fn torn_tail_is_refused_until_repaired() {
     let storage = sample();
     let last = crate::util::segments(&storage).pop().unwrap();
     let mut bytes = storage.file_bytes(&last).unwrap();
-    bytes.extend([0u8; 10]);
+    bytes.extend([0x33u8; 10]);
     storage.set_file_bytes(&last, bytes);
     let err = walctl::compact(&dir(), &options(&storage), &Compaction::default()).unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::TornTail { .. }), "{err}");

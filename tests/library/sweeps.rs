@@ -1,7 +1,7 @@
 //! Exhaustive sweeps over a small multi-segment log: truncation at every byte offset of its
 //! end, and every single-bit flip.
 
-use crate::util::{dir, options, payload, scan, segments};
+use crate::util::{dir, payload, plain as options, scan, segments};
 use walctl::format::{SEGMENT_DATA_START, WATERMARK_SLOT_OFFSETS, WATERMARK_SLOT_SIZE};
 use walctl::storage::{CrashMode, MemStorage};
 use walctl::{Log, Verdict};

@@ -50,7 +50,7 @@ pub fn scan(storage: &dyn Storage, dir: &Path) -> (Report, Vec<Record>) {
 /// A log in memory with `count` synced records of `len` bytes, closed cleanly.
 pub fn built(count: u64, len: usize) -> MemStorage {
     let storage = MemStorage::new();
-    let log = Log::open(dir(), options(&storage)).expect("open");
+    let log = Log::open(dir(), plain(&storage)).expect("open");
     append_n(&log, count, len);
     log.sync().expect("sync");
     drop(log);
@@ -94,4 +94,12 @@ pub fn data_files(storage: &MemStorage) -> Vec<(PathBuf, Vec<u8>)> {
             (p, bytes)
         })
         .collect()
+}
+
+/// [`options`] without preallocation, for tests that edit the bytes at the end of a segment.
+pub fn plain(storage: &MemStorage) -> Options {
+    Options {
+        preallocate: 0,
+        ..options(storage)
+    }
 }

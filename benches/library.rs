@@ -1,0 +1,240 @@
+//! Library benchmarks (issue 6): each row runs walctl and its baseline alternately in one
+//! process and prints medians and the ratio, because the machines are shared and noisy and only
+//! ratios measured side by side mean anything. `cargo bench --bench library`; set
+//! `WALCTL_BENCH_QUICK=1` for a short run. Results go to docs/PERFORMANCE.md by hand.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use walctl::{Entry, Log, Options};
+
+const REPS: usize = 5;
+
+fn quick() -> bool {
+    std::env::var_os("WALCTL_BENCH_QUICK").is_some()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Runs `base` and `ours` alternately `REPS` times; each returns operations per second.
+fn row(name: &str, unit: &str, mut base: impl FnMut() -> f64, mut ours: impl FnMut() -> f64) {
+    let (mut b, mut o) = (Vec::new(), Vec::new());
+    for _ in 0..REPS {
+        b.push(base());
+        o.push(ours());
+    }
+    let (b, o) = (median(b), median(o));
+    println!("| {name} | {b:.0} {unit} | {o:.0} {unit} | {:.2}x |", o / b);
+}
+
+fn rate(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+fn fresh(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+}
+
+/// Appends without sync: walctl with a 1 MiB write buffer against a `BufWriter` writing the same
+/// bytes (header plus payload per record) to a file.
+fn append_no_sync(root: &Path, payload_len: usize, n: usize) {
+    let payload = vec![b'x'; payload_len];
+    let record = vec![b'x'; payload_len + walctl::format::RECORD_HEADER_SIZE];
+    let base = || {
+        fresh(root);
+        let start = Instant::now();
+        let mut w = BufWriter::with_capacity(1 << 20, File::create(root.join("plain")).unwrap());
+        for _ in 0..n {
+            w.write_all(&record).unwrap();
+        }
+        w.flush().unwrap();
+        rate(n, start.elapsed())
+    };
+    let ours = || {
+        fresh(root);
+        let opts = Options {
+            write_buffer: 1 << 20,
+            ..Options::default()
+        };
+        let log = Log::open(root.join("log"), opts).unwrap();
+        let start = Instant::now();
+        for _ in 0..n {
+            log.append(&payload).unwrap();
+        }
+        log.flush().unwrap();
+        let r = rate(n, start.elapsed());
+        drop(log);
+        r
+    };
+    row(
+        &format!("append, no sync, {payload_len} B"),
+        "rec/s",
+        base,
+        ours,
+    );
+}
+
+/// One append and one sync per record on one thread, against a write+fdatasync loop into a
+/// preallocated, zero-filled file.
+fn append_sync_one_thread(root: &Path, n: usize) {
+    let record = vec![b'x'; 100 + walctl::format::RECORD_HEADER_SIZE];
+    let base = || {
+        fresh(root);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(root.join("plain"))
+            .unwrap();
+        f.write_all_at(&vec![0u8; n * record.len()], 0).unwrap();
+        f.sync_all().unwrap();
+        let start = Instant::now();
+        for i in 0..n {
+            f.write_all_at(&record, (i * record.len()) as u64).unwrap();
+            f.sync_data().unwrap();
+        }
+        rate(n, start.elapsed())
+    };
+    let ours = || {
+        fresh(root);
+        let log = Log::open(root.join("log"), Options::default()).unwrap();
+        let start = Instant::now();
+        for _ in 0..n {
+            log.append_and_sync(&Entry::data(&record[..100])).unwrap();
+        }
+        rate(n, start.elapsed())
+    };
+    row(
+        "append + sync per record, 1 thread, 100 B",
+        "rec/s",
+        base,
+        ours,
+    );
+}
+
+/// `append_and_sync` from many threads against okaywal committing one entry per record.
+fn append_sync_threads(root: &Path, threads: usize, per_thread: usize) {
+    let payload = vec![b'x'; 100];
+    let n = threads * per_thread;
+    let base = || {
+        fresh(root);
+        let wal = okaywal::WriteAheadLog::recover(root.join("okaywal"), okaywal::LogVoid).unwrap();
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let (wal, payload) = (wal.clone(), &payload);
+                s.spawn(move || {
+                    for _ in 0..per_thread {
+                        let mut e = wal.begin_entry().unwrap();
+                        e.write_chunk(payload).unwrap();
+                        e.commit().unwrap();
+                    }
+                });
+            }
+        });
+        let r = rate(n, start.elapsed());
+        wal.shutdown().unwrap();
+        r
+    };
+    let ours = || {
+        fresh(root);
+        let log = Arc::new(Log::open(root.join("log"), Options::default()).unwrap());
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let (log, payload) = (Arc::clone(&log), &payload);
+                s.spawn(move || {
+                    for _ in 0..per_thread {
+                        log.append_and_sync(&Entry::data(payload)).unwrap();
+                    }
+                });
+            }
+        });
+        rate(n, start.elapsed())
+    };
+    row(
+        &format!("append_and_sync, {threads} threads, 100 B (baseline okaywal)"),
+        "rec/s",
+        base,
+        ours,
+    );
+}
+
+/// Scanning a log (the library half of `walctl verify`) against reading the same files.
+fn scan(root: &Path, payload_len: usize, bytes: u64) {
+    fresh(root);
+    let dir = root.join("log");
+    {
+        let log = Log::open(
+            &dir,
+            Options {
+                write_buffer: 4 << 20,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let payload = vec![b'y'; payload_len];
+        let n = bytes / (payload_len as u64 + 32);
+        for _ in 0..n {
+            log.append(&payload).unwrap();
+        }
+        log.sync().unwrap();
+    }
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    let total: u64 = files
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    let base = || {
+        let start = Instant::now();
+        let mut buf = vec![0u8; 1 << 20];
+        for p in &files {
+            let mut f = File::open(p).unwrap();
+            while std::io::Read::read(&mut f, &mut buf).unwrap() > 0 {}
+        }
+        total as f64 / start.elapsed().as_secs_f64() / 1e6
+    };
+    let ours = || {
+        let start = Instant::now();
+        let report = walctl::verify(&dir).unwrap();
+        assert_eq!(report.verdict(), walctl::Verdict::Clean);
+        total as f64 / start.elapsed().as_secs_f64() / 1e6
+    };
+    row(
+        &format!(
+            "verify (library scan), {payload_len} B records, {} MiB, baseline read()",
+            total >> 20
+        ),
+        "MB/s",
+        base,
+        ours,
+    );
+}
+
+fn main() {
+    let root = std::env::var_os("WALCTL_BENCH_DIR")
+        .map_or_else(|| std::env::temp_dir().join("walctl-bench"), Into::into);
+    let q = quick();
+    println!("| workload | baseline | walctl | ratio |\n|---|---|---|---|");
+    append_no_sync(&root, 100, if q { 200_000 } else { 2_000_000 });
+    append_no_sync(&root, 1024, if q { 50_000 } else { 500_000 });
+    append_sync_one_thread(&root, if q { 300 } else { 2000 });
+    for threads in [1, 8, 32] {
+        append_sync_threads(&root, threads, if q { 100 } else { 500 } / threads.min(8));
+    }
+    scan(&root, 1024, if q { 64 << 20 } else { 1 << 30 });
+    scan(&root, 100, if q { 64 << 20 } else { 1 << 30 });
+    let _ = std::fs::remove_dir_all(&root);
+}
