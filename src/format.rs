@@ -427,6 +427,23 @@ pub fn decode_record<'a>(
     record_size_max: u32,
     key_size_max: u16,
 ) -> Decoded<'a> {
+    decode_record_seeded(bytes, binding_seed(bind), record_size_max, key_size_max)
+}
+
+/// The CRC32C state after the binding: computed once per segment by scans.
+#[must_use]
+pub fn binding_seed(bind: &[u8; 16]) -> u32 {
+    crc32c::crc32c(bind)
+}
+
+/// [`decode_record`] with the binding's CRC state precomputed by [`binding_seed`].
+#[must_use]
+pub fn decode_record_seeded(
+    bytes: &[u8],
+    seed: u32,
+    record_size_max: u32,
+    key_size_max: u16,
+) -> Decoded<'_> {
     let Some(h) = bytes.get(..RECORD_HEADER_SIZE) else {
         return Decoded::Invalid(if bytes.iter().all(|&b| b == 0) {
             Invalid::Zeros
@@ -434,7 +451,7 @@ pub fn decode_record<'a>(
             Invalid::Truncated
         });
     };
-    let header_state = crc32c::crc32c_append(crc32c::crc32c(bind), &h[8..32]);
+    let header_state = crc32c::crc32c_append(seed, &h[8..32]);
     if crc_mask(header_state) != le_u32(h, 4) {
         // Only now is it worth telling zeros from garbage: a valid header is never all zero.
         if h.iter().all(|&b| b == 0) {

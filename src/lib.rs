@@ -61,22 +61,20 @@ pub use format::RecordKind;
 pub use kv::{KeyEntry, KeyIndex};
 pub use log::{Appended, Entry, Log, OpenReport};
 pub use options::{Options, SyncPolicy};
-pub use recovery::scan_log;
+pub use recovery::{scan_log, verify_log};
 pub use repair::{RepairOutcome, TailCut, truncate_partial};
 pub use report::{
     Damage, DamageClass, DamageKind, InProgress, Location, Record, RecordView, Report,
     SegmentReport, Verdict,
 };
 
-/// Scans the log in `dir` on the real file system and returns its report (no records kept).
+/// Verifies the log in `dir` on the real file system, on every core, and returns its report.
 ///
 /// # Errors
 ///
 /// As [`scan_log`].
 pub fn verify(dir: impl AsRef<std::path::Path>) -> Result<Report> {
-    scan_log(&storage::FsStorage::new(), dir.as_ref(), &mut |_| {
-        std::ops::ControlFlow::Continue(())
-    })
+    verify_log(&storage::FsStorage::new(), dir.as_ref())
 }
 
 /// A named point where crash tests kill the process (FORMAT.md §6, issue-5 kill tests).

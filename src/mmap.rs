@@ -25,7 +25,9 @@ impl Map {
         // SAFETY: the file is a sealed segment, which no walctl process truncates or rewrites
         // (module docs). A foreign process modifying it would break that promise; the worst
         // outcome is then a checksum failure or SIGBUS, never reading outside the mapping.
-        let map = unsafe { memmap2::Mmap::map(file)? };
+        // Populating the whole mapping up front (MAP_POPULATE on Linux) replaces one page fault
+        // per 4 KiB with one call: scans read every byte anyway.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(file)? };
         Ok(Map(map))
     }
 }

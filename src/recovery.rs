@@ -15,8 +15,12 @@ use crate::report::{Damage, DamageClass, DamageKind, InProgress, Report, Segment
 use crate::scan::{self, LocalDamage, SegmentScan, Visit};
 use crate::segment::{self, LOCK_NAME, Listing};
 use crate::storage::{Contents, LockKind, OpenMode, Storage, read_vec};
+use std::collections::BTreeMap;
 use std::io;
+use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 /// Scans every segment of the log in `dir`, delivering valid records to `visit` in order.
 ///
@@ -65,30 +69,132 @@ pub(crate) fn scan_listing(
         .iter()
         .rev()
         .find_map(|h| h.as_ref().ok().map(|h| h.log_id));
-    let mut state = LogScan {
-        report: Report {
-            log_id,
-            writer_active: !holding_lock && writer_active(storage, dir),
-            stray_files: listing.strays.clone(),
-            ..Report::default()
-        },
-        expect: None,
-        prev_number: None,
-        log_first_seq: headers
-            .last()
-            .and_then(|h| h.as_ref().ok())
-            .map(|h| h.log_first_seq),
-        tail: None,
-        first_header_seq: None,
-        prev_last: None,
-    };
+    let mut state = LogScan::new(storage, dir, listing, &headers, log_id, holding_lock);
     for (&number, header) in listing.segments.iter().zip(&headers) {
         let sealed = number != last;
-        if state.segment(storage, dir, number, header, sealed, visit)? {
-            state.report.segments.sort_by_key(|s| s.segment);
+        let scanned = scan_one(storage, dir, number, header, sealed, log_id, visit)?;
+        let stopped = scanned.found.as_ref().is_some_and(|(s, _)| s.stopped);
+        state.merge(number, header, sealed, scanned);
+        if stopped {
             return Ok(state.finish(false));
         }
     }
+    Ok(state.finish(true))
+}
+
+type HeaderResult = std::result::Result<SegmentHeader, HeaderFault>;
+
+/// One segment's findings, before they are merged in log order.
+struct Scanned {
+    file_len: u64,
+    /// The scan and any preamble damage; `None` when the header is unusable or foreign.
+    found: Option<(SegmentScan, Option<(u64, String, DamageKind)>)>,
+}
+
+/// Reads and scans one segment. Pure apart from the reads, so segments can be scanned on
+/// several threads and merged in order afterwards.
+fn scan_one(
+    storage: &dyn Storage,
+    dir: &Path,
+    number: u64,
+    header: &HeaderResult,
+    sealed: bool,
+    log_id: Option<u64>,
+    visit: &mut Visit<'_>,
+) -> Result<Scanned> {
+    let path = Listing::path(dir, number);
+    let file = storage
+        .open(&path, OpenMode::Read)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    let header = match header {
+        Ok(h) if file_len >= SEGMENT_DATA_START && Some(h.log_id) == log_id => h,
+        _ => {
+            return Ok(Scanned {
+                file_len,
+                found: None,
+            });
+        }
+    };
+    // Sealed segments are never truncated, so they may be mapped; the last one is read.
+    let bytes = if sealed {
+        file.contents().map_err(|e| Error::io("read", &path, e))?
+    } else {
+        let bytes = read_vec(&*file, 0, file_len, SEGMENT_FILE_LIMIT);
+        Contents::Owned(bytes.map_err(|e| Error::io("read", &path, e))?)
+    };
+    let s = scan::scan_segment(&bytes, header, visit);
+    let preamble = scan::check_preamble(&bytes, header, sealed, s.last_seq);
+    Ok(Scanned {
+        file_len,
+        found: Some((s, preamble)),
+    })
+}
+
+/// Verifies the log in `dir` on every core: segments are scanned in parallel and their
+/// findings merged in order, so the report equals [`scan_log`]'s. No record is delivered.
+///
+/// # Errors
+///
+/// As [`scan_log`].
+pub fn verify_log(storage: &dyn Storage, dir: &Path) -> Result<Report> {
+    let _readers = install::shared_readers(storage, dir);
+    let mut listing = segment::list(storage, dir)?;
+    install::choose(&mut listing, install::read_marker(storage, dir)?);
+    let Some(&last) = listing.segments.last() else {
+        return Err(Error::not_a_log(
+            dir,
+            "it holds no segment files (NNNNNNNNNNNNNNNNNNNN.wal)",
+        ));
+    };
+    let headers = read_headers(storage, dir, &listing)?;
+    let log_id = headers
+        .iter()
+        .rev()
+        .find_map(|h| h.as_ref().ok().map(|h| h.log_id));
+    let mut state = LogScan::new(storage, dir, &listing, &headers, log_id, false);
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, Result<Scanned>)>();
+    std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..workers.min(listing.segments.len()) {
+            let (tx, next, listing, headers) = (tx.clone(), &next, &listing, &headers);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&number) = listing.segments.get(i) else {
+                        break;
+                    };
+                    let mut ignore = |_: &crate::report::RecordView<'_>| ControlFlow::Continue(());
+                    let scanned = scan_one(
+                        storage,
+                        dir,
+                        number,
+                        &headers[i],
+                        number != last,
+                        log_id,
+                        &mut ignore,
+                    );
+                    if tx.send((i, scanned)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Merge in log order; out-of-order findings wait here (they are small: no bytes).
+        let mut waiting = BTreeMap::new();
+        let mut merged = 0;
+        for (i, scanned) in rx {
+            waiting.insert(i, scanned);
+            while let Some(scanned) = waiting.remove(&merged) {
+                let number = listing.segments[merged];
+                state.merge(number, &headers[merged], number != last, scanned?);
+                merged += 1;
+            }
+        }
+        Ok(())
+    })?;
     Ok(state.finish(true))
 }
 
@@ -151,27 +257,41 @@ struct LogScan {
 }
 
 impl LogScan {
-    /// Scans one segment; returns true when the visitor stopped the scan.
-    fn segment(
-        &mut self,
+    fn new(
         storage: &dyn Storage,
         dir: &Path,
-        number: u64,
-        header: &std::result::Result<SegmentHeader, HeaderFault>,
-        sealed: bool,
-        visit: &mut Visit<'_>,
-    ) -> Result<bool> {
+        listing: &Listing,
+        headers: &[HeaderResult],
+        log_id: Option<u64>,
+        holding_lock: bool,
+    ) -> LogScan {
+        LogScan {
+            report: Report {
+                log_id,
+                writer_active: !holding_lock && writer_active(storage, dir),
+                stray_files: listing.strays.clone(),
+                ..Report::default()
+            },
+            expect: None,
+            prev_number: None,
+            log_first_seq: headers
+                .last()
+                .and_then(|h| h.as_ref().ok())
+                .map(|h| h.log_first_seq),
+            tail: None,
+            first_header_seq: None,
+            prev_last: None,
+        }
+    }
+
+    /// Merges one scanned segment into the report, in log order.
+    fn merge(&mut self, number: u64, header: &HeaderResult, sealed: bool, scanned: Scanned) {
         self.check_missing(number);
-        let path = Listing::path(dir, number);
-        let file = storage
-            .open(&path, OpenMode::Read)
-            .map_err(|e| Error::io("open", &path, e))?;
-        let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        self.report.bytes += file_len;
+        self.report.bytes += scanned.file_len;
         let mut seg = SegmentReport {
             segment: number,
-            file_len,
-            valid_len: file_len.min(SEGMENT_DATA_START),
+            file_len: scanned.file_len,
+            valid_len: 0,
             records: 0,
             first_seq: None,
             last_seq: None,
@@ -179,30 +299,18 @@ impl LogScan {
             sealed,
             compacted: false,
         };
-        let header = match self.check_header(number, header, file_len) {
-            Some(h) => h,
-            None => {
-                seg.valid_len = 0;
-                self.report.segments.push(seg);
-                self.expect = None;
-                return Ok(false);
-            }
+        let (Some(header), Some((s, preamble))) = (
+            self.check_header(number, header, scanned.file_len),
+            scanned.found,
+        ) else {
+            self.report.segments.push(seg);
+            self.expect = None;
+            return;
         };
         seg.compacted = header.is_compacted();
         self.check_start(number, &header);
-        // Sealed segments are never truncated, so they may be mapped; the last one is read.
-        let bytes = if sealed {
-            file.contents().map_err(|e| Error::io("read", &path, e))?
-        } else {
-            Contents::Owned(
-                read_vec(&*file, 0, file_len, SEGMENT_FILE_LIMIT)
-                    .map_err(|e| Error::io("read", &path, e))?,
-            )
-        };
         let before = self.report.records;
-        let s = scan::scan_segment(&bytes, &header, visit);
-        if let Some((offset, why, kind)) = scan::check_preamble(&bytes, &header, sealed, s.last_seq)
-        {
+        if let Some((offset, why, kind)) = preamble {
             let mut d = corrupt(kind, number, why, self.report.last_seq, before);
             d.offset = offset;
             d.length = if kind == DamageKind::BadSegmentHeader {
@@ -214,7 +322,6 @@ impl LogScan {
         }
         self.absorb(&mut seg, &header, &s, before);
         self.report.segments.push(seg);
-        Ok(s.stopped)
     }
 
     fn check_missing(&mut self, number: u64) {

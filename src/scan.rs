@@ -129,7 +129,7 @@ pub(crate) fn scan_segment(
         bytes.len() as u64 >= SEGMENT_DATA_START,
         "caller checks the preamble"
     );
-    let bind = format::binding(header.log_id, header.segment);
+    let seed = format::binding_seed(&format::binding(header.log_id, header.segment));
     let watermark = read_watermark(bytes, header);
     let mut scan = SegmentScan {
         valid_len: SEGMENT_DATA_START,
@@ -141,7 +141,7 @@ pub(crate) fn scan_segment(
     let mut pos = SEGMENT_DATA_START as usize;
     let mut resynced = false;
     while pos < bytes.len() {
-        match format::decode_record(&bytes[pos..], &bind, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT) {
+        match format::decode_record_seeded(&bytes[pos..], seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT) {
             Decoded::Record(r) => {
                 let end = pos + r.length as usize;
                 let seq = r.meta.seq;
@@ -187,7 +187,7 @@ pub(crate) fn scan_segment(
                     // Preallocated space: the normal end of data (FORMAT.md §2.1).
                     break;
                 }
-                let next = resync(bytes, pos + 1, &bind, last_good);
+                let next = resync(bytes, pos + 1, seed, last_good);
                 let end = next.unwrap_or(bytes.len());
                 scan.damage.push(LocalDamage {
                     kind: damage_kind(why, &bytes[pos..end]),
@@ -226,7 +226,7 @@ fn view_of<'a>(r: &format::RecordRef<'a>, segment: u64, offset: u64) -> RecordVi
 ///
 /// Checks the cheap header bytes first (type and flags) so zero and garbage regions are skipped
 /// at memory speed; only candidates pay for a checksum.
-fn resync(bytes: &[u8], from: usize, bind: &[u8; 16], last_good: u64) -> Option<usize> {
+fn resync(bytes: &[u8], from: usize, seed: u32, last_good: u64) -> Option<usize> {
     let last_start = bytes.len().checked_sub(RECORD_HEADER_SIZE)?;
     (from..=last_start).find(|&q| {
         let kind = bytes[q + 14];
@@ -234,7 +234,7 @@ fn resync(bytes: &[u8], from: usize, bind: &[u8; 16], last_good: u64) -> Option<
             return false;
         }
         matches!(
-            format::decode_record(&bytes[q..], bind, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT),
+            format::decode_record_seeded(&bytes[q..], seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT),
             Decoded::Record(r) if r.meta.seq > last_good
         )
     })
