@@ -88,7 +88,7 @@ type HeaderResult = std::result::Result<SegmentHeader, HeaderFault>;
 struct Scanned {
     file_len: u64,
     /// The scan and any preamble damage; `None` when the header is unusable or foreign.
-    found: Option<(SegmentScan, Option<(u64, String, DamageKind)>)>,
+    found: Option<(SegmentScan, Option<scan::PreambleDamage>)>,
 }
 
 /// Reads and scans one segment. Pure apart from the reads, so segments can be scanned on

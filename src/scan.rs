@@ -56,6 +56,9 @@ pub(crate) fn read_watermark(bytes: &[u8], header: &SegmentHeader) -> Option<Wat
         .max_by_key(|s| s.generation)
 }
 
+/// Damage found in a segment's preamble: offset, explanation, kind.
+pub(crate) type PreambleDamage = (u64, String, DamageKind);
+
 /// Checks the preamble of a segment (FORMAT.md §2): the padding must be zero, and in a sealed
 /// segment both slots must be unwritten or valid and the newest must equal the last record.
 ///
@@ -66,7 +69,7 @@ pub(crate) fn check_preamble(
     header: &SegmentHeader,
     sealed: bool,
     last_seq: Option<u64>,
-) -> Option<(u64, String, DamageKind)> {
+) -> Option<PreambleDamage> {
     let slots = WATERMARK_SLOT_OFFSETS.map(|o| o as usize);
     let padding = [
         (format::SEGMENT_HEADER_SIZE, slots[0]),

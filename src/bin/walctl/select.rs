@@ -198,6 +198,11 @@ impl Progress {
         Progress { bar, base }
     }
 
+    /// Whether a bar is shown (a person is watching on a terminal).
+    pub fn visible(&self) -> bool {
+        !self.bar.is_hidden()
+    }
+
     /// No bar at all (for `--follow`, whose output a person reads on the same terminal).
     pub fn hidden() -> Progress {
         Progress {

@@ -49,10 +49,15 @@ pub struct Args {
 /// The log cannot be read (missing, not a log, I/O).
 pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     let mut progress = Progress::new(out, dir);
-    let report = walctl::scan_log(&FsStorage::new(), dir, &mut |r| {
-        progress.update(r.location);
-        ControlFlow::Continue(())
-    })
+    // With nobody watching, verify on every core; with a bar, scan in order to drive it.
+    let report = if progress.visible() {
+        walctl::scan_log(&FsStorage::new(), dir, &mut |r| {
+            progress.update(r.location);
+            ControlFlow::Continue(())
+        })
+    } else {
+        walctl::verify_log(&FsStorage::new(), dir)
+    }
     .with_context(|| format!("verifying the log in {}", dir.display()))?;
     progress.finish();
     if args.json {
