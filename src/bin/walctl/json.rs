@@ -5,11 +5,14 @@
 //! `export-jsonl` share one shape, and `append --jsonl` reads that shape back. Segments are
 //! named by file name everywhere, so a value can be pasted into `ls` or `xxd`.
 
+#[cfg(test)]
 use crate::text::PayloadFormat;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::io::{self, Write};
-use walctl::{Appended, Damage, InProgress, RecordView, Report, SegmentReport};
+#[cfg(test)]
+use walctl::RecordView;
+use walctl::{Appended, Damage, InProgress, Report, SegmentReport};
 
 /// The `schema` value of an export's header and trailer lines.
 pub const EXPORT_SCHEMA: &str = "walctl.export";
@@ -33,6 +36,7 @@ pub fn write_line(out: &mut impl Write, value: &Value) -> io::Result<()> {
     out.write_all(&line)
 }
 
+#[cfg(test)]
 /// Bytes as a JSON string plus the name of its encoding. `Text` gives UTF-8 when the bytes are
 /// valid UTF-8 and base64 otherwise, so every byte string survives the round trip.
 pub fn encode_bytes(bytes: &[u8], format: PayloadFormat) -> (String, &'static str) {
@@ -83,7 +87,9 @@ fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-/// A record line (`dump --json`, `export-jsonl`).
+/// A record line (`dump --json`, `export-jsonl`), built as a value: the reference that the fast
+/// writer in `jsonline` is tested against.
+#[cfg(test)]
 pub fn record(r: &RecordView<'_>, payload_format: PayloadFormat) -> Value {
     let (key, key_encoding) = match r.key {
         Some(k) => {

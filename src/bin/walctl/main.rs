@@ -10,6 +10,7 @@ mod cmd;
 mod exit;
 mod follow;
 mod json;
+mod jsonline;
 mod output;
 mod select;
 mod text;

@@ -6,7 +6,6 @@
 
 use crate::exit::Exit;
 use crate::follow;
-use crate::json;
 use crate::output::Output;
 use crate::select::{self, Emit, Filter, Progress};
 use crate::text::{self, PayloadFormat};
@@ -109,6 +108,7 @@ struct Printer<'o> {
     payload: PayloadFormat,
     rows: Vec<[String; 8]>,
     header_printed: bool,
+    lines: crate::jsonline::LineWriter,
 }
 
 impl<'o> Printer<'o> {
@@ -119,6 +119,7 @@ impl<'o> Printer<'o> {
             payload: args.payload,
             rows: Vec::new(),
             header_printed: false,
+            lines: crate::jsonline::LineWriter::default(),
         }
     }
 }
@@ -126,7 +127,8 @@ impl<'o> Printer<'o> {
 impl Emit for Printer<'_> {
     fn record(&mut self, r: &RecordView<'_>) -> io::Result<()> {
         if self.json {
-            return json::write_line(self.out.stdout(), &json::record(r, self.payload));
+            let line = self.lines.record(r, self.payload);
+            return self.out.stdout().write_all(line);
         }
         self.rows.push(row(r, self.payload));
         if self.rows.len() >= CHUNK_ROWS {

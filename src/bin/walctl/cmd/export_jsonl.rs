@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use walctl::RecordView;
 
 const EXAMPLES: &str = "\
@@ -100,15 +101,38 @@ fn export(dir: &Path, args: &Args, progress: Progress, w: impl Write) -> Result<
     // all produces no output rather than a header without a trailer.
     let mut header_line = serde_json::to_vec(&header).map_err(io::Error::other)?;
     header_line.push(b'\n');
-    let mut sink = Sink {
-        w,
-        hasher: Sha256::new(),
-        records: 0,
-        header: Some(header_line),
-    };
-    let selection = select::scan(progress, dir, &args.filter, &mut sink)?;
+    // SHA-256 runs on another core: record lines go out in 1 MiB chunks, each written here
+    // and then hashed there, in order, while the next chunk is being built.
+    let (mut sink, selection, hasher) = std::thread::scope(|scope| {
+        let (chunks, hash_rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
+        let hashing = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            for mut chunk in hash_rx {
+                hasher.update(&chunk);
+                chunk.clear();
+                let _ = recycle.send(chunk);
+            }
+            hasher
+        });
+        let mut sink = Sink {
+            w,
+            chunks: Some(chunks),
+            recycled,
+            chunk: Vec::with_capacity(CHUNK),
+            lines: crate::jsonline::LineWriter::default(),
+            records: 0,
+            header: Some(header_line),
+        };
+        let selection = select::scan(progress, dir, &args.filter, &mut sink)
+            .and_then(|s| sink.send_chunk().map(|()| s).map_err(Into::into));
+        sink.chunks = None;
+        let hasher = hashing.join().expect("the hashing thread does not panic");
+        (sink, selection, hasher)
+    });
+    let selection = selection?;
     let report = &selection.report;
-    let sha256 = walctl::repair::hex(&sink.hasher.clone().finalize());
+    let sha256 = walctl::repair::hex(&hasher.finalize());
     let trailer = json!({
         "kind": "trailer",
         "schema": EXPORT_SCHEMA,
@@ -137,16 +161,45 @@ fn export(dir: &Path, args: &Args, progress: Progress, w: impl Write) -> Result<
     ))
 }
 
-/// Writes record lines and hashes exactly the bytes written.
+/// Bytes of record lines gathered before a chunk is written and handed to the hasher.
+const CHUNK: usize = 1 << 20;
+
+/// Writes record lines and has exactly the bytes written hashed.
 struct Sink<W: Write> {
     w: W,
-    hasher: Sha256,
+    /// To the hashing thread; `None` once the last chunk is sent.
+    chunks: Option<mpsc::SyncSender<Vec<u8>>>,
+    /// Hashed chunks coming back for reuse.
+    recycled: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    lines: crate::jsonline::LineWriter,
     records: u64,
     /// The header line, until it is written.
     header: Option<Vec<u8>>,
 }
 
 impl<W: Write> Sink<W> {
+    /// Writes the gathered lines, then hands them to the hasher.
+    fn send_chunk(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        self.write_header()?;
+        self.w.write_all(&self.chunk)?;
+        let next = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let full = std::mem::replace(&mut self.chunk, next);
+        let sender = self
+            .chunks
+            .as_ref()
+            .expect("chunks are sent before the end");
+        sender
+            .send(full)
+            .map_err(|_| io::Error::other("the hashing thread stopped"))
+    }
+
     fn write_header(&mut self) -> io::Result<()> {
         match self.header.take() {
             Some(line) => self.w.write_all(&line),
@@ -157,17 +210,17 @@ impl<W: Write> Sink<W> {
 
 impl<W: Write> Emit for Sink<W> {
     fn record(&mut self, r: &RecordView<'_>) -> io::Result<()> {
-        let value = json::record(r, PayloadFormat::Text);
-        let mut line = serde_json::to_vec(&value).map_err(io::Error::other)?;
-        line.push(b'\n');
-        self.write_header()?;
-        self.w.write_all(&line)?;
-        self.hasher.update(&line);
+        self.chunk
+            .extend_from_slice(self.lines.record(r, PayloadFormat::Text));
+        if self.chunk.len() >= CHUNK {
+            self.send_chunk()?;
+        }
         self.records += 1;
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.send_chunk()?;
         self.w.flush()
     }
 }

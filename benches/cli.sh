@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# CLI benchmarks for issue 6: builds logs, runs each baseline and walctl alternately, and prints
+# medians and ratios as Markdown table rows for docs/PERFORMANCE.md.
+#
+#   benches/cli.sh                 # everything (needs ~30 GB free in $BENCH_DIR)
+#   ROWS="verify export" benches/cli.sh
+#
+# Knobs: BENCH_DIR (default /tmp/walctl-bench-cli), REPS (5), LOG_GIB (1, the verify/export
+# logs), BIG_GIB (10, the log for the one-record append), MEM_GIB (4, peak-memory log),
+# LINES (10000000). The page cache is warm for every run: each command runs once untimed first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH_DIR=${BENCH_DIR:-/tmp/walctl-bench-cli}
+REPS=${REPS:-5}
+LOG_GIB=${LOG_GIB:-1}
+BIG_GIB=${BIG_GIB:-10}
+MEM_GIB=${MEM_GIB:-4}
+LINES=${LINES:-10000000}
+ROWS=${ROWS:-"verify export append_big append_lines memory"}
+cargo build --release --quiet --bin walctl --example mklog
+W=$PWD/target/release/walctl
+MK=$PWD/target/release/examples/mklog
+mkdir -p "$BENCH_DIR"
+
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# time_ns CMD...: wall time of one run in nanoseconds, output discarded.
+time_ns() { local t0; t0=$(now); "$@" >/dev/null 2>&1 || true; echo $(( $(now) - t0 )); }
+
+# row NAME BYTES 'baseline command' 'walctl command': prints throughput of both and the ratio.
+row() {
+  local name=$1 bytes=$2 base=$3 ours=$4 b=() o=()
+  bash -c "$base" >/dev/null 2>&1 || true; bash -c "$ours" >/dev/null 2>&1 || true
+  for _ in $(seq "$REPS"); do
+    b+=("$(time_ns bash -c "$base")"); o+=("$(time_ns bash -c "$ours")")
+  done
+  local bm om
+  bm=$(printf '%s\n' "${b[@]}" | median); om=$(printf '%s\n' "${o[@]}" | median)
+  awk -v n="$name" -v by="$bytes" -v b="$bm" -v o="$om" 'BEGIN {
+    printf "| %s | %.0f MB/s (%.3f s) | %.0f MB/s (%.3f s) | %.2fx |\n", n, by/b*1000, b/1e9, by/o*1000, o/1e9, b/o }'
+}
+
+log_of() { # log_of NAME GIB PAYLOAD: builds once, prints the directory
+  local d=$BENCH_DIR/$1
+  if [ ! -d "$d" ]; then "$MK" "$d" $(( $2 << 30 )) "$3" >/dev/null; fi
+  echo "$d"
+}
+
+bytes_of() { du -cb "$1"/*.wal | tail -1 | cut -f1; }
+
+echo "| workload | baseline | walctl | walctl / baseline |"
+echo "|---|---|---|---|"
+for r in $ROWS; do case $r in
+verify)
+  for p in 1024 100; do
+    d=$(log_of "log-$p" "$LOG_GIB" "$p"); n=$(bytes_of "$d")
+    row "verify, ${LOG_GIB} GiB, $p B records (baseline: cat)" "$n" "cat $d/*.wal" "$W --dir $d verify"
+  done ;;
+export)
+  for p in 1024 100; do
+    d=$(log_of "log-$p" "$LOG_GIB" "$p"); n=$(bytes_of "$d")
+    row "export-jsonl, ${LOG_GIB} GiB, $p B records (baseline: cat)" "$n" "cat $d/*.wal" "$W --dir $d export-jsonl"
+    row "dump --json, ${LOG_GIB} GiB, $p B records (baseline: cat)" "$n" "cat $d/*.wal" "$W --dir $d dump --json"
+  done ;;
+append_big)
+  big=$(log_of "log-big" "$BIG_GIB" 1024); small=$BENCH_DIR/log-empty
+  rm -rf "$small"; "$W" --dir "$small" append first >/dev/null
+  row "append one record, no sync: ${BIG_GIB} GiB log (baseline: empty log)" 1 \
+    "$W --dir $small append x" "$W --dir $big append x" ;;
+append_lines)
+  in=$BENCH_DIR/lines.txt
+  [ -f "$in" ] || seq -f 'line %.0f of the input' 1 "$LINES" > "$in"
+  n=$(stat -c %s "$in")
+  row "append --lines, $LINES lines (baseline: cat into a file)" "$n" \
+    "cat $in > $BENCH_DIR/cat.out" "rm -rf $BENCH_DIR/lines-log; $W --dir $BENCH_DIR/lines-log append --lines < $in" ;;
+memory)
+  d=$(log_of "log-mem" "$MEM_GIB" 1024)
+  for cmd in "verify" "dump --json" "export-jsonl"; do
+    "$W" --dir "$d" $cmd >/dev/null 2>&1 & pid=$!; peak=0
+    while kill -0 "$pid" 2>/dev/null; do
+      a=$(awk '/RssAnon/ {print $2}' /proc/$pid/status 2>/dev/null || echo 0)
+      [ "${a:-0}" -gt "$peak" ] && peak=$a; sleep 0.01
+    done
+    echo "| peak anonymous RSS, walctl $cmd, ${MEM_GIB} GiB log | - | $(( peak / 1024 )) MiB | limit 64 MiB |"
+  done ;;
+esac; done
