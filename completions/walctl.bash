@@ -131,7 +131,7 @@ _walctl() {
             return 0
             ;;
         walctl__subcmd__append)
-            opts="-h --lines --null --jsonl --key --delete --sync --expect-next-seq --wait --json --dir --help"
+            opts="-h --lines --null --jsonl --key --delete --sync --expect-next-seq --segment-size --wait --json --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -146,6 +146,10 @@ _walctl() {
                     return 0
                     ;;
                 --expect-next-seq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --segment-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -77,16 +77,26 @@ pub fn verify(dir: impl AsRef<std::path::Path>) -> Result<Report> {
     verify_log(&storage::FsStorage::new(), dir.as_ref())
 }
 
-/// A named point where crash tests kill the process (FORMAT.md §6, issue-5 kill tests).
+/// A named point where crash tests kill the process (docs/TESTING.md, family 6).
 ///
 /// Compiled to nothing unless the `kill-points` feature is on; then, when the environment
-/// variable `WALCTL_KILL_AT` names this point, the process aborts here, as a power cut would
-/// stop it, leaving the page cache to the OS.
+/// variable `WALCTL_KILL_AT` names this point, the process aborts on its `WALCTL_KILL_HIT`-th
+/// pass here (default the first), as a crash would stop it, leaving the page cache to the OS.
 #[inline]
 pub(crate) fn kill_point(name: &str) {
     #[cfg(feature = "kill-points")]
-    if std::env::var("WALCTL_KILL_AT").is_ok_and(|at| at == name) {
-        std::process::abort();
+    {
+        static HITS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        if std::env::var("WALCTL_KILL_AT").is_ok_and(|at| at == name) {
+            let hit = HITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let want = std::env::var("WALCTL_KILL_HIT")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            if hit == want {
+                std::process::abort();
+            }
+        }
     }
     let _ = name;
 }

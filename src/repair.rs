@@ -161,11 +161,13 @@ pub(crate) fn cut_tail(
     side.sync_data()
         .map_err(|e| Error::io("fdatasync", &side_path, e))?;
     sync_dir(storage, dir)?;
+    crate::kill_point("repair_saved");
     file.set_len(plan.offset)
         .map_err(|e| Error::io("truncate", &seg_path, e))?;
     file.sync_data()
         .map_err(|e| Error::io("fdatasync", &seg_path, e))?;
     sync_dir(storage, dir)?;
+    crate::kill_point("repair_cut");
     plan.sha256 = hex(&hasher.finalize());
     plan.side_file = side_name;
     append_journal(storage, dir, &plan, reason)?;

@@ -528,6 +528,7 @@ impl Log {
             self.poison(err.to_string());
             return Err(err);
         }
+        crate::kill_point("sync_synced");
         let mut st = self.lock_state();
         // After a rotation the sealing wrote the old segment's final slot itself.
         if st.seg.number == number && covered > st.seg.slot_seq {

@@ -280,9 +280,11 @@ fn create_segment(
         let _ = storage.remove(&temp);
         return Err(e);
     }
+    crate::kill_point("segment_temp_synced");
     storage
         .rename(&temp, &path)
         .map_err(|e| Error::io("rename", &path, e))?;
+    crate::kill_point("segment_renamed");
     note(opened, repair::sync_dir(storage, dir)?);
     Ok(Active {
         number: header.segment,
@@ -326,6 +328,7 @@ impl Log {
             let mut ss = self.lock_sync();
             ss.durable_seq = ss.durable_seq.max(last);
         }
+        crate::kill_point("rotate_sealed");
         let preallocated = self.options.preallocate > 0;
         let header = new_header(
             self.log_id,

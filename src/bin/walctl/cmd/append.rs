@@ -71,6 +71,10 @@ pub struct Args {
     /// Append nothing unless the next sequence number is N (safe retries).
     #[arg(long, value_name = "N")]
     expect_next_seq: Option<u64>,
+    /// Start a new segment once the current one would exceed BYTES (default 64 MiB; 16 KiB to
+    /// 1 GiB). Applies to this invocation's writes.
+    #[arg(long, value_name = "BYTES")]
+    segment_size: Option<u64>,
     #[command(flatten)]
     wait: LockWait,
     /// Print one JSON object per record: seq, segment, offset, length.
@@ -111,7 +115,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         (true, None) => Some(read_single(&mut io::stdin().lock())?),
         _ => None,
     };
-    let log = open_writer(out, dir, args.wait, true)?;
+    let log = open_writer(out, dir, args.wait, true, args.segment_size)?;
     let mut batch = Batch::new(&log, args.expect_next_seq, args.json);
     let result = fill(
         &mut batch,

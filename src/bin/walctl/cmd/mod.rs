@@ -74,10 +74,18 @@ impl LockWait {
 ///
 /// # Errors
 /// The library's error, with a hint for the lock.
-pub fn open_writer(out: &Output, dir: &Path, wait: LockWait, create: bool) -> Result<Log> {
+pub fn open_writer(
+    out: &Output,
+    dir: &Path,
+    wait: LockWait,
+    create: bool,
+    segment_size: Option<u64>,
+) -> Result<Log> {
+    let defaults = wait.options();
     let options = Options {
         create,
-        ..wait.options()
+        segment_size: segment_size.unwrap_or(defaults.segment_size),
+        ..defaults
     };
     let log = Log::open(dir, options).map_err(|e| {
         let hint = match e.kind() {
