@@ -13,5 +13,6 @@ mod lock;
 mod model;
 mod poison;
 mod protocol;
+mod sequences;
 mod sweeps;
 mod util;
