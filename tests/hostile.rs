@@ -405,6 +405,10 @@ fn names_created_by_a_compaction() {
         // A stale temporary at a new segment's name is refused by the exclusive create.
         let (outcome, _) = run_case(&temp, plant, build_log, compact);
         assert!(outcome.is_err(), "{temp} as {plant:?}: {outcome:?}");
+        // A planted "segment" at the first new number is listed, refused, never followed.
+        let seg = format!("{first_new:020}.wal");
+        let (outcome, _) = run_case(&seg, plant, build_log, compact);
+        assert!(outcome.is_err(), "{seg} as {plant:?}: {outcome:?}");
         let (outcome, _) = run_case("COMPACTION.tmp", plant, build_log, compact);
         assert!(outcome.is_ok(), "COMPACTION.tmp as {plant:?}: {outcome:?}");
         let (outcome, _) = run_case("COMPACTION", plant, build_log, compact);
