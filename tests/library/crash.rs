@@ -139,6 +139,7 @@ fn crash_at_every_storage_operation_keeps_every_synced_record() {
                 states += 1;
             }
         }
+        println!("seed {seed}: {total} storage operations, {states} crash states recovered");
         assert!(states > 500, "explored {states} crash states");
     }
 }

@@ -87,6 +87,7 @@ fn libc_eio() -> i32 {
 #[test]
 fn every_fault_at_every_call_surfaces_and_loses_no_synced_record() {
     let mut runs = 0u64;
+    let injected = Arc::new(AtomicU64::new(0));
     for (kind, fault) in faults() {
         for persistent in [false, true] {
             for n in 1.. {
@@ -115,12 +116,18 @@ fn every_fault_at_every_call_surfaces_and_loses_no_synced_record() {
                         &format!("{kind:?} {fault:?} n={n} persistent={persistent} {mode:?}"),
                     );
                 }
-                if fired.load(Ordering::SeqCst) == 0 {
+                let count = fired.load(Ordering::SeqCst);
+                injected.fetch_add(count, Ordering::SeqCst);
+                if count == 0 {
                     break;
                 }
             }
         }
     }
+    println!(
+        "fault sweep: {runs} runs, {fired} faults injected",
+        fired = injected.load(Ordering::SeqCst)
+    );
     assert!(runs > 1000, "{runs} fault runs");
 }
 
