@@ -145,7 +145,12 @@ struct Active {
     slot_seq: u64,
     /// End of the zeros written ahead (equal to `len` when nothing is preallocated).
     prealloc_end: u64,
+    /// Where the bytes not yet handed to early writeback start.
+    writeback_from: u64,
 }
+
+/// Bytes written between two early-writeback hints (RocksDB's `bytes_per_sync` idea).
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 struct SyncState {
     durable_seq: u64,
@@ -444,6 +449,15 @@ impl Log {
         }
         st.seg.len += st.pending.len() as u64;
         st.seg.has_records = true;
+        // Let the device start on what is written, so sealing or a sync later waits for less.
+        // A hint only: its failure changes nothing about durability.
+        if st.seg.len - st.seg.writeback_from >= WRITEBACK_EVERY {
+            let _ = st
+                .seg
+                .file
+                .start_writeback(st.seg.writeback_from, st.seg.len - st.seg.writeback_from);
+            st.seg.writeback_from = st.seg.len;
+        }
         st.pending.clear();
         st.pending_records = 0;
         crate::kill_point("append_written");

@@ -240,6 +240,7 @@ fn active(
         slot_generation: s.slot_generation,
         slot_seq: s.durable_seq.unwrap_or(0),
         prealloc_end: len,
+        writeback_from: len,
     }
 }
 
@@ -296,6 +297,7 @@ fn create_segment(
         slot_generation: 0,
         slot_seq: 0,
         prealloc_end: SEGMENT_DATA_START,
+        writeback_from: SEGMENT_DATA_START,
     })
 }
 

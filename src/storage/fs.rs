@@ -129,6 +129,10 @@ impl StorageFile for FsFile {
         self.file.sync_data()
     }
 
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        platform::start_writeback(&self.file, offset, len)
+    }
+
     fn contents(&self) -> io::Result<Contents> {
         if self.len()? == 0 {
             return Ok(Contents::Owned(Vec::new()));
@@ -154,6 +158,17 @@ mod platform {
 
     pub(super) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
         file.read_exact_at(buf, offset)
+    }
+
+    /// Starts writeback without waiting (Linux); see `crate::mmap::start_writeback`.
+    #[cfg(target_os = "linux")]
+    pub(super) fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
+        crate::mmap::start_writeback(file, offset, len)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn start_writeback(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
     }
 
     pub(super) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
@@ -224,5 +239,9 @@ mod platform {
     /// through the NTFS journal, which is what the caller is told by `Unsupported`.
     pub(super) fn sync_dir(_dir: &Path) -> io::Result<DirSync> {
         Ok(DirSync::Unsupported)
+    }
+
+    pub(super) fn start_writeback(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -124,6 +124,15 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// # Errors
     /// The operating system's error.
     fn sync_data(&self) -> io::Result<()>;
+    /// Asks the OS to start writing `len` bytes at `offset` to the device without waiting, so a
+    /// later fdatasync has less to do. Only a hint: it promises no durability. Default: nothing.
+    ///
+    /// # Errors
+    /// The operating system's error.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
     /// Read-only view of the whole file, memory-mapped where the backend can. Only called on
     /// files that nothing truncates while the view lives (sealed segments).
     ///
