@@ -11,8 +11,8 @@
 use crate::error::{Error, Result};
 use crate::format::{self, Decoded, KEY_SIZE_LIMIT, RECORD_SIZE_LIMIT, RecordKind};
 use crate::report::{Location, Record, RecordView, Report};
-use crate::segment::Listing;
-use crate::storage::{OpenMode, Storage};
+
+use crate::storage::Storage;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -112,20 +112,15 @@ pub(crate) fn read_at(
     location: Location,
     seq: u64,
 ) -> Result<Record> {
-    let path = Listing::path(dir, location.segment);
-    let file = storage
-        .open(&path, OpenMode::Read)
-        .map_err(|e| Error::io("open", &path, e))?;
-    let mut header = [0u8; format::SEGMENT_HEADER_SIZE];
-    file.read_at(&mut header, 0)
-        .map_err(|e| Error::io("read", &path, e))?;
+    let crate::segment::Opened {
+        path, file, header, ..
+    } = crate::segment::open_with_header(storage, dir, location.segment)?;
     let corrupt = |why: &str| {
         Error::new(crate::ErrorKind::Corrupt {
             summary: format!("{} at offset {}: {why}", path.display(), location.offset),
         })
     };
-    let header =
-        format::SegmentHeader::decode(&header).map_err(|_| corrupt("unreadable segment header"))?;
+    let header = header.map_err(|_| corrupt("unreadable segment header"))?;
     let mut bytes = vec![0u8; location.length as usize];
     file.read_at(&mut bytes, location.offset)
         .map_err(|e| Error::io("read", &path, e))?;

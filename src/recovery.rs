@@ -8,9 +8,7 @@
 
 use crate::compact::install;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{
-    self, HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SEGMENT_HEADER_SIZE, SegmentHeader,
-};
+use crate::format::{self, HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SegmentHeader};
 use crate::report::{Damage, DamageClass, DamageKind, InProgress, Report, SegmentReport};
 use crate::scan::{self, LocalDamage, SegmentScan, Visit};
 use crate::segment::{self, LOCK_NAME, Listing};
@@ -205,19 +203,7 @@ fn read_headers(
 ) -> Result<Vec<std::result::Result<SegmentHeader, HeaderFault>>> {
     let mut out = Vec::with_capacity(listing.segments.len());
     for &number in &listing.segments {
-        let path = Listing::path(dir, number);
-        let file = storage
-            .open(&path, OpenMode::Read)
-            .map_err(|e| Error::io("open", &path, e))?;
-        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        let mut buf = [0u8; SEGMENT_HEADER_SIZE];
-        let header = if len < SEGMENT_HEADER_SIZE as u64 {
-            Err(HeaderFault::Short)
-        } else {
-            file.read_at(&mut buf, 0)
-                .map_err(|e| Error::io("read", &path, e))?;
-            SegmentHeader::decode(&buf)
-        };
+        let segment::Opened { path, header, .. } = segment::open_with_header(storage, dir, number)?;
         if let Err(HeaderFault::Version(v)) = header {
             return Err(Error::new(ErrorKind::UnsupportedVersion {
                 path,

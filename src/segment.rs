@@ -104,6 +104,33 @@ pub fn list(storage: &dyn Storage, dir: &Path) -> Result<Listing> {
     Ok(listing)
 }
 
+/// An open segment file with its decoded header.
+pub(crate) struct Opened {
+    pub path: PathBuf,
+    pub file: std::sync::Arc<dyn crate::storage::StorageFile>,
+    pub header: std::result::Result<crate::format::SegmentHeader, crate::format::HeaderFault>,
+}
+
+/// Opens segment `number` of `dir` read-only and decodes its header (a short file is
+/// `HeaderFault::Short`). I/O failures are errors; a bad header is the caller's to judge.
+pub(crate) fn open_with_header(storage: &dyn Storage, dir: &Path, number: u64) -> Result<Opened> {
+    use crate::format::{HeaderFault, SEGMENT_HEADER_SIZE, SegmentHeader};
+    let path = Listing::path(dir, number);
+    let file = storage
+        .open(&path, crate::storage::OpenMode::Read)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    let mut buf = [0u8; SEGMENT_HEADER_SIZE];
+    let header = if len < SEGMENT_HEADER_SIZE as u64 {
+        Err(HeaderFault::Short)
+    } else {
+        file.read_at(&mut buf, 0)
+            .map_err(|e| Error::io("read", &path, e))?;
+        SegmentHeader::decode(&buf)
+    };
+    Ok(Opened { path, file, header })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -309,15 +309,10 @@ fn first_survivor(
 /// segment's start (a compaction may have dropped the records just below it).
 fn next_seq(storage: &dyn Storage, dir: &Path, report: &Report) -> Result<u64> {
     let number = report.segments.last().map_or(1, |s| s.segment);
-    let path = Listing::path(dir, number);
-    let file = storage
-        .open(&path, OpenMode::Read)
-        .map_err(|e| Error::io("open", &path, e))?;
-    let mut buf = [0u8; format::SEGMENT_HEADER_SIZE];
-    file.read_at(&mut buf, 0)
-        .map_err(|e| Error::io("read", &path, e))?;
-    let header =
-        SegmentHeader::decode(&buf).map_err(|_| Error::not_a_log(&path, "unreadable header"))?;
+    let opened = segment::open_with_header(storage, dir, number)?;
+    let header = opened
+        .header
+        .map_err(|_| Error::not_a_log(&opened.path, "unreadable header"))?;
     Ok(report
         .last_seq
         .map_or(header.first_seq, |l| (l + 1).max(header.first_seq)))

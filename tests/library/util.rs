@@ -112,3 +112,35 @@ pub fn plain(storage: &MemStorage) -> Options {
         ..options(storage)
     }
 }
+
+/// The first step of every crash oracle: the log never reads as corrupt, and a writer reopens
+/// it. Returns the reopened log with its records, or `None` where no segment survived (the
+/// first segment's creation never became durable), after checking nothing was acknowledged.
+pub fn reopen_after_crash(
+    storage: &MemStorage,
+    opts: Options,
+    acked: u64,
+    what: &str,
+) -> Option<(Log, Vec<Record>)> {
+    if !storage
+        .files()
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "wal"))
+    {
+        assert_eq!(
+            acked, 0,
+            "{what}: acknowledged records vanished with the first segment"
+        );
+        return None;
+    }
+    let (report, _) = scan_only(storage, &dir());
+    assert_ne!(
+        report.verdict(),
+        walctl::Verdict::Corrupt,
+        "{what}: {:?}",
+        report.damage
+    );
+    let log = Log::open(dir(), opts).unwrap_or_else(|e| panic!("{what}: reopen: {e}"));
+    let records = log.records().unwrap_or_else(|e| panic!("{what}: {e}"));
+    Some((log, records))
+}
