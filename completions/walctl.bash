@@ -31,6 +31,9 @@ _walctl() {
             walctl,generate)
                 cmd="walctl__subcmd__generate"
                 ;;
+            walctl,get)
+                cmd="walctl__subcmd__get"
+                ;;
             walctl,help)
                 cmd="walctl__subcmd__help"
                 ;;
@@ -82,6 +85,9 @@ _walctl() {
             walctl__subcmd__help,generate)
                 cmd="walctl__subcmd__help__subcmd__generate"
                 ;;
+            walctl__subcmd__help,get)
+                cmd="walctl__subcmd__help__subcmd__get"
+                ;;
             walctl__subcmd__help,help)
                 cmd="walctl__subcmd__help__subcmd__help"
                 ;;
@@ -113,7 +119,7 @@ _walctl() {
 
     case "${cmd}" in
         walctl)
-            opts="-h -V --dir --help --version append sync verify dump repair compact export-jsonl verify-export stat generate help"
+            opts="-h -V --dir --help --version append sync verify dump repair compact export-jsonl verify-export stat get generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -408,8 +414,26 @@ _walctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        walctl__subcmd__get)
+            opts="-h --json --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         walctl__subcmd__help)
-            opts="append sync verify dump repair compact export-jsonl verify-export stat generate help"
+            opts="append sync verify dump repair compact export-jsonl verify-export stat get generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -509,6 +533,20 @@ _walctl() {
         walctl__subcmd__help__subcmd__generate__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        walctl__subcmd__help__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -19,6 +19,7 @@ const SUBCOMMANDS: &[&str] = &[
     "export-jsonl",
     "verify-export",
     "stat",
+    "get",
 ];
 
 /// Runs `walctl generate <args>` and compares its output with the committed `file`.

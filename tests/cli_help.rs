@@ -57,6 +57,7 @@ pinned_help! {
     export_jsonl_help_is_pinned => "export-jsonl" ["export-jsonl"];
     verify_export_help_is_pinned => "verify-export" ["verify-export"];
     stat_help_is_pinned => "stat" ["stat"];
+    get_help_is_pinned => "get" ["get"];
     generate_help_is_pinned => "generate" ["generate"];
 }
 

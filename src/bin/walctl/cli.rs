@@ -15,6 +15,7 @@ Exit codes (the same for every command):
   2  usage error, or the command could not run (I/O error, not a walctl log, permission)
   3  corruption that truncation cannot fix without losing acknowledged data
   4  the log is locked by another writer (after the --wait time ran out)
+  5  get: the key has no live value
 
 Data goes to stdout, diagnostics to stderr. A closed stdout (`walctl dump | head`) exits 0.";
 
@@ -58,6 +59,7 @@ pub enum Command {
     #[command(name = "verify-export")]
     VerifyExport(cmd::verify_export::Args),
     Stat(cmd::stat::Args),
+    Get(cmd::get::Args),
     #[command(hide = true)]
     Generate(cmd::generate::Args),
 }

@@ -21,6 +21,8 @@ pub enum Exit {
     Corrupt,
     /// 4: another writer holds the log's lock (after the wait ran out).
     Locked,
+    /// 5: `get` found no live value for the key (outside the damage codes on purpose).
+    NotFound,
 }
 
 impl Exit {
@@ -32,6 +34,7 @@ impl Exit {
             Exit::Usage | Exit::Failure => 2,
             Exit::Corrupt => 3,
             Exit::Locked => 4,
+            Exit::NotFound => 5,
         }
     }
 
@@ -158,6 +161,11 @@ mod tests {
         let err = anyhow::Error::new(torn_tail_error()).context("compacting");
         assert_eq!(Exit::from_error(&err), Exit::TornTail);
         assert_eq!(Exit::TornTail.code(), 1);
+    }
+
+    #[test]
+    fn missing_key_exits_5_outside_the_damage_codes() {
+        assert_eq!(Exit::NotFound.code(), 5);
     }
 
     #[test]

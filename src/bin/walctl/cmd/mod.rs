@@ -7,6 +7,7 @@ pub mod compact;
 pub mod dump;
 pub mod export_jsonl;
 pub mod generate;
+pub mod get;
 pub mod repair;
 pub mod stat;
 pub mod sync;
@@ -39,6 +40,7 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<Exit> {
         Command::ExportJsonl(args) => export_jsonl::run(&dir, args, out),
         Command::VerifyExport(args) => verify_export::run(args, out),
         Command::Stat(args) => stat::run(&dir, args, out),
+        Command::Get(args) => get::run(&dir, args, out),
         Command::Generate(args) => generate::run(args, out),
     }
 }
