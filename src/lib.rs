@@ -55,7 +55,7 @@ pub mod segment;
 pub mod storage;
 pub mod time;
 
-pub use compact::{CompactReport, Compaction, Totals, compact};
+pub use compact::{CompactReport, Compaction, Pass, Totals, compact, compact_observed};
 pub use error::{Error, ErrorKind, Result};
 pub use format::RecordKind;
 pub use kv::{KeyEntry, KeyIndex};

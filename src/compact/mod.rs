@@ -94,11 +94,35 @@ pub struct Totals {
 /// [`ErrorKind::Corrupt`] if the read-back digest differs (the new log is then removed again and
 /// the old one kept).
 pub fn compact(dir: &Path, options: &Options, plan: &Compaction) -> Result<CompactReport> {
+    compact_observed(dir, options, plan, &mut |_, _| {})
+}
+
+/// The passes of a compaction, for progress reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// The verifying scan of the old log (and the key index for `--keys`).
+    Survey,
+    /// Reading the old log and writing the survivors.
+    Copy,
+}
+
+/// [`compact`], calling `observe` with the pass and the location of every record read, so a
+/// caller can show progress over the old log's bytes.
+///
+/// # Errors
+///
+/// As [`compact`].
+pub fn compact_observed(
+    dir: &Path,
+    options: &Options,
+    plan: &Compaction,
+    observe: &mut dyn FnMut(Pass, crate::report::Location),
+) -> Result<CompactReport> {
     let storage = &*options.storage;
     let _lock = repair::acquire_lock(storage, dir, options)?;
     install::ensure_readers_lock(storage, dir)?;
     install::resolve(storage, dir)?;
-    let (report, keys, firsts) = survey(storage, dir, plan)?;
+    let (report, keys, firsts) = survey(storage, dir, plan, observe)?;
     let old_next = next_seq(storage, dir, &report)?;
     let log_first = first_survivor(plan, &keys, firsts).unwrap_or(old_next);
     let mut out = CompactReport {
@@ -120,6 +144,7 @@ pub fn compact(dir: &Path, options: &Options, plan: &Compaction) -> Result<Compa
         storage,
         dir,
         &mut |r| {
+            observe(Pass::Copy, r.location);
             match rule.verdict(r) {
                 Fate::Keep => {
                     hash_record(&mut hasher, r);
@@ -242,6 +267,7 @@ fn survey(
     storage: &dyn Storage,
     dir: &Path,
     plan: &Compaction,
+    observe: &mut dyn FnMut(Pass, crate::report::Location),
 ) -> Result<(Report, HashMap<Vec<u8>, Latest>, Firsts)> {
     let mut keys: HashMap<Vec<u8>, Latest> = HashMap::new();
     let mut firsts = Firsts::default();
@@ -249,6 +275,7 @@ fn survey(
         storage,
         dir,
         &mut |r| {
+            observe(Pass::Survey, r.location);
             if plan.before.is_none_or(|b| r.seq >= b) {
                 firsts.any.get_or_insert(r.seq);
                 if r.key.is_none() {

@@ -182,12 +182,17 @@ pub struct Progress {
 impl Progress {
     /// A bar for scanning the log in `dir`; hidden (and costless) unless a person watches.
     pub fn new(out: &Output, dir: &Path) -> Progress {
+        Progress::labelled(out, dir, "scanning")
+    }
+
+    /// The same with another label on the bar.
+    pub fn labelled(out: &Output, dir: &Path, label: &'static str) -> Progress {
         let sizes = segment_sizes(dir);
         let total = sizes.iter().map(|&(_, len)| len).sum();
         let bar = if sizes.is_empty() {
             ProgressBar::hidden()
         } else {
-            out.progress(total, "scanning")
+            out.progress(total, label)
         };
         let mut base = HashMap::with_capacity(sizes.len());
         let mut before = 0;
@@ -219,6 +224,12 @@ impl Progress {
         let base = self.base.get(&location.segment).copied().unwrap_or(0);
         self.bar
             .set_position(base + location.offset + u64::from(location.length));
+    }
+
+    /// Starts the bar over with a new label, for a second pass over the same bytes.
+    pub fn restart(&mut self, label: &'static str) {
+        self.bar.set_position(0);
+        self.bar.set_message(label);
     }
 
     /// Removes the bar.

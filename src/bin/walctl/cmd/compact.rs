@@ -66,8 +66,18 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         keys: args.keys,
         dry_run: args.dry_run,
     };
-    let report = walctl::compact(dir, &args.wait.options(), &plan)
-        .with_context(|| format!("compacting the log in {}", dir.display()))?;
+    // One bar over the old log's bytes per pass: the verifying survey, then the copy.
+    let mut progress = crate::select::Progress::labelled(out, dir, "checking");
+    let mut pass = walctl::Pass::Survey;
+    let report = walctl::compact_observed(dir, &args.wait.options(), &plan, &mut |p, location| {
+        if p != pass {
+            pass = p;
+            progress.restart("compacting");
+        }
+        progress.update(location);
+    });
+    progress.finish();
+    let report = report.with_context(|| format!("compacting the log in {}", dir.display()))?;
     if args.json {
         json::write_line(out.stdout(), &to_json(&report))?;
     } else {
