@@ -75,6 +75,10 @@ pub const SEGMENT_FLAGS_KNOWN: u32 = SEGMENT_FLAG_COMPACTED | SEGMENT_FLAG_PREAL
 /// Record flag: the record carries a key (FORMAT.md §3), so an empty key differs from no key.
 pub const RECORD_FLAG_HAS_KEY: u8 = 1 << 0;
 
+/// The sequence numbers a record or segment header may carry (FORMAT.md §3): 0 is never a
+/// sequence number and `u64::MAX` is reserved, so "the next one" never overflows.
+pub const SEQ_RANGE: std::ops::RangeInclusive<u64> = 1..=u64::MAX - 1;
+
 /// LevelDB's CRC mask constant (FORMAT.md §5).
 pub const CRC_MASK_DELTA: u32 = 0xa282_ead8;
 
@@ -246,7 +250,7 @@ impl SegmentHeader {
             log_first_seq: le_u64(b, 40),
             created_nanos: le_u64(b, 48),
         };
-        if header.first_seq == 0 || header.log_first_seq == 0 {
+        if !SEQ_RANGE.contains(&header.first_seq) || !SEQ_RANGE.contains(&header.log_first_seq) {
             return Err(HeaderFault::Checksum);
         }
         Ok(header)
@@ -360,7 +364,11 @@ pub fn encode_record(
         key_bytes.len() + payload.len() <= RECORD_SIZE_LIMIT as usize,
         "record too large"
     );
-    assert!(meta.seq >= 1, "sequence numbers start at 1");
+    assert!(
+        SEQ_RANGE.contains(&meta.seq),
+        "sequence number {} out of range",
+        meta.seq
+    );
     if meta.kind == RecordKind::Tombstone {
         assert!(
             key.is_some() && payload.is_empty(),
@@ -486,7 +494,7 @@ pub fn decode_record_seeded(
         return Decoded::Invalid(Invalid::BodyChecksum);
     }
     let seq = le_u64(h, 16);
-    if seq == 0 {
+    if !SEQ_RANGE.contains(&seq) {
         return Decoded::Invalid(Invalid::Malformed);
     }
     Decoded::Record(RecordRef {

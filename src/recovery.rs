@@ -238,6 +238,8 @@ struct LogScan {
     first_header_seq: Option<u64>,
     /// Last valid sequence number before the current segment.
     prev_last: Option<u64>,
+    /// `first_seq` of the last segment whose header could be read.
+    last_first_seq: Option<u64>,
     /// Index in `report.damage` of the first damage found among the last segment's records.
     tail: Option<usize>,
 }
@@ -267,6 +269,7 @@ impl LogScan {
             tail: None,
             first_header_seq: None,
             prev_last: None,
+            last_first_seq: None,
         }
     }
 
@@ -431,6 +434,7 @@ impl LogScan {
         self.expect = Some((next, !header.is_compacted()));
         self.prev_last = self.report.last_seq;
         self.first_header_seq.get_or_insert(header.first_seq);
+        self.last_first_seq = Some(header.first_seq);
     }
 
     fn push(&mut self, d: Damage) {
@@ -481,7 +485,14 @@ impl LogScan {
             .unwrap_or(0)
             .max(last_sealed_seq(&self.report));
         self.report.durable_seq = (watermark > 0).then_some(watermark);
-        let last_valid = last.last_seq.or(self.report.last_seq).unwrap_or(0);
+        // As the writer's open does: an empty last segment accounts for everything before its
+        // first sequence number.
+        let floor = self.last_first_seq.map_or(0, |f| f - 1);
+        let last_valid = last
+            .last_seq
+            .or(self.report.last_seq)
+            .unwrap_or(0)
+            .max(floor);
         let Some(i) = self.tail else {
             if watermark > last_valid {
                 let why = format!(

@@ -38,6 +38,8 @@ def header(b):                                    # §2.1; None when unreadable
     ver, size, flags, log_id, seg, first, log_first, created = struct.unpack_from("<HHIQQQQQ", b, 8)
     if ver != 1 or size != 64 or flags & ~3:
         raise SystemExit("unsupported version or flags")
+    if not (0 < first < 2**64 - 1 and 0 < log_first < 2**64 - 1):
+        return None
     return dict(flags=flags, log_id=log_id, segment=seg, first_seq=first, log_first_seq=log_first)
 
 def watermark(b, bind):                           # §2.2: newest valid slot
@@ -60,7 +62,7 @@ def record(b, pos, bind):                         # §3; a dict, or None when no
     plen, klen, kind, flags, seq, ts = struct.unpack_from("<IHBBQQ", h, 8)
     has_key = flags & 1
     if kind not in (1, 2) or flags & ~1 or (not has_key and klen) or plen + klen > RECORD_SIZE_LIMIT \
-            or seq == 0 or (kind == 2 and (not has_key or plen)):
+            or not 0 < seq < 2**64 - 1 or (kind == 2 and (not has_key or plen)):
         return None
     end = pos + 32 + klen + plen
     if end > len(b) or mask(crc32c(b[pos + 32:end], c1)) != struct.unpack_from("<I", h, 0)[0]:
@@ -150,7 +152,7 @@ def scan(logdir):
     if tail:
         torn = tail[0]["kind"] != "bad_segment_header" and tail[0]["last_good"] >= wm
         corrupt |= not torn
-    elif records and wm > records[-1]["seq"]:
+    elif headers[-1] and wm > max(records[-1]["seq"] if records else 0, headers[-1]["first_seq"] - 1):
         corrupt = True                            # missing acknowledged records
     verdict = "corrupt" if corrupt else ("torn_tail" if tail else "clean")
     return records, verdict

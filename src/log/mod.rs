@@ -282,6 +282,14 @@ impl Log {
                 actual: st.next_seq,
             }));
         }
+        let last_needed = st
+            .next_seq
+            .checked_add(entries.len().saturating_sub(1) as u64);
+        if !entries.is_empty() && last_needed.is_none_or(|l| !format::SEQ_RANGE.contains(&l)) {
+            return Err(Error::new(ErrorKind::InvalidOptions(
+                "the log has used every sequence number (2^64 - 2); nothing was appended".into(),
+            )));
+        }
         let now = crate::time::now_nanos();
         let mut bind = format::binding(self.log_id, st.seg.number);
         let first = out.len();
