@@ -129,6 +129,9 @@ fn describe_open(out: &Output, dir: &Path, report: &OpenReport) {
             "removed {name}, left by an interrupted segment creation"
         ));
     }
+    if let Some(what) = report.compaction {
+        out.note(format_args!("{what} (the log is whole: see FORMAT.md §6.6)"));
+    }
     if report.durability_degraded {
         out.note(
             "warning: this file system cannot fsync directories; new segments are less durable",
