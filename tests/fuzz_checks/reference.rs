@@ -9,7 +9,7 @@ use walctl::{DamageKind, Record, Report, Verdict};
 ///
 /// `ctrl` bits: 0 fix up the CRCs of the body's records; 1 `COMPACTED`; 2 `PREALLOCATED`;
 /// 3 renumber the records `first_seq, first_seq + 1, ...` while fixing up; 4 write a watermark
-/// slot; 5 `first_seq = 1 + byte 1`; 6 `first_seq = u64::MAX - byte 1` (overrides 5).
+/// slot; 5 `first_seq = 1 + byte 1`; 6 `first_seq = 2^64 - 2 - byte 1` (overrides 5).
 #[derive(Clone, Debug)]
 pub struct SegmentInput {
     /// Recompute the CRCs of the records in `body` before use.
@@ -36,7 +36,8 @@ impl SegmentInput {
         let byte = |i: usize| data.get(i).copied().unwrap_or(0);
         let ctrl = byte(0);
         let first_seq = if ctrl & 64 != 0 {
-            u64::MAX - u64::from(byte(1))
+            // The highest valid first_seq is 2^64 - 2 (FORMAT.md §2.1, §3).
+            u64::MAX - 1 - u64::from(byte(1))
         } else if ctrl & 32 != 0 {
             1 + u64::from(byte(1))
         } else {
@@ -266,7 +267,8 @@ fn one_record(b: &[u8], bind: &[u8; 16], last: u64, compacted: bool) -> Option<R
     } else {
         last.checked_add(1) == Some(seq)
     };
-    if seq == 0 || !in_order {
+    // Sequence numbers are 1 to 2^64 - 2 (FORMAT.md §3): 0 and 2^64 - 1 never are.
+    if seq == 0 || seq == u64::MAX || !in_order {
         return None;
     }
     Some(RefRecord {
@@ -305,6 +307,7 @@ pub fn known_empty_segment_watermark_issue(input: &SegmentInput, report: &Report
     report.records == 0
         && input.first_seq > 1
         && input.slot.is_some_and(|w| w >= 1 && w < input.first_seq)
+        && !report.damage.is_empty()
         && report
             .damage
             .iter()
