@@ -1,0 +1,161 @@
+//! The durable half of the writer: handing pending records to the OS, zero-filling ahead,
+//! group-commit sync, and the watermark slot written after each sync (FORMAT.md §6).
+
+use super::{Active, Log, WRITEBACK_EVERY, WriteState};
+use crate::error::{Error, Result};
+use crate::format::{self, WatermarkSlot};
+use std::sync::Arc;
+
+impl Log {
+    /// Writes the pending records at the end of the segment with one write.
+    ///
+    /// On failure the file is truncated back to where the write started and the pending records
+    /// are dropped. Without a write buffer they are all from the failing call, which reports the
+    /// error, so their sequence numbers are free again. With a write buffer, earlier calls were
+    /// already told their sequence numbers, so the writer is poisoned instead of reusing them.
+    /// If the truncation fails too, the writer is poisoned either way.
+    pub(super) fn flush_locked(&self, st: &mut WriteState) -> Result<()> {
+        if st.pending.is_empty() {
+            return Ok(());
+        }
+        let start = st.seg.len;
+        let end = start + st.pending.len() as u64;
+        if end > st.seg.prealloc_end && st.seg.header.is_preallocated() {
+            self.preallocate(&mut st.seg, end)?;
+        }
+        if let Err(e) = st.seg.file.write_at(&st.pending, start) {
+            let err = Error::io("write", &st.seg.path, e);
+            if let Err(t) = st.seg.file.set_len(start) {
+                self.poison(format!(
+                    "{err}; truncating back to {start} also failed: {t}"
+                ));
+            } else if self.options.write_buffer > 0 {
+                self.poison(format!("{err}; buffered appends were lost"));
+            }
+            st.next_seq -= st.pending_records;
+            st.pending.clear();
+            st.pending_records = 0;
+            return Err(err);
+        }
+        st.seg.len += st.pending.len() as u64;
+        st.seg.has_records = true;
+        // Let the device start on what is written, so sealing or a sync later waits for less.
+        // A hint only: its failure changes nothing about durability.
+        if st.seg.len - st.seg.writeback_from >= WRITEBACK_EVERY {
+            let _ = st
+                .seg
+                .file
+                .start_writeback(st.seg.writeback_from, st.seg.len - st.seg.writeback_from);
+            st.seg.writeback_from = st.seg.len;
+        }
+        st.pending.clear();
+        st.pending_records = 0;
+        crate::kill_point("append_written");
+        Ok(())
+    }
+
+    /// Writes zeros ahead of the data, up to a chunk past `needed` (within the segment size).
+    /// A failure here changes no record, but the file's length is unknown: poison.
+    pub(super) fn preallocate(&self, seg: &mut Active, needed: u64) -> Result<()> {
+        let chunk = self.options.preallocate.max(1);
+        let target = needed.max((seg.prealloc_end + chunk).min(self.options.segment_size));
+        let zeros = vec![0u8; (target - seg.prealloc_end).min(1 << 20) as usize];
+        let mut at = seg.prealloc_end;
+        while at < target {
+            let n = (target - at).min(zeros.len() as u64) as usize;
+            if let Err(e) = seg.file.write_at(&zeros[..n], at) {
+                let err = Error::io("preallocate", &seg.path, e);
+                self.poison(err.to_string());
+                return Err(err);
+            }
+            at += n as u64;
+        }
+        seg.prealloc_end = target;
+        Ok(())
+    }
+
+    /// Makes every record appended so far durable. Concurrent calls share one fdatasync.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Poisoned`], or the I/O error of the failed fdatasync (which poisons).
+    pub fn sync(&self) -> Result<()> {
+        self.check_poison()?;
+        let target = {
+            let mut st = self.lock_state();
+            self.flush_locked(&mut st)?;
+            st.next_seq - 1
+        };
+        let mut ss = self.lock_sync();
+        loop {
+            if ss.durable_seq >= target {
+                return Ok(());
+            }
+            self.check_poison()?;
+            if !ss.leader {
+                break;
+            }
+            ss = self
+                .synced
+                .wait(ss)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        ss.leader = true;
+        drop(ss);
+        let result = self.lead_sync();
+        let mut ss = self.lock_sync();
+        ss.leader = false;
+        if let Ok(covered) = result {
+            ss.durable_seq = ss.durable_seq.max(covered);
+        }
+        self.synced.notify_all();
+        drop(ss);
+        result.map(|_| ())
+    }
+
+    /// The leader's part of a sync: fdatasync, then record the watermark. Returns the sequence
+    /// number now durable.
+    pub(super) fn lead_sync(&self) -> Result<u64> {
+        let (covered, number, file, path) = {
+            let mut st = self.lock_state();
+            // Followers' appends since their own flush ride along in this sync.
+            self.flush_locked(&mut st)?;
+            (
+                st.next_seq - 1,
+                st.seg.number,
+                Arc::clone(&st.seg.file),
+                st.seg.path.clone(),
+            )
+        };
+        if let Err(e) = file.sync_data() {
+            let err = Error::io("fdatasync", &path, e);
+            self.poison(err.to_string());
+            return Err(err);
+        }
+        crate::kill_point("sync_synced");
+        let mut st = self.lock_state();
+        // After a rotation the sealing wrote the old segment's final slot itself.
+        if st.seg.number == number && covered > st.seg.slot_seq {
+            self.write_slot(&mut st.seg, covered)?;
+        }
+        Ok(covered)
+    }
+
+    /// Writes the next watermark slot (not synced: the next fdatasync carries it).
+    pub(super) fn write_slot(&self, seg: &mut Active, durable_seq: u64) -> Result<()> {
+        let generation = seg.slot_generation + 1;
+        let slot = WatermarkSlot {
+            durable_seq,
+            generation,
+        };
+        let at = format::WATERMARK_SLOT_OFFSETS[(generation % 2) as usize];
+        if let Err(e) = seg.file.write_at(&slot.encode(self.log_id, seg.number), at) {
+            let err = Error::io("write watermark", &seg.path, e);
+            self.poison(err.to_string());
+            return Err(err);
+        }
+        seg.slot_generation = generation;
+        seg.slot_seq = durable_seq;
+        Ok(())
+    }
+}
