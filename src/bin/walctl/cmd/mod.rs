@@ -130,7 +130,9 @@ fn describe_open(out: &Output, dir: &Path, report: &OpenReport) {
         ));
     }
     if let Some(what) = report.compaction {
-        out.note(format_args!("{what} (the log is whole: see FORMAT.md §6.6)"));
+        out.note(format_args!(
+            "{what} (the log is whole: see FORMAT.md §6.6)"
+        ));
     }
     if report.durability_degraded {
         out.note(
