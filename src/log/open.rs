@@ -263,7 +263,7 @@ fn create_segment(
         return Err(corrupt(
             &path,
             0,
-            "a segment with this number already exists",
+            "a file already sits at the name of the segment this writer was about to create; walctl never writes there first, so another process did: move it aside and retry",
         ));
     }
     let temp = dir.join(temp_name(header.segment));
