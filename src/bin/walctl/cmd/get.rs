@@ -79,16 +79,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     let w = out.stdout();
     if args.json {
         let mut lines = crate::jsonline::LineWriter::default();
-        let view = walctl::RecordView {
-            seq: r.seq,
-            timestamp_nanos: r.timestamp_nanos,
-            kind: r.kind,
-            key: r.key.as_deref(),
-            payload: &r.payload,
-            location: r.location,
-            crc: r.crc,
-        };
-        w.write_all(lines.record(&view, PayloadFormat::Text))?;
+        w.write_all(lines.record(&crate::select::view(&r), PayloadFormat::Text))?;
     } else if out_is_terminal() {
         writeln!(w, "{}", text::escape(&r.payload))?;
     } else {
