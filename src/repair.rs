@@ -16,6 +16,7 @@ use crate::storage::{DirSync, OpenMode, Storage, StorageFile, StorageLock};
 use sha2::{Digest, Sha256};
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 /// A tail that was cut (or, in a plan, would be).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,6 +145,9 @@ pub(crate) fn cut_tail(
     reason: &str,
 ) -> Result<TailCut> {
     let seg_path = Listing::path(dir, plan.segment);
+    // The journal is opened first: if it cannot be (a planted FIFO or symlink, a permission),
+    // the repair refuses before any byte changes, rather than cutting without a record.
+    let journal = open_journal(storage, dir)?;
     let (side_name, side) = create_side_file(storage, dir, plan.segment, plan.offset)?;
     let side_path = dir.join(&side_name);
     let mut hasher = Sha256::new();
@@ -170,7 +174,7 @@ pub(crate) fn cut_tail(
     crate::kill_point("repair_cut");
     plan.sha256 = hex(&hasher.finalize());
     plan.side_file = side_name;
-    append_journal(storage, dir, &plan, reason)?;
+    append_journal(storage, dir, journal, &plan, reason)?;
     Ok(plan)
 }
 
@@ -199,7 +203,28 @@ fn create_side_file(
     ))
 }
 
-fn append_journal(storage: &dyn Storage, dir: &Path, cut: &TailCut, reason: &str) -> Result<()> {
+/// The repair journal, opened for appending (created if missing); whether it was created.
+fn open_journal(storage: &dyn Storage, dir: &Path) -> Result<(Arc<dyn StorageFile>, bool)> {
+    let path = dir.join(JOURNAL_NAME);
+    match storage.open(&path, OpenMode::ReadWrite) {
+        Ok(f) => Ok((f, false)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((
+            storage
+                .open(&path, OpenMode::CreateNew)
+                .map_err(|e| Error::io("create", &path, e))?,
+            true,
+        )),
+        Err(e) => Err(Error::io("open", &path, e)),
+    }
+}
+
+fn append_journal(
+    storage: &dyn Storage,
+    dir: &Path,
+    (file, created): (Arc<dyn StorageFile>, bool),
+    cut: &TailCut,
+    reason: &str,
+) -> Result<()> {
     let path = dir.join(JOURNAL_NAME);
     let now = crate::time::now_nanos();
     let line = serde_json::json!({
@@ -216,16 +241,6 @@ fn append_journal(storage: &dyn Storage, dir: &Path, cut: &TailCut, reason: &str
     });
     let mut text = line.to_string();
     text.push('\n');
-    let (file, created) = match storage.open(&path, OpenMode::ReadWrite) {
-        Ok(f) => (f, false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (
-            storage
-                .open(&path, OpenMode::CreateNew)
-                .map_err(|e| Error::io("create", &path, e))?,
-            true,
-        ),
-        Err(e) => return Err(Error::io("open", &path, e)),
-    };
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
     file.write_at(text.as_bytes(), len)
         .map_err(|e| Error::io("write", &path, e))?;

@@ -338,14 +338,16 @@ fn names_created_by_a_torn_tail_repair() {
             };
             let (outcome, sb) = run_case("repair.jsonl", plant, |sb| prepare_torn(sb, false), op);
             assert!(outcome.is_err(), "repair.jsonl as {plant:?} was used");
-            // The journal comes last (FORMAT.md §7): the cut is done and its bytes are kept in
-            // the side file even though the operation reports the journal's failure.
+            // The journal is opened before anything changes (FORMAT.md §7): a journal that
+            // cannot be used refuses the repair with the segment untouched and no side file.
             let seg = fs::metadata(sb.dir.join("00000000000000000001.wal")).unwrap();
-            assert_eq!(seg.len(), CUT_OFFSET, "the segment was not cut");
-            let side = fs::read(sb.dir.join(side_name())).expect("the side file");
             assert!(
-                side.ends_with(&garbage()),
-                "the cut bytes are not in the side file"
+                seg.len() > CUT_OFFSET,
+                "repair.jsonl as {plant:?}: the segment was cut"
+            );
+            assert!(
+                !sb.dir.join(side_name()).exists(),
+                "repair.jsonl as {plant:?}: a side file"
             );
             // The side file: a planted name is skipped for `<name>-1`, and the cut succeeds.
             let side = side_name();
