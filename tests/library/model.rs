@@ -88,20 +88,7 @@ impl Machine {
             );
         }
         let log = Log::open(dir(), self.options()).unwrap_or_else(|e| panic!("{what}: {e}"));
-        let actual: Vec<(u64, usize)> = log
-            .records()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                assert_eq!(
-                    r.payload,
-                    payload(r.seq, r.payload.len()),
-                    "{what}: payload of {}",
-                    r.seq
-                );
-                (r.seq, r.payload.len())
-            })
-            .collect();
+        let actual = crate::util::seqs_and_lengths(&log.records().unwrap(), what);
         assert!(
             self.model.records.starts_with(&actual),
             "{what}: not a prefix of what was appended"

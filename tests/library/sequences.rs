@@ -120,18 +120,7 @@ fn check(storage: &MemStorage, e: &Expect, what: &str) {
     else {
         return;
     };
-    let got: Vec<(u64, usize)> = records
-        .iter()
-        .map(|r| {
-            assert_eq!(
-                r.payload,
-                payload(r.seq, r.payload.len()),
-                "{what}: payload of {}",
-                r.seq
-            );
-            (r.seq, r.payload.len())
-        })
-        .collect();
+    let got = crate::util::seqs_and_lengths(&records, what);
     let old = e.records.clone();
     let new: Vec<(u64, usize)> = match e.maybe_compacted {
         Some(b) => old.iter().copied().filter(|(s, _)| *s >= b).collect(),

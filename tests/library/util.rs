@@ -144,3 +144,20 @@ pub fn reopen_after_crash(
     let records = log.records().unwrap_or_else(|e| panic!("{what}: {e}"));
     Some((log, records))
 }
+
+/// `(seq, payload length)` of each record, after checking every payload is the one
+/// [`payload`] wrote for its sequence number: the shape the crash oracles compare.
+pub fn seqs_and_lengths(records: &[Record], what: &str) -> Vec<(u64, usize)> {
+    records
+        .iter()
+        .map(|r| {
+            assert_eq!(
+                r.payload,
+                payload(r.seq, r.payload.len()),
+                "{what}: payload of {}",
+                r.seq
+            );
+            (r.seq, r.payload.len())
+        })
+        .collect()
+}
