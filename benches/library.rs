@@ -223,18 +223,32 @@ fn scan(root: &Path, payload_len: usize, bytes: u64) {
     );
 }
 
+/// Whether the row named `name` runs: all rows unless `WALCTL_BENCH_ROWS` lists some
+/// (comma-separated: `append`, `sync1`, `threads`, `scan`).
+fn wanted(name: &str) -> bool {
+    std::env::var("WALCTL_BENCH_ROWS").map_or(true, |rows| rows.split(',').any(|r| r == name))
+}
+
 fn main() {
     let root = std::env::var_os("WALCTL_BENCH_DIR")
         .map_or_else(|| std::env::temp_dir().join("walctl-bench"), Into::into);
     let q = quick();
     println!("| workload | baseline | walctl | ratio |\n|---|---|---|---|");
-    append_no_sync(&root, 100, if q { 200_000 } else { 2_000_000 });
-    append_no_sync(&root, 1024, if q { 50_000 } else { 500_000 });
-    append_sync_one_thread(&root, if q { 300 } else { 2000 });
-    for threads in [1, 8, 32] {
-        append_sync_threads(&root, threads, if q { 100 } else { 500 } / threads.min(8));
+    if wanted("append") {
+        append_no_sync(&root, 100, if q { 200_000 } else { 2_000_000 });
+        append_no_sync(&root, 1024, if q { 50_000 } else { 500_000 });
     }
-    scan(&root, 1024, if q { 64 << 20 } else { 1 << 30 });
-    scan(&root, 100, if q { 64 << 20 } else { 1 << 30 });
+    if wanted("sync1") {
+        append_sync_one_thread(&root, if q { 300 } else { 2000 });
+    }
+    if wanted("threads") {
+        for threads in [1, 8, 32] {
+            append_sync_threads(&root, threads, if q { 100 } else { 500 } / threads.min(8));
+        }
+    }
+    if wanted("scan") {
+        scan(&root, 1024, if q { 64 << 20 } else { 1 << 30 });
+        scan(&root, 100, if q { 64 << 20 } else { 1 << 30 });
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -12,7 +12,8 @@ impl Log {
     /// On failure the file is truncated back to where the write started and the pending records
     /// are dropped. Without a write buffer they are all from the failing call, which reports the
     /// error, so their sequence numbers are free again. With a write buffer, earlier calls were
-    /// already told their sequence numbers, so the writer is poisoned instead of reusing them.
+    /// already told their sequence numbers, and deferred `append_and_sync` records belong to
+    /// callers waiting on a sync, so the writer is poisoned instead of reusing them.
     /// If the truncation fails too, the writer is poisoned either way.
     pub(super) fn flush_locked(&self, st: &mut WriteState) -> Result<()> {
         if st.pending.is_empty() {
@@ -29,12 +30,13 @@ impl Log {
                 self.poison(format!(
                     "{err}; truncating back to {start} also failed: {t}"
                 ));
-            } else if self.options.write_buffer > 0 {
+            } else if self.options.write_buffer > 0 || st.pending_deferred {
                 self.poison(format!("{err}; buffered appends were lost"));
             }
             st.next_seq -= st.pending_records;
             st.pending.clear();
             st.pending_records = 0;
+            st.pending_deferred = false;
             return Err(err);
         }
         st.seg.len += st.pending.len() as u64;
@@ -50,6 +52,7 @@ impl Log {
         }
         st.pending.clear();
         st.pending_records = 0;
+        st.pending_deferred = false;
         crate::kill_point("append_written");
         Ok(())
     }
@@ -74,7 +77,8 @@ impl Log {
         Ok(())
     }
 
-    /// Makes every record appended so far durable. Concurrent calls share one fdatasync.
+    /// Makes every record appended so far durable. Concurrent calls share one fdatasync
+    /// (group commit, `group.rs`).
     ///
     /// # Errors
     ///
@@ -86,31 +90,7 @@ impl Log {
             self.flush_locked(&mut st)?;
             st.next_seq - 1
         };
-        let mut ss = self.lock_sync();
-        loop {
-            if ss.durable_seq >= target {
-                return Ok(());
-            }
-            self.check_poison()?;
-            if !ss.leader {
-                break;
-            }
-            ss = self
-                .synced
-                .wait(ss)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-        ss.leader = true;
-        drop(ss);
-        let result = self.lead_sync();
-        let mut ss = self.lock_sync();
-        ss.leader = false;
-        if let Ok(covered) = result {
-            ss.durable_seq = ss.durable_seq.max(covered);
-        }
-        self.synced.notify_all();
-        drop(ss);
-        result.map(|_| ())
+        self.sync_through(target)
     }
 
     /// The leader's part of a sync: fdatasync, then record the watermark. Returns the sequence

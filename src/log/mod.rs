@@ -16,9 +16,11 @@
 //!   retried, because after a failure the kernel may report success for data it dropped.
 
 mod durable;
+mod group;
 mod open;
 mod sink;
 
+use group::SyncState;
 use sink::{OneOrMore, Sink};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -30,8 +32,8 @@ use crate::report::{Location, Record, Report};
 use crate::storage::{StorageFile, StorageLock};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One record to append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +115,8 @@ pub struct Log {
     log_first_seq: u64,
     state: Mutex<WriteState>,
     sync: Mutex<SyncState>,
-    synced: Condvar,
+    /// `SyncState::durable_seq`, readable without the lock (waiters check it after waking).
+    durable: AtomicU64,
     poisoned: AtomicBool,
     poison_cause: Mutex<Option<String>>,
     degraded: AtomicBool,
@@ -133,6 +136,8 @@ struct WriteState {
     /// Encoded records not yet handed to the OS.
     pending: Vec<u8>,
     pending_records: u64,
+    /// Whether `pending` holds records of `append_and_sync` callers waiting for a sync.
+    pending_deferred: bool,
 }
 
 /// The segment being appended to.
@@ -153,13 +158,12 @@ struct Active {
     writeback_from: u64,
 }
 
+/// Bytes of deferred `append_and_sync` records held before they are written without waiting
+/// for the sync's leader, so many waiting writers cannot grow the buffer without bound.
+const DEFERRED_MAX: usize = 1 << 20;
+
 /// Bytes written between two early-writeback hints (RocksDB's `bytes_per_sync` idea).
 const WRITEBACK_EVERY: u64 = 8 << 20;
-
-struct SyncState {
-    durable_seq: u64,
-    leader: bool,
-}
 
 impl Log {
     /// Opens (or creates) the log in `dir` for writing.
@@ -203,7 +207,7 @@ impl Log {
     /// The highest sequence number known durable.
     #[must_use]
     pub fn durable_seq(&self) -> u64 {
-        self.lock_sync().durable_seq
+        self.durable.load(Ordering::Acquire)
     }
 
     /// Whether directory fsyncs are unsupported here (new segments less durable).
@@ -230,7 +234,7 @@ impl Log {
     pub fn append_entry(&self, entry: &Entry<'_>) -> Result<Appended> {
         // A one-element array, not a Vec: the common case allocates nothing.
         let mut out = OneOrMore::default();
-        self.append_into(std::slice::from_ref(entry), None, &mut out)?;
+        self.append_into(std::slice::from_ref(entry), None, &mut out, false)?;
         Ok(out.first.expect("one entry appended"))
     }
 
@@ -240,10 +244,17 @@ impl Log {
     ///
     /// As [`Log::append_entry`] and [`Log::sync`].
     pub fn append_and_sync(&self, entry: &Entry<'_>) -> Result<Appended> {
-        let appended = self.append_entry(entry)?;
-        if self.options.sync_policy != SyncPolicy::EveryAppend {
-            self.sync()?;
+        if self.options.sync_policy == SyncPolicy::EveryAppend {
+            return self.append_entry(entry);
         }
+        // The record is only encoded here; the sync's leader writes it together with every
+        // other waiting record in one write before its fdatasync (group commit, `group.rs`).
+        // Nobody is told its sequence number before that sync succeeded, so a failed write
+        // poisons instead of handing the numbers out again (`flush_locked`).
+        let mut out = OneOrMore::default();
+        self.append_into(std::slice::from_ref(entry), None, &mut out, true)?;
+        let appended = out.first.expect("one entry appended");
+        self.sync_through(appended.seq)?;
         Ok(appended)
     }
 
@@ -264,14 +275,17 @@ impl Log {
         expect_next_seq: Option<u64>,
         out: &mut Vec<Appended>,
     ) -> Result<()> {
-        self.append_into(entries, expect_next_seq, out)
+        self.append_into(entries, expect_next_seq, out, false)
     }
 
+    /// Encodes `entries` and, unless `defer` (the caller syncs next) or a write buffer holds
+    /// them, hands them to the OS.
     fn append_into(
         &self,
         entries: &[Entry<'_>],
         expect_next_seq: Option<u64>,
         out: &mut impl Sink,
+        defer: bool,
     ) -> Result<()> {
         self.check_poison()?;
         for e in entries {
@@ -331,7 +345,13 @@ impl Log {
                 location,
             });
         }
-        if st.pending.len() >= self.options.write_buffer
+        st.pending_deferred |= defer;
+        let hold = if defer {
+            self.options.write_buffer.max(DEFERRED_MAX)
+        } else {
+            self.options.write_buffer
+        };
+        if st.pending.len() >= hold
             && let Err(err) = self.flush_locked(&mut st)
         {
             out.truncate(written);

@@ -17,8 +17,8 @@ use crate::segment::{self, Listing, temp_name};
 use crate::storage::{DirSync, OpenMode, Storage, read_vec};
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
     format::check_limits(
@@ -73,12 +73,10 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
             next_seq,
             pending: Vec::new(),
             pending_records: 0,
+            pending_deferred: false,
         }),
-        sync: Mutex::new(SyncState {
-            durable_seq,
-            leader: false,
-        }),
-        synced: Condvar::new(),
+        sync: Mutex::new(SyncState::new(durable_seq)),
+        durable: AtomicU64::new(durable_seq),
         poisoned: AtomicBool::new(false),
         poison_cause: Mutex::new(None),
         degraded: AtomicBool::new(opened.durability_degraded),
@@ -328,7 +326,7 @@ impl Log {
         }
         {
             let mut ss = self.lock_sync();
-            ss.durable_seq = ss.durable_seq.max(last);
+            self.raise_durable(&mut ss, last);
         }
         crate::kill_point("rotate_sealed");
         let preallocated = self.options.preallocate > 0;

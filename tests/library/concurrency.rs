@@ -88,3 +88,60 @@ fn concurrent_syncs_coalesce_into_fewer_fdatasyncs() {
     let (report, records) = scan(&storage, &dir());
     assert_eq!((report.verdict(), records.len()), (Verdict::Clean, 320));
 }
+
+#[test]
+fn a_failed_group_sync_fails_every_waiter_and_loses_no_acknowledged_record() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use walctl::storage::{CrashMode, Fault};
+    // Fail the n-th fdatasync while 16 writers queue behind it (each sync takes 1 ms). Every
+    // writer must return (a lost wake-up would hang here), none may be acknowledged after
+    // the failure, and every acknowledged record must survive a power loss.
+    for fail_at in [1u64, 2, 5, 9] {
+        let storage = MemStorage::new();
+        let log = Arc::new(Log::open(dir(), options(&storage)).unwrap());
+        let syncs = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&syncs);
+        storage.set_faults(Some(Box::new(move |op| {
+            if op.op != TraceOp::SyncData {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            (counter.fetch_add(1, Ordering::SeqCst) + 1 == fail_at).then_some(Fault::Errno(5))
+        })));
+        let handles: Vec<_> = (0..16)
+            .map(|t| {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let mut acked = Vec::new();
+                    for i in 0..10 {
+                        let payload = format!("t{t}-{i}");
+                        match log.append_and_sync(&Entry::data(payload.as_bytes())) {
+                            Ok(a) => acked.push((a.seq, payload)),
+                            Err(_) => break,
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        let mut acked = Vec::new();
+        for h in handles {
+            acked.extend(h.join().unwrap());
+        }
+        assert!(log.is_poisoned(), "fail_at={fail_at}");
+        assert!(log.append_and_sync(&Entry::data(b"late")).is_err());
+        drop(log);
+        storage.set_faults(None);
+        let crashed = storage.crash(CrashMode::DropUnsynced);
+        let (report, records) = scan(&crashed, &dir());
+        assert_ne!(report.verdict(), Verdict::Corrupt, "fail_at={fail_at}");
+        for (seq, payload) in &acked {
+            let found = records.iter().find(|r| r.seq == *seq);
+            assert_eq!(
+                found.map(|r| r.payload.as_slice()),
+                Some(payload.as_bytes()),
+                "fail_at={fail_at}: acknowledged record {seq} lost"
+            );
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use walctl::storage::{CrashMode, Fault, MemStorage, TraceOp};
 use walctl::{Compaction, ErrorKind, Log};
 
-/// Runs a workload of appends (some rotating), syncs, a reopen, a repair and a compaction.
+/// Runs a workload of appends (some rotating, some `append_and_sync`), syncs, a reopen, a repair and a compaction.
 /// Returns (records acknowledged by a successful sync, appends that returned Ok).
 fn workload(storage: &MemStorage) -> (u64, u64) {
     let (mut acked, mut appended) = (0u64, 0u64);
@@ -20,6 +20,27 @@ fn workload(storage: &MemStorage) -> (u64, u64) {
     let mut failed_sync = false;
     for i in 1..=24u64 {
         let len = if i % 6 == 0 { 9000 } else { 150 };
+        if i % 5 == 0 {
+            // A deferred write: the sync's leader writes it (group commit).
+            match log.append_and_sync(&walctl::Entry::data(&payload(appended + 1, len))) {
+                Ok(a) => {
+                    assert!(
+                        !failed_sync,
+                        "an append_and_sync succeeded after a failed sync"
+                    );
+                    assert_eq!(a.seq, appended + 1, "no record after a partial one");
+                    appended += 1;
+                    acked = appended;
+                }
+                Err(e) => {
+                    assert!(!matches!(e.kind(), ErrorKind::Corrupt { .. }), "{e}");
+                    // The record may be on disk without its sync having succeeded.
+                    appended += 1;
+                    failed_sync = true;
+                }
+            }
+            continue;
+        }
         match log.append(&payload(appended + 1, len)) {
             Ok(a) => {
                 assert!(!failed_sync, "an append succeeded after a failed sync");

@@ -1,0 +1,127 @@
+//! Group commit (FORMAT.md §6.3): concurrent syncs share one fdatasync.
+//!
+//! The first caller to find no sync in flight becomes the leader: it hands pending records to
+//! the OS, fdatasyncs, records the watermark, and then wakes exactly the callers whose records
+//! that fdatasync covered, plus one caller it did not cover, which leads the next round. Each
+//! waiter parks on its own thread handle rather than a shared condition variable: with a shared
+//! one every finished sync woke all waiters, which then queued on one mutex only to find most
+//! of them had to wait again. On two cores with 32 writers that wake-up storm, not the disk,
+//! bounded durable throughput (about eight futex calls per record, measured with `strace -c`).
+//!
+//! Invariant: whenever waiters are registered, either a leader is in flight or one waiter has
+//! been woken to take over (the baton). Every path that leaves waiters behind keeps it: a
+//! finishing leader passes the baton, a baton holder leads or registers behind a newer leader,
+//! and a caller that finds the writer poisoned wakes everyone so they fail too.
+
+use super::Log;
+use crate::error::Result;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::Thread;
+
+/// Shared state of group commit, behind `Log::sync`.
+#[derive(Default)]
+pub(super) struct SyncState {
+    /// The highest sequence number known durable (mirrored in `Log::durable`).
+    pub(super) durable_seq: u64,
+    /// Whether a leader's fdatasync is in flight.
+    leader: bool,
+    /// Callers waiting for a sync that covers their records.
+    waiters: Vec<Waiter>,
+}
+
+struct Waiter {
+    /// The sequence number this caller needs durable.
+    target: u64,
+    thread: Thread,
+    /// Set (before `unpark`) when the waiter is removed from the list, so a spurious wake-up
+    /// is told apart from a real one.
+    woken: Arc<AtomicBool>,
+}
+
+impl SyncState {
+    /// A state for a log whose records up to `durable_seq` are durable.
+    pub(super) fn new(durable_seq: u64) -> SyncState {
+        SyncState {
+            durable_seq,
+            ..SyncState::default()
+        }
+    }
+}
+
+impl Log {
+    /// Returns once every record up to `target` is durable, leading a sync if none is in flight.
+    /// Records appended (or buffered) before the call are covered by the next sync that starts.
+    pub(super) fn sync_through(&self, target: u64) -> Result<()> {
+        loop {
+            if self.durable.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            let mut ss = self.lock_sync();
+            if ss.durable_seq >= target {
+                return Ok(());
+            }
+            if let Err(err) = self.check_poison() {
+                let all = std::mem::take(&mut ss.waiters);
+                drop(ss);
+                wake(all);
+                return Err(err);
+            }
+            if !ss.leader {
+                ss.leader = true;
+                drop(ss);
+                return self.lead_round(target);
+            }
+            let woken = Arc::new(AtomicBool::new(false));
+            ss.waiters.push(Waiter {
+                target,
+                thread: std::thread::current(),
+                woken: Arc::clone(&woken),
+            });
+            drop(ss);
+            while !woken.load(Ordering::Acquire) {
+                std::thread::park();
+            }
+        }
+    }
+
+    /// One round as leader: the sync itself, then the wake-ups. The next leader is woken first,
+    /// so its fdatasync starts while the covered callers are still being woken.
+    fn lead_round(&self, target: u64) -> Result<()> {
+        let result = self.lead_sync();
+        let mut ss = self.lock_sync();
+        ss.leader = false;
+        let to_wake = match result {
+            Ok(covered) => {
+                debug_assert!(covered >= target, "a leader covers its own records");
+                self.raise_durable(&mut ss, covered);
+                let durable = ss.durable_seq;
+                let (mut done, rest): (Vec<_>, Vec<_>) =
+                    ss.waiters.drain(..).partition(|w| w.target <= durable);
+                ss.waiters = rest;
+                if !ss.waiters.is_empty() {
+                    let baton = ss.waiters.swap_remove(0);
+                    done.insert(0, baton);
+                }
+                done
+            }
+            Err(_) => std::mem::take(&mut ss.waiters),
+        };
+        drop(ss);
+        wake(to_wake);
+        result.map(|_| ())
+    }
+
+    /// Raises the durable watermark (never lowers it).
+    pub(super) fn raise_durable(&self, ss: &mut SyncState, seq: u64) {
+        ss.durable_seq = ss.durable_seq.max(seq);
+        self.durable.store(ss.durable_seq, Ordering::Release);
+    }
+}
+
+fn wake(waiters: Vec<Waiter>) {
+    for w in waiters {
+        w.woken.store(true, Ordering::Release);
+        w.thread.unpark();
+    }
+}
