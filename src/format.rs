@@ -14,8 +14,12 @@ use crate::error::{Error, ErrorKind};
 /// conversion; a truncated file cannot carry all eight bytes.
 pub const SEGMENT_MAGIC: [u8; 8] = [0x89, b'W', b'A', b'L', b'\r', b'\n', 0x1a, b'\n'];
 
-/// The format version this code writes (FORMAT.md §2.1). Readers accept versions up to this one.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this code writes (FORMAT.md §2.1, §10). Readers accept every version from
+/// 1 up to this one.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The first version whose watermark slots record `durable_end` (FORMAT.md §2.2, §10).
+pub const FORMAT_VERSION_DURABLE_END: u16 = 2;
 
 /// Size of the immutable segment header in bytes (FORMAT.md §2.1).
 pub const SEGMENT_HEADER_SIZE: usize = 64;
@@ -277,6 +281,10 @@ pub struct WatermarkSlot {
     pub durable_seq: u64,
     /// Write counter; of two valid slots the higher generation is the newer.
     pub generation: u64,
+    /// Version 2: the offset just past the segment's record `durable_seq` (12288 when the
+    /// segment holds none of the durable records), so a writer's open resumes there instead of
+    /// scanning the segment. Version 1: zero (the bytes were reserved); never trusted then.
+    pub durable_end: u64,
 }
 
 impl WatermarkSlot {
@@ -286,7 +294,8 @@ impl WatermarkSlot {
         let mut b = [0u8; WATERMARK_SLOT_SIZE];
         b[0..8].copy_from_slice(&self.durable_seq.to_le_bytes());
         b[8..16].copy_from_slice(&self.generation.to_le_bytes());
-        // Bytes 16..28 are reserved and stay zero.
+        b[16..24].copy_from_slice(&self.durable_end.to_le_bytes());
+        // Bytes 24..28 are reserved and stay zero.
         let crc = slot_crc(log_id, segment, &b[..28]);
         b[28..32].copy_from_slice(&crc.to_le_bytes());
         b
@@ -303,6 +312,7 @@ impl WatermarkSlot {
         Some(WatermarkSlot {
             durable_seq: le_u64(b, 0),
             generation: le_u64(b, 8),
+            durable_end: le_u64(b, 16),
         })
     }
 }
@@ -676,6 +686,7 @@ mod tests {
         let s = WatermarkSlot {
             durable_seq: 77,
             generation: 3,
+            durable_end: 20_000,
         };
         let b = s.encode(1, 1);
         assert_eq!(WatermarkSlot::decode(&b, 1, 1), Some(s));

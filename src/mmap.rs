@@ -6,7 +6,9 @@
 //! contract is: map only files that nothing truncates while the map lives. The locking design
 //! gives that: only the last segment of a log is ever truncated (torn-tail repair, under the
 //! writer lock), sealed segments are never written again, and compaction replaces files by
-//! rename and unlink, which leaves an existing mapping valid. The last segment is never mapped.
+//! rename and unlink, which leaves an existing mapping valid. The last segment is mapped only by a
+//! writer's open while it holds the writer lock, which every truncation also needs, and the
+//! mapping is dropped before open itself cuts a torn tail; readers without the lock read it.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -17,15 +19,17 @@ use std::io;
 pub struct Map(memmap2::Mmap);
 
 impl Map {
-    /// Maps `file`, which must be a sealed segment (see the module contract).
+    /// Maps `file`, which must be a sealed segment or the last segment under the writer lock
+    /// (see the module contract).
     ///
     /// # Errors
     ///
     /// The operating system's error.
     pub(crate) fn sealed(file: &File) -> io::Result<Map> {
-        // SAFETY: the file is a sealed segment, which no walctl process truncates or rewrites
-        // (module docs). A foreign process modifying it would break that promise; the worst
-        // outcome is then a checksum failure or SIGBUS, never reading outside the mapping.
+        // SAFETY: the file is a sealed segment, which no walctl process truncates or rewrites,
+        // or the last segment while this process holds the writer lock (module docs). A
+        // foreign process modifying it would break that promise; the worst outcome is then a
+        // checksum failure or SIGBUS, never reading outside the mapping.
         // Populating the whole mapping up front (MAP_POPULATE on Linux) replaces one page fault
         // per 4 KiB with one call: scans read every byte anyway.
         let map = unsafe { memmap2::MmapOptions::new().populate().map(file)? };

@@ -132,26 +132,59 @@ pub(crate) fn scan_segment(
         bytes.len() as u64 >= SEGMENT_DATA_START,
         "caller checks the preamble"
     );
-    let seed = format::binding_seed(&format::binding(header.log_id, header.segment));
+    let from = Resume {
+        offset: SEGMENT_DATA_START,
+        last_seq: header.first_seq - 1,
+    };
     let watermark = read_watermark(bytes, header);
+    scan_records(
+        &bytes[from.offset as usize..],
+        from,
+        header,
+        watermark,
+        visit,
+    )
+}
+
+/// Where a scan of a segment's records starts: a record boundary, and the sequence number of
+/// the record before it (`first_seq - 1` at the start of the segment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Resume {
+    pub offset: u64,
+    pub last_seq: u64,
+}
+
+/// Scans `data`, the bytes of the segment from `from.offset` to the end of the file, as
+/// [`scan_segment`] scans a whole segment. Offsets in the result are offsets in the file; the
+/// records before `from` are taken as they are, unread.
+pub(crate) fn scan_records(
+    data: &[u8],
+    from: Resume,
+    header: &SegmentHeader,
+    watermark: Option<WatermarkSlot>,
+    visit: &mut Visit<'_>,
+) -> SegmentScan {
+    let seed = format::binding_seed(&format::binding(header.log_id, header.segment));
+    let base = from.offset as usize;
     let mut scan = SegmentScan {
-        valid_len: SEGMENT_DATA_START,
+        valid_len: from.offset,
         durable_seq: watermark.map(|w| w.durable_seq),
         slot_generation: watermark.map_or(0, |w| w.generation),
+        last_seq: (from.last_seq >= header.first_seq).then_some(from.last_seq),
         ..SegmentScan::default()
     };
-    let mut last_good = header.first_seq - 1;
-    let mut pos = SEGMENT_DATA_START as usize;
+    let mut last_good = from.last_seq;
+    let mut pos = 0;
     let mut resynced = false;
-    while pos < bytes.len() {
-        match format::decode_record_seeded(&bytes[pos..], seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT) {
+    while pos < data.len() {
+        match format::decode_record_seeded(&data[pos..], seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT) {
             Decoded::Record(r) => {
                 let end = pos + r.length as usize;
                 let seq = r.meta.seq;
                 if seq <= last_good {
                     scan.damage.push(LocalDamage {
                         kind: DamageKind::SequenceRegression,
-                        offset: pos as u64,
+                        offset: (base + pos) as u64,
                         length: u64::from(r.length),
                         last_good_seq: scan.last_seq,
                         records_before: scan.records,
@@ -161,7 +194,7 @@ pub(crate) fn scan_segment(
                     if seq != last_good + 1 && !header.is_compacted() && !resynced {
                         scan.damage.push(LocalDamage {
                             kind: DamageKind::SequenceGap,
-                            offset: pos as u64,
+                            offset: (base + pos) as u64,
                             length: 0,
                             last_good_seq: scan.last_seq,
                             records_before: scan.records,
@@ -171,12 +204,12 @@ pub(crate) fn scan_segment(
                     resynced = false;
                     last_good = seq;
                     if scan.damage.is_empty() {
-                        scan.valid_len = end as u64;
+                        scan.valid_len = (base + end) as u64;
                     }
                     scan.records += 1;
                     scan.first_seq.get_or_insert(seq);
                     scan.last_seq = Some(seq);
-                    let view = view_of(&r, header.segment, pos as u64);
+                    let view = view_of(&r, header.segment, (base + pos) as u64);
                     if visit(&view).is_break() {
                         scan.stopped = true;
                         return scan;
@@ -185,16 +218,16 @@ pub(crate) fn scan_segment(
                 pos = end;
             }
             Decoded::Invalid(why) => {
-                let rest = &bytes[pos..];
+                let rest = &data[pos..];
                 if header.is_preallocated() && rest.iter().all(|&b| b == 0) {
                     // Preallocated space: the normal end of data (FORMAT.md §2.1).
                     break;
                 }
-                let next = resync(bytes, pos + 1, seed, last_good);
-                let end = next.unwrap_or(bytes.len());
+                let next = resync(data, pos + 1, seed, last_good);
+                let end = next.unwrap_or(data.len());
                 scan.damage.push(LocalDamage {
-                    kind: damage_kind(why, &bytes[pos..end]),
-                    offset: pos as u64,
+                    kind: damage_kind(why, &data[pos..end]),
+                    offset: (base + pos) as u64,
                     length: (end - pos) as u64,
                     last_good_seq: scan.last_seq,
                     records_before: scan.records,
@@ -205,7 +238,7 @@ pub(crate) fn scan_segment(
             }
         }
     }
-    debug_assert!(scan.valid_len <= bytes.len() as u64);
+    debug_assert!(scan.valid_len <= (base + data.len()) as u64);
     scan
 }
 

@@ -100,6 +100,7 @@ fn preamble(segment: u64, first_seq: u64, durable: Option<u64>) -> Vec<u8> {
         let slot = WatermarkSlot {
             durable_seq,
             generation: 1,
+            durable_end: 0, // unknown: open scans the whole segment, as these cases need
         }
         .encode(LOG_ID, segment);
         out[8192..8224].copy_from_slice(&slot);

@@ -72,15 +72,25 @@ fn reference_crc_matches_the_spec_check_value() {
 
 /// The reference decoder reads the golden segment (FORMAT.md §9) exactly as walctl does.
 #[test]
-fn reference_decoder_agrees_on_the_golden_segment() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/log");
-    let file = std::fs::read(dir.join("00000000000000000001.wal")).expect("golden segment");
+fn reference_decoder_agrees_on_the_golden_segments() {
+    for name in ["log", "log-v1"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name);
+        agree_on_golden(&dir.join("00000000000000000001.wal"));
+    }
+}
+
+fn agree_on_golden(path: &Path) {
+    let file = std::fs::read(path).expect("golden segment");
     let input = SegmentInput {
         fix: false,
         renumber: false,
         flags: 0,
         first_seq: 1,
         slot: None,
+        version2: false,
+        end_pick: 0,
         segment: 1,
         log_id: 0x0123_4567_89ab_cdef,
         body: Vec::new(),

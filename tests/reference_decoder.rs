@@ -93,9 +93,13 @@ fn last_segment(dir: &Path) -> PathBuf {
 }
 
 #[test]
-fn reference_decoder_agrees_on_the_golden_log() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/log");
-    assert_eq!(agree(&dir), "clean");
+fn reference_decoder_agrees_on_the_golden_logs_of_every_version() {
+    for name in ["log", "log-v1"] {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name);
+        assert_eq!(agree(&dir), "clean", "{name}");
+    }
 }
 
 #[test]

@@ -545,6 +545,7 @@ impl<'a> NewLog<'a> {
             let slot = WatermarkSlot {
                 durable_seq: last,
                 generation: 1,
+                durable_end: seg.len,
             }
             .encode(self.log_id, seg.number);
             seg.file

@@ -96,12 +96,13 @@ impl Log {
     /// The leader's part of a sync: fdatasync, then record the watermark. Returns the sequence
     /// number now durable.
     pub(super) fn lead_sync(&self) -> Result<u64> {
-        let (covered, number, file, path) = {
+        let (covered, end, number, file, path) = {
             let mut st = self.lock_state();
             // Followers' appends since their own flush ride along in this sync.
             self.flush_locked(&mut st)?;
             (
                 st.next_seq - 1,
+                st.seg.len,
                 st.seg.number,
                 Arc::clone(&st.seg.file),
                 st.seg.path.clone(),
@@ -116,17 +117,32 @@ impl Log {
         let mut st = self.lock_state();
         // After a rotation the sealing wrote the old segment's final slot itself.
         if st.seg.number == number && covered > st.seg.slot_seq {
-            self.write_slot(&mut st.seg, covered)?;
+            self.write_slot(&mut st.seg, covered, end)?;
         }
         Ok(covered)
     }
 
     /// Writes the next watermark slot (not synced: the next fdatasync carries it).
-    pub(super) fn write_slot(&self, seg: &mut Active, durable_seq: u64) -> Result<()> {
+    ///
+    /// `durable_end` is where the record `durable_seq` ends in this segment, or 0 when the
+    /// caller does not know (the next open then scans the whole segment). Version 1 segments
+    /// keep the field zero, as that version reserved it.
+    pub(super) fn write_slot(
+        &self,
+        seg: &mut Active,
+        durable_seq: u64,
+        durable_end: u64,
+    ) -> Result<()> {
         let generation = seg.slot_generation + 1;
+        debug_assert!(durable_end <= seg.len, "a slot never vouches past the data");
         let slot = WatermarkSlot {
             durable_seq,
             generation,
+            durable_end: if seg.header.version >= format::FORMAT_VERSION_DURABLE_END {
+                durable_end
+            } else {
+                0
+            },
         };
         let at = format::WATERMARK_SLOT_OFFSETS[(generation % 2) as usize];
         if let Err(e) = seg.file.write_at(&slot.encode(self.log_id, seg.number), at) {

@@ -105,6 +105,10 @@ pub struct OpenReport {
     pub durability_degraded: bool,
     /// An interrupted compaction that opening finished or rolled back.
     pub compaction: Option<&'static str>,
+    /// Bytes of the last segment that opening read and checked: only what follows the durable
+    /// end its watermark slot records, or the whole segment when there is none (format
+    /// version 1, a crash before any sync) or the tail is damaged.
+    pub tail_scanned: u64,
 }
 
 /// A write-ahead log opened for writing. `Send + Sync`: share it between threads.
@@ -523,9 +527,11 @@ impl Log {
 }
 
 impl Drop for Log {
-    /// On a clean close, records the durable watermark so the last sync's records are provably
-    /// acknowledged: a slot write and an fdatasync, best effort. Unsynced appends are not
-    /// promised anything by this.
+    /// On a clean close, hands buffered appends to the OS and, if no slot records the durable
+    /// watermark yet, writes one and fdatasyncs it (best effort). A slot the last sync already
+    /// wrote is left to reach the disk with the next fdatasync (FORMAT.md §8): syncing it here
+    /// would double the cost of every one-shot durable append. Unsynced appends are promised
+    /// nothing by this.
     fn drop(&mut self) {
         if self.is_poisoned() {
             return;
@@ -536,7 +542,9 @@ impl Drop for Log {
         let _ = self.flush_locked(&mut st);
         if durable > st.seg.slot_seq
             && durable >= st.seg.header.first_seq
-            && self.write_slot(&mut st.seg, durable).is_ok()
+            // Where `durable` ends is not tracked here (rare: the last sync's own slot write
+            // was skipped), so the slot leaves it unknown and the next open scans.
+            && self.write_slot(&mut st.seg, durable, 0).is_ok()
         {
             let _ = st.seg.file.sync_data();
         }

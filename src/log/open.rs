@@ -142,26 +142,23 @@ fn recover_last(
         .map_err(|e| Error::io("fdatasync", &path, e))?;
     note(opened, repair::sync_dir(storage, dir)?);
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    let bytes =
-        read_vec(&*file, 0, len, SEGMENT_FILE_LIMIT).map_err(|e| Error::io("read", &path, e))?;
-    let header = match SegmentHeader::decode(&bytes) {
-        Ok(h) if h.segment == number && len >= SEGMENT_DATA_START => h,
-        Err(HeaderFault::Version(v)) => {
-            return Err(Error::new(ErrorKind::UnsupportedVersion {
-                path,
-                found: u32::from(v),
-            }));
-        }
-        Err(HeaderFault::Flags(f)) => {
-            return Err(Error::new(ErrorKind::UnsupportedVersion { path, found: f }));
-        }
-        _ => return Err(corrupt(&path, 0, "the last segment's header is damaged")),
-    };
-    let s = scan::scan_segment(&bytes, &header, &mut |_| ControlFlow::Continue(()));
+    if len > SEGMENT_FILE_LIMIT {
+        return Err(corrupt(
+            &path,
+            SEGMENT_FILE_LIMIT,
+            &format!(
+                "the file is {len} bytes, more than any segment can hold ({SEGMENT_FILE_LIMIT})"
+            ),
+        ));
+    }
+    let preamble = read_vec(&*file, 0, len.min(SEGMENT_DATA_START), SEGMENT_DATA_START)
+        .map_err(|e| Error::io("read", &path, e))?;
+    let header = last_header(&preamble, number, len, &path)?;
+    let s = scan_last(&*file, &preamble, &header, len, &path, opened)?;
     let last_good = s.last_seq.unwrap_or(header.first_seq - 1);
     let watermark = s.durable_seq.unwrap_or(0).max(header.first_seq - 1);
     let mut len = len;
-    if let Some((offset, why, _)) = scan::check_preamble(&bytes, &header, false, s.last_seq) {
+    if let Some((offset, why, _)) = scan::check_preamble(&preamble, &header, false, s.last_seq) {
         return Err(corrupt(&path, offset, &why));
     }
     if let Some(first) = s.damage.first() {
@@ -217,6 +214,91 @@ fn recover_last(
         active(number, path, file, header, len, &s, last_good),
         last_good + 1,
     ))
+}
+
+/// The last segment's header, from its preamble; a newer version is an error, not damage.
+fn last_header(preamble: &[u8], number: u64, len: u64, path: &Path) -> Result<SegmentHeader> {
+    match SegmentHeader::decode(preamble) {
+        Ok(h) if h.segment == number && len >= SEGMENT_DATA_START => Ok(h),
+        Err(HeaderFault::Version(v)) => Err(Error::new(ErrorKind::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: u32::from(v),
+        })),
+        Err(HeaderFault::Flags(f)) => Err(Error::new(ErrorKind::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: f,
+        })),
+        _ => Err(corrupt(path, 0, "the last segment's header is damaged")),
+    }
+}
+
+/// Scans the last segment: only its tail when its slot says where the durable records end
+/// ([`resume`]), the whole of it otherwise.
+fn scan_last(
+    file: &dyn crate::storage::StorageFile,
+    preamble: &[u8],
+    header: &SegmentHeader,
+    len: u64,
+    path: &Path,
+    opened: &mut OpenReport,
+) -> Result<scan::SegmentScan> {
+    if let Some((s, read)) =
+        resume(file, preamble, header, len).map_err(|e| Error::io("read", path, e))?
+    {
+        opened.tail_scanned = read;
+        return Ok(s);
+    }
+    // Mapped, not copied: the writer lock keeps every other walctl process from truncating the
+    // file, and the mapping is gone before a torn tail is cut (mmap.rs contract). Reading a
+    // full 64 MiB segment into a buffer cost most of a one-record append's time.
+    let bytes = file.contents().map_err(|e| Error::io("read", path, e))?;
+    opened.tail_scanned = len - SEGMENT_DATA_START;
+    Ok(scan::scan_segment(&bytes, header, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+}
+
+/// The most of the last segment open reads when its watermark slot says where the durable
+/// records end: past that, open maps and scans the whole segment instead.
+const RESUME_TAIL_MAX: u64 = 4 << 20;
+
+/// Finds the end of the last segment without reading what the newest watermark slot vouches
+/// for (FORMAT.md §6.3): scans only from the slot's `durable_end` (version 2) to the end of the
+/// file. Returns the scan and the bytes read, or `None` when the whole segment must be scanned
+/// instead: a version 1 segment, no slot or no end in it, an end that does not fit the file, a
+/// long unsynced tail, or any damage in the tail, which the whole-segment scan then classifies
+/// with everything in view.
+///
+/// What this does not do is re-check the records the slot vouches for: they were on stable
+/// storage before the slot was written, and damage to them since is what `verify` reports.
+fn resume(
+    file: &dyn crate::storage::StorageFile,
+    preamble: &[u8],
+    header: &SegmentHeader,
+    len: u64,
+) -> std::io::Result<Option<(scan::SegmentScan, u64)>> {
+    if header.version < format::FORMAT_VERSION_DURABLE_END || header.is_compacted() {
+        return Ok(None);
+    }
+    let Some(slot) = scan::read_watermark(preamble, header) else {
+        return Ok(None);
+    };
+    let (end, seq) = (slot.durable_end, slot.durable_seq);
+    let none_durable = header.first_seq - 1;
+    let fits = (end == SEGMENT_DATA_START && seq == none_durable)
+        || (end > SEGMENT_DATA_START && seq > none_durable);
+    if !fits || end > len || len - end > RESUME_TAIL_MAX {
+        return Ok(None);
+    }
+    let tail = read_vec(file, end, len - end, RESUME_TAIL_MAX)?;
+    let from = scan::Resume {
+        offset: end,
+        last_seq: seq,
+    };
+    let s = scan::scan_records(&tail, from, header, Some(slot), &mut |_| {
+        ControlFlow::Continue(())
+    });
+    Ok(s.damage.is_empty().then_some((s, len - end)))
 }
 
 fn active(
@@ -321,7 +403,8 @@ impl Log {
         seal(&st.seg)?;
         if st.seg.has_records && last > st.seg.slot_seq {
             // The final slot goes down only after the data it vouches for, hence two syncs.
-            self.write_slot(&mut st.seg, last)?;
+            let end = st.seg.len;
+            self.write_slot(&mut st.seg, last, end)?;
             seal(&st.seg)?;
         }
         {
@@ -352,7 +435,8 @@ impl Log {
         if !st.seg.has_records || durable_seq <= st.seg.slot_seq {
             return Ok(());
         }
-        self.write_slot(&mut st.seg, durable_seq)?;
+        let end = st.seg.len;
+        self.write_slot(&mut st.seg, durable_seq, end)?;
         st.seg.file.sync_data().map_err(|e| {
             let err = Error::io("fdatasync", &st.seg.path, e);
             self.poison(err.to_string());

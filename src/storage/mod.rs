@@ -134,7 +134,8 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
         Ok(())
     }
     /// Read-only view of the whole file, memory-mapped where the backend can. Only called on
-    /// files that nothing truncates while the view lives (sealed segments).
+    /// files that nothing truncates while the view lives (sealed segments, and the last segment
+    /// under the writer lock until its torn tail is cut).
     ///
     /// # Errors
     /// The operating system's error.

@@ -9,7 +9,9 @@ use walctl::{DamageKind, Record, Report, Verdict};
 ///
 /// `ctrl` bits: 0 fix up the CRCs of the body's records; 1 `COMPACTED`; 2 `PREALLOCATED`;
 /// 3 renumber the records `first_seq, first_seq + 1, ...` while fixing up; 4 write a watermark
-/// slot; 5 `first_seq = 1 + byte 1`; 6 `first_seq = 2^64 - 2 - byte 1` (overrides 5).
+/// slot; 5 `first_seq = 1 + byte 1`; 6 `first_seq = 2^64 - 2 - byte 1` (overrides 5);
+/// 7 format version 2, whose slot records `durable_end`: where the record `durable_seq` ends in
+/// the body when byte 2 is below 192, an arbitrary offset otherwise.
 #[derive(Clone, Debug)]
 pub struct SegmentInput {
     /// Recompute the CRCs of the records in `body` before use.
@@ -22,6 +24,10 @@ pub struct SegmentInput {
     pub first_seq: u64,
     /// `durable_seq` of the watermark slot written at 8192, if any.
     pub slot: Option<u64>,
+    /// Format version 2 (the slot carries `durable_end`) rather than 1.
+    pub version2: bool,
+    /// Byte 2 of the input: picks the slot's `durable_end` in version 2.
+    pub end_pick: u8,
     /// The segment number (file name and header).
     pub segment: u64,
     /// The log id.
@@ -49,6 +55,8 @@ impl SegmentInput {
             flags: u32::from((ctrl >> 1) & 3),
             first_seq,
             slot: (ctrl & 16 != 0).then(|| (first_seq - 1).saturating_add(u64::from(byte(2) % 16))),
+            version2: ctrl & 128 != 0,
+            end_pick: byte(2),
             segment: 1 + u64::from(byte(3) % 8),
             log_id: super::LOG_ID,
             body: data.get(4..).unwrap_or_default().to_vec(),
@@ -78,7 +86,8 @@ impl SegmentInput {
         let mut file = vec![0u8; 12288];
         let h = &mut file[..64];
         h[..8].copy_from_slice(&[0x89, b'W', b'A', b'L', b'\r', b'\n', 0x1a, b'\n']);
-        h[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let version: u16 = if self.version2 { 2 } else { 1 };
+        h[8..10].copy_from_slice(&version.to_le_bytes());
         h[10..12].copy_from_slice(&64u16.to_le_bytes());
         h[12..16].copy_from_slice(&self.flags.to_le_bytes());
         h[16..24].copy_from_slice(&self.log_id.to_le_bytes());
@@ -91,11 +100,41 @@ impl SegmentInput {
             let s = &mut file[8192..8224];
             s[..8].copy_from_slice(&durable.to_le_bytes());
             s[8..16].copy_from_slice(&1u64.to_le_bytes());
+            if self.version2 {
+                s[16..24].copy_from_slice(&self.durable_end(body, durable).to_le_bytes());
+            }
             let crc = mask(crc32c(crc32c(0, &self.binding()), &s[..28]));
             s[28..32].copy_from_slice(&crc.to_le_bytes());
         }
         file.extend_from_slice(body);
         file
+    }
+}
+
+impl SegmentInput {
+    /// The `durable_end` a version 2 slot claims: usually the true end of the record `durable`
+    /// in `body` (walking the length fields), so that open's resume path is taken; otherwise,
+    /// or when no such record is framed, an arbitrary offset, so that a wrong end is tried too.
+    fn durable_end(&self, body: &[u8], durable: u64) -> u64 {
+        let arbitrary = 12288 + u64::from(self.end_pick) * 7;
+        if self.end_pick >= 192 {
+            return arbitrary;
+        }
+        if durable == self.first_seq - 1 {
+            return 12288;
+        }
+        let mut pos = 0usize;
+        while body.len() - pos >= 32 {
+            let total = 32 + u64::from(le32(body, pos + 8)) + u64::from(le16(body, pos + 12));
+            if total > (body.len() - pos) as u64 {
+                break;
+            }
+            pos += total as usize;
+            if le64(body, pos - total as usize + 16) == durable {
+                return 12288 + pos as u64;
+            }
+        }
+        arbitrary
     }
 }
 

@@ -388,6 +388,7 @@ fn crafted(first_seq: u64, watermark: Option<u64>, seqs: &[u64]) -> MemStorage {
         let slot = WatermarkSlot {
             durable_seq: w,
             generation: 1,
+            durable_end: 0, // unknown: open scans the whole segment, as these cases need
         }
         .encode(77, 1);
         bytes[8192..8192 + slot.len()].copy_from_slice(&slot);

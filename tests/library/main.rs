@@ -13,6 +13,7 @@ mod lock;
 mod model;
 mod poison;
 mod protocol;
+mod resume;
 mod sequences;
 mod sweeps;
 mod util;

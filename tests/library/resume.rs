@@ -1,0 +1,153 @@
+//! Open's resume path (FORMAT.md §6.3, format version 2): a writer's open reads only what
+//! follows the durable end its watermark slot records, and falls back to scanning the whole
+//! last segment whenever that tail is not a clean run of records.
+
+use crate::util::{append_n, dir, payload, scan};
+use std::sync::Arc;
+use walctl::format::{SEGMENT_DATA_START, WATERMARK_SLOT_OFFSETS, WatermarkSlot};
+use walctl::storage::{CrashMode, MemStorage};
+use walctl::{Log, Options, Verdict};
+
+const LOG_ID_AT: usize = 16;
+
+/// One large segment without preallocation, so file lengths are exact.
+fn options(storage: &MemStorage) -> Options {
+    Options {
+        segment_size: 8 << 20,
+        preallocate: 0,
+        ..Options::with_storage(Arc::new(storage.clone()))
+    }
+}
+
+fn segment_len(storage: &MemStorage) -> u64 {
+    storage.file_bytes(&seg1()).unwrap().len() as u64
+}
+
+fn seg1() -> std::path::PathBuf {
+    dir().join("00000000000000000001.wal")
+}
+
+#[test]
+fn open_after_a_synced_close_reads_nothing_of_a_full_segment() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    append_n(&log, 5000, 200);
+    log.sync().unwrap();
+    drop(log);
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    assert_eq!(log.open_report().tail_scanned, 0);
+    assert_eq!(log.next_seq(), 5001);
+    assert!(segment_len(&storage) > 1 << 20);
+}
+
+#[test]
+fn open_reads_only_the_unsynced_tail_and_keeps_it() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    append_n(&log, 3000, 200);
+    log.sync().unwrap();
+    let synced_len = segment_len(&storage);
+    append_n(&log, 7, 100);
+    // A process crash: the page cache keeps the unsynced records.
+    let crashed = storage.crash(CrashMode::KeepAll);
+    drop(log);
+    let log = Log::open(dir(), options(&crashed)).unwrap();
+    assert_eq!(
+        log.open_report().tail_scanned,
+        segment_len(&crashed) - synced_len
+    );
+    assert_eq!(log.next_seq(), 3008);
+    drop(log);
+    // Open proved the tail durable (a new slot), so the next open reads nothing.
+    let log = Log::open(dir(), options(&crashed)).unwrap();
+    assert_eq!(log.open_report().tail_scanned, 0);
+    let records = log.records().unwrap();
+    assert_eq!(records.len(), 3007);
+    assert_eq!(records[3006].payload, payload(3007, 100));
+}
+
+#[test]
+fn a_torn_tail_after_the_durable_end_is_cut_by_the_whole_segment_scan() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    append_n(&log, 100, 200);
+    log.sync().unwrap();
+    append_n(&log, 3, 200);
+    let crashed = storage.crash(CrashMode::KeepAll);
+    drop(log);
+    let mut bytes = crashed.file_bytes(&seg1()).unwrap();
+    bytes.truncate(bytes.len() - 50); // the last record cut short
+    crashed.set_file_bytes(&seg1(), bytes.clone());
+    let log = Log::open(dir(), options(&crashed)).unwrap();
+    let report = log.open_report();
+    assert_eq!(report.tail_scanned, bytes.len() as u64 - SEGMENT_DATA_START);
+    let cut = report.cut.as_ref().expect("the torn record was cut");
+    assert_eq!(cut.length, 232 - 50);
+    assert_eq!(log.next_seq(), 103);
+}
+
+#[test]
+fn a_durable_end_that_does_not_fit_the_records_falls_back_and_loses_nothing() {
+    for wrong in [-1i64, 1, -232, 232, 100_000] {
+        let storage = MemStorage::new();
+        let log = Log::open(dir(), options(&storage)).unwrap();
+        append_n(&log, 50, 200);
+        log.sync().unwrap();
+        drop(log);
+        let mut bytes = storage.file_bytes(&seg1()).unwrap();
+        let end = bytes.len() as i64;
+        // Rewrite the newest slot with a valid CRC and a wrong end.
+        let log_id = u64::from_le_bytes(bytes[LOG_ID_AT..LOG_ID_AT + 8].try_into().unwrap());
+        let slot = WatermarkSlot {
+            durable_seq: 50,
+            generation: 99,
+            durable_end: (end + wrong) as u64,
+        }
+        .encode(log_id, 1);
+        let at = WATERMARK_SLOT_OFFSETS[1] as usize;
+        bytes[at..at + 32].copy_from_slice(&slot);
+        storage.set_file_bytes(&seg1(), bytes.clone());
+        let log = Log::open(dir(), options(&storage)).unwrap();
+        let report = log.open_report();
+        assert_eq!(
+            report.tail_scanned,
+            bytes.len() as u64 - SEGMENT_DATA_START,
+            "wrong by {wrong}: the whole segment was scanned"
+        );
+        assert!(report.cut.is_none(), "wrong by {wrong}: nothing cut");
+        assert_eq!(log.next_seq(), 51, "wrong by {wrong}");
+        drop(log);
+        let (verdict, records) = scan(&storage, &dir());
+        assert_eq!(
+            (verdict.verdict(), records.len()),
+            (Verdict::Clean, 50),
+            "wrong by {wrong}"
+        );
+    }
+}
+
+#[test]
+fn damage_before_the_durable_end_is_left_to_verify_and_never_cut() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    append_n(&log, 50, 200);
+    log.sync().unwrap();
+    drop(log);
+    let mut bytes = storage.file_bytes(&seg1()).unwrap();
+    let inside = SEGMENT_DATA_START as usize + 10 * 232 + 40; // a payload byte of record 11
+    bytes[inside] ^= 1;
+    storage.set_file_bytes(&seg1(), bytes.clone());
+    // Open does not read acknowledged records again: it appends after them.
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    assert_eq!(log.open_report().tail_scanned, 0);
+    assert!(log.open_report().cut.is_none());
+    log.append(b"after").unwrap();
+    drop(log);
+    let (report, records) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Corrupt);
+    assert_eq!(report.damage[0].offset, SEGMENT_DATA_START + 10 * 232);
+    assert_eq!(records.len(), 50, "every other record is still delivered");
+    let mut now = storage.file_bytes(&seg1()).unwrap();
+    now.truncate(bytes.len());
+    assert!(now == bytes, "nothing before the end was rewritten");
+}
