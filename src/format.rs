@@ -365,6 +365,22 @@ pub fn encode_record(
     key: Option<&[u8]>,
     payload: &[u8],
 ) {
+    encode_record_seeded(out, binding_seed(bind), meta, key, payload);
+    debug_assert!(matches!(
+        decode_record(&out[out.len() - encoded_len(key.map_or(0, <[u8]>::len), payload.len())..], bind, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT),
+        Decoded::Record(r) if r.meta == meta && r.payload == payload && r.key == key
+    ));
+}
+
+/// [`encode_record`] with the binding's CRC state precomputed by [`binding_seed`], as writers
+/// do once per segment: for short records the checksum calls, not the bytes, are the cost.
+pub fn encode_record_seeded(
+    out: &mut Vec<u8>,
+    seed: u32,
+    meta: RecordMeta,
+    key: Option<&[u8]>,
+    payload: &[u8],
+) {
     let key_bytes = key.unwrap_or_default();
     assert!(
         key_bytes.len() <= usize::from(KEY_SIZE_LIMIT),
@@ -385,9 +401,10 @@ pub fn encode_record(
             "a tombstone has a key and no payload"
         );
     }
-    let start = out.len();
-    out.resize(start + RECORD_HEADER_SIZE, 0);
-    let h = &mut out[start..];
+    // Built in an 8-byte-aligned local first: the checksum of its 24 field bytes then runs on
+    // whole words, where `out` would give it a misaligned start and tail.
+    let mut header = AlignedHeader([0; RECORD_HEADER_SIZE]);
+    let h = &mut header.0;
     h[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     h[12..14].copy_from_slice(&(key_bytes.len() as u16).to_le_bytes());
     h[14] = meta.kind.to_byte();
@@ -398,17 +415,23 @@ pub fn encode_record(
     };
     h[16..24].copy_from_slice(&meta.seq.to_le_bytes());
     h[24..32].copy_from_slice(&meta.timestamp_nanos.to_le_bytes());
-    let header_state = crc32c::crc32c_append(crc32c::crc32c(bind), &h[8..32]);
-    let body_state = crc32c::crc32c_append(crc32c::crc32c_append(header_state, key_bytes), payload);
+    let header_state = crc32c::crc32c_append(seed, &h[8..32]);
+    let mut body_state = header_state;
+    if !key_bytes.is_empty() {
+        body_state = crc32c::crc32c_append(body_state, key_bytes);
+    }
+    body_state = crc32c::crc32c_append(body_state, payload);
     h[0..4].copy_from_slice(&crc_mask(body_state).to_le_bytes());
     h[4..8].copy_from_slice(&crc_mask(header_state).to_le_bytes());
+    out.reserve(RECORD_HEADER_SIZE + key_bytes.len() + payload.len());
+    out.extend_from_slice(h);
     out.extend_from_slice(key_bytes);
     out.extend_from_slice(payload);
-    debug_assert!(matches!(
-        decode_record(&out[start..], bind, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT),
-        Decoded::Record(r) if r.meta == meta && r.payload == payload && r.key == key
-    ));
 }
+
+/// A record header on an 8-byte boundary (see `encode_record_seeded`).
+#[repr(align(8))]
+struct AlignedHeader([u8; RECORD_HEADER_SIZE]);
 
 /// Why the bytes at some offset are not a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

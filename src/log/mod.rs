@@ -313,7 +313,7 @@ impl Log {
             )));
         }
         let now = crate::time::now_nanos();
-        let mut bind = format::binding(self.log_id, st.seg.number);
+        let mut seed = format::binding_seed(&format::binding(self.log_id, st.seg.number));
         let first = out.len();
         let mut written = first;
         for e in entries {
@@ -328,7 +328,7 @@ impl Log {
                 }
                 written = out.len();
                 self.rotate(&mut st)?;
-                bind = format::binding(self.log_id, st.seg.number);
+                seed = format::binding_seed(&format::binding(self.log_id, st.seg.number));
             }
             let meta = RecordMeta {
                 seq: st.next_seq,
@@ -336,7 +336,7 @@ impl Log {
                 kind: e.kind,
             };
             let offset = st.seg.len + st.pending.len() as u64;
-            format::encode_record(&mut st.pending, &bind, meta, e.key, e.payload);
+            format::encode_record_seeded(&mut st.pending, seed, meta, e.key, e.payload);
             st.next_seq += 1;
             st.pending_records += 1;
             let location = Location {
