@@ -13,6 +13,7 @@ mod json;
 mod jsonline;
 mod output;
 mod select;
+mod split;
 mod text;
 
 use clap::Parser as _;
