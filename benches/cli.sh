@@ -5,6 +5,7 @@
 #   benches/cli.sh                 # everything (needs ~30 GB free in $BENCH_DIR)
 #   ROWS="verify export" benches/cli.sh
 #
+# Rows: verify, export, append_big, append_lines, memory.
 # Knobs: BENCH_DIR (default /tmp/walctl-bench-cli), REPS (5), LOG_GIB (1, the verify/export
 # logs), BIG_GIB (10, the log for the one-record append), MEM_GIB (4, peak-memory log),
 # LINES (10000000). The page cache is warm for every run: each command runs once untimed first.
@@ -66,7 +67,15 @@ append_big)
   big=$(log_of "log-big" "$BIG_GIB" 1024); small=$BENCH_DIR/log-empty
   rm -rf "$small"; "$W" --dir "$small" append first >/dev/null
   row "append one record, no sync: ${BIG_GIB} GiB log (baseline: empty log)" 1 \
-    "$W --dir $small append x" "$W --dir $big append x" ;;
+    "$W --dir $small append x" "$W --dir $big append x"
+  # The log above ends in an almost empty segment; these end in a full one (63 MiB of records),
+  # the worst case for open, which reads the last segment.
+  for p in 1024 100; do
+    full=$BENCH_DIR/log-full-$p
+    [ -d "$full" ] || "$MK" "$full" $(( 63 << 20 )) "$p" >/dev/null
+    row "append one record, no sync: full last segment of $p B records (baseline: empty log)" 1 \
+      "$W --dir $small append x" "$W --dir $full append x"
+  done ;;
 append_lines)
   in=$BENCH_DIR/lines.txt
   [ -f "$in" ] || seq -f 'line %.0f of the input' 1 "$LINES" > "$in"
