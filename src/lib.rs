@@ -40,6 +40,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod classify;
 pub mod compact;
 mod error;
 pub mod format;
