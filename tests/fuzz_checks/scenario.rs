@@ -1,15 +1,20 @@
 //! The structure-aware scenario: build a log through `walctl::Log` on `MemStorage` with a
-//! sequence of appends, batches, tombstones, flushes, syncs, rotations and reopens, with or
-//! without preallocation and an append buffer (optionally with every
-//! storage operation from the N-th on failing with EIO), crash it with a `CrashMode` from the
-//! input, optionally damage bytes, then recover (scan, then `Log::open`).
+//! sequence of appends, `append_and_sync`s, batches, tombstones, flushes, syncs, rotations,
+//! reopens, compactions, and crashes in the middle (each optionally followed by
+//! `truncate_partial`), with or without preallocation and an append buffer (optionally with
+//! every storage operation from the N-th on failing with EIO), crash it at the end with a
+//! `CrashMode` from the input, optionally damage bytes, then recover (scan, then `Log::open`).
 //!
 //! Oracle: no panic, ever; no record is delivered that was not appended, or altered; and when no
-//! damage was injected, every record a successful sync (or reopen) acknowledged is present, the
-//! verdict is never corrupt, and `Log::open` recovers a contiguous prefix that then scans clean.
+//! damage was injected, every record a successful sync (or reopen) acknowledged is present unless
+//! a compaction removed it (what a compaction removes is learnt by running it first on a copy
+//! without faults; one that failed removed all of that or none of it), the verdict is never
+//! corrupt, and `Log::open` recovers the log with no hole a compaction did not make, which then
+//! scans clean.
 
 use super::{log_dir, scan_records};
 use arbitrary::{Arbitrary, Unstructured};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use walctl::format::{RecordKind, SEGMENT_SIZE_MIN};
 use walctl::storage::{CrashMode, Fault, MemStorage};
@@ -67,6 +72,26 @@ pub enum Op {
     Reopen,
     /// `Log::flush`: buffered appends reach the OS (not durable).
     Flush,
+    /// `Log::append_and_sync` of a record of `len % 1500` bytes.
+    AppendAndSync {
+        /// Payload length (mod 1500).
+        len: u16,
+    },
+    /// Close the writer, compact (dropping records below `next - back % 8` when `back` is
+    /// given; with `keys`, superseded and deleted keys), and open again.
+    Compact {
+        /// How far below the next sequence number `before` lies (mod 8).
+        back: Option<u8>,
+        /// `Compaction::keys`.
+        keys: bool,
+    },
+    /// A crash now (the writer dies with it), `truncate_partial` if `repair`, then open again.
+    Crash {
+        /// What the crash keeps.
+        crash: Crash,
+        /// Repair the torn tail before opening.
+        repair: bool,
+    },
 }
 
 /// The crash mode.
@@ -117,6 +142,10 @@ pub struct Outcome {
     pub appended: Vec<Expected>,
     /// How many of them a successful sync or reopen acknowledged.
     pub acked: usize,
+    /// Sequence numbers a successful compaction removed.
+    pub gone: BTreeSet<u64>,
+    /// Sequence numbers a failed compaction would have removed: all gone or none.
+    pub maybe_gone: BTreeSet<u64>,
 }
 
 /// A record as appended.
@@ -153,17 +182,12 @@ pub fn run(s: &Scenario) {
         preallocate: s.preallocate.map_or(0, |n| (u64::from(n % 8) + 1) * 512),
         write_buffer: s.write_buffer.map_or(0, |n| usize::from(n % 8192)),
     };
-    let (mut log, outcome) = write(&storage, &s.ops, knobs);
+    let (storage, mut log, outcome) = write(storage, &s.ops, knobs);
     if s.close_first {
         drop(log.take());
     }
     storage.set_faults(None);
-    let mode = match s.crash {
-        Crash::KeepAll => CrashMode::KeepAll,
-        Crash::DropUnsynced => CrashMode::DropUnsynced,
-        Crash::Torn(seed) => CrashMode::Torn { seed },
-    };
-    let crashed = storage.crash(mode);
+    let crashed = storage.crash(crash_mode(s.crash));
     // A writer still open at the crash dies with it: what it does now touches only `storage`.
     drop(log);
     if s.damage.is_empty() {
@@ -228,15 +252,45 @@ fn entry(e: &Expected) -> Entry<'_> {
     }
 }
 
-/// Runs the operations until the first failure; returns the writer (if still open) and what
-/// it acknowledged.
-fn write(storage: &MemStorage, ops: &[Op], knobs: Knobs) -> (Option<Log>, Outcome) {
+/// Runs the operations until the first failure; returns the storage (a crash in the middle
+/// replaces it), the writer (if still open) and what it acknowledged.
+fn write(mut storage: MemStorage, ops: &[Op], knobs: Knobs) -> (MemStorage, Option<Log>, Outcome) {
     let mut out = Outcome::default();
-    let mut log = Log::open(log_dir(), options(storage, knobs)).ok();
+    let mut log = Log::open(log_dir(), options(&storage, knobs)).ok();
     for op in ops.iter().take(MAX_OPS) {
         let Some(l) = log.as_ref() else { break };
         let next = out.appended.len() as u64 + 1;
         let ok = match op {
+            Op::AppendAndSync { len } => {
+                let e = expected(next, op, *len as usize % 1500);
+                match l.append_and_sync(&entry(&e)) {
+                    Ok(a) => {
+                        assert_eq!(a.seq, next, "sequence assigned");
+                        out.appended.push(e);
+                        out.acked = out.appended.len();
+                        true
+                    }
+                    Err(_) => {
+                        // The sync, not the append, may have failed: the record can be in the
+                        // log, unacknowledged.
+                        out.appended.push(e);
+                        false
+                    }
+                }
+            }
+            Op::Compact { back, keys } => {
+                drop(log.take());
+                let before = back.map(|b| next.saturating_sub(u64::from(b % 8)).max(1));
+                log = compact(&storage, knobs, before, *keys, &mut out);
+                log.is_some()
+            }
+            Op::Crash { crash, repair } => {
+                let crashed = storage.crash(crash_mode(*crash));
+                drop(log.take());
+                storage = crashed;
+                log = reopen_after(&storage, knobs, *repair, &mut out);
+                true
+            }
             Op::Append { len, .. } => append(l, &mut out, expected(next, op, *len as usize % 1500)),
             Op::Tombstone { .. } => append(l, &mut out, expected(next, op, 0)),
             Op::Rotate => append(l, &mut out, expected(next, op, 4096)),
@@ -251,7 +305,7 @@ fn write(storage: &MemStorage, ops: &[Op], knobs: Knobs) -> (Option<Log>, Outcom
             Op::Flush => l.flush().is_ok(),
             Op::Reopen => {
                 drop(log.take());
-                log = Log::open(log_dir(), options(storage, knobs)).ok();
+                log = Log::open(log_dir(), options(&storage, knobs)).ok();
                 if log.is_some() {
                     // Open fsyncs before it trusts: everything appended is durable now.
                     out.acked = out.appended.len();
@@ -263,7 +317,89 @@ fn write(storage: &MemStorage, ops: &[Op], knobs: Knobs) -> (Option<Log>, Outcom
             break;
         }
     }
-    (log, out)
+    (storage, log, out)
+}
+
+fn crash_mode(c: Crash) -> CrashMode {
+    match c {
+        Crash::KeepAll => CrashMode::KeepAll,
+        Crash::DropUnsynced => CrashMode::DropUnsynced,
+        Crash::Torn(seed) => CrashMode::Torn { seed },
+    }
+}
+
+/// The sequence numbers of the records in the log on `storage`, read by a writer's open.
+fn present(storage: &MemStorage, knobs: Knobs) -> Option<BTreeSet<u64>> {
+    let log = Log::open(log_dir(), options(storage, knobs)).ok()?;
+    Some(log.records().ok()?.iter().map(|r| r.seq).collect())
+}
+
+/// Compacts with the writer closed and opens it again. What the compaction removes is learnt
+/// first on a copy without faults, so a failure under injected faults can be judged: the log
+/// is then the old one or the new one, never a mix.
+fn compact(
+    storage: &MemStorage,
+    knobs: Knobs,
+    before: Option<u64>,
+    keys: bool,
+    out: &mut Outcome,
+) -> Option<Log> {
+    let plan = walctl::Compaction {
+        before,
+        keys,
+        dry_run: false,
+    };
+    // Records earlier compactions removed are not there to remove again.
+    let all: BTreeSet<u64> = (1..=out.appended.len() as u64)
+        .filter(|s| !out.gone.contains(s))
+        .collect();
+    let probe = storage.crash(CrashMode::KeepAll);
+    let would_remove = walctl::compact(&log_dir(), &options(&probe, knobs), &plan)
+        .ok()
+        .and_then(|_| present(&probe, knobs))
+        .map(|kept| &all - &kept);
+    let done = walctl::compact(&log_dir(), &options(storage, knobs), &plan);
+    match (done, would_remove) {
+        (Ok(_), Some(removed)) => out.gone.extend(removed),
+        (_, removed) => {
+            out.maybe_gone.extend(removed.unwrap_or_default());
+            return None;
+        }
+    }
+    let log = Log::open(log_dir(), options(storage, knobs)).ok()?;
+    // Compaction synced what it wrote, and open syncs what it finds.
+    out.acked = out.appended.len();
+    Some(log)
+}
+
+/// After a crash in the middle: repair if asked, open (a crash alone never stops either), and
+/// forget the records the crash took, which were never acknowledged.
+fn reopen_after(
+    storage: &MemStorage,
+    knobs: Knobs,
+    repair: bool,
+    out: &mut Outcome,
+) -> Option<Log> {
+    if repair {
+        let repaired = walctl::truncate_partial(&log_dir(), &options(storage, knobs), false);
+        if let Err(e) = repaired {
+            assert!(
+                !matches!(e.kind(), walctl::ErrorKind::Corrupt { .. }),
+                "repair after a crash alone: {e}"
+            );
+        }
+    }
+    let log = Log::open(log_dir(), options(storage, knobs))
+        .unwrap_or_else(|e| panic!("open after a crash in the middle: {e}"));
+    let kept = log.next_seq() - 1;
+    assert!(
+        kept >= out.acked as u64,
+        "a crash in the middle lost acknowledged records: {kept} < {}",
+        out.acked
+    );
+    out.appended.truncate(kept as usize);
+    out.acked = out.appended.len();
+    Some(log)
 }
 
 fn append(log: &Log, out: &mut Outcome, e: Expected) -> bool {
@@ -362,23 +498,50 @@ fn recover_crash_only(storage: &MemStorage, out: &Outcome, knobs: Knobs) {
         report.damage
     );
     assert_genuine(&records, out, "scan after the crash");
-    for (i, r) in records.iter().take(out.acked).enumerate() {
-        assert_eq!(r.seq, i as u64 + 1, "acknowledged record {} missing", i + 1);
-    }
-    assert!(records.len() >= out.acked, "acknowledged records lost");
+    assert_acknowledged(&records, out, "scan after the crash");
     let log = Log::open(log_dir(), options(storage, knobs))
         .unwrap_or_else(|e| panic!("open after a crash alone failed: {e}"));
     let records = log
         .records()
         .unwrap_or_else(|e| panic!("recovered log has damage: {e}"));
     assert_genuine(&records, out, "records after open");
-    assert!(records.len() >= out.acked, "open lost acknowledged records");
-    for (i, r) in records.iter().enumerate() {
-        assert_eq!(r.seq, i as u64 + 1, "recovered log is not contiguous");
+    assert_acknowledged(&records, out, "records after open");
+    let seqs: BTreeSet<u64> = records.iter().map(|r| r.seq).collect();
+    let last = records.last().map_or(0, |r| r.seq);
+    for seq in 1..=last {
+        assert!(
+            seqs.contains(&seq) || out.gone.contains(&seq) || out.maybe_gone.contains(&seq),
+            "recovered log has a hole at {seq} that no compaction made"
+        );
     }
     drop(log);
     let (after, _) = scan_records(storage);
     assert_eq!(after.verdict(), Verdict::Clean, "{:?}", after.damage);
+}
+
+/// Every acknowledged record is present unless a compaction removed it; a failed compaction
+/// removed all of what it would have removed, or none of it.
+fn assert_acknowledged(records: &[Record], out: &Outcome, what: &str) {
+    let seqs: BTreeSet<u64> = records.iter().map(|r| r.seq).collect();
+    for seq in 1..=out.acked as u64 {
+        if !out.gone.contains(&seq) && !out.maybe_gone.contains(&seq) {
+            assert!(
+                seqs.contains(&seq),
+                "{what}: acknowledged record {seq} missing"
+            );
+        }
+    }
+    // Only acknowledged ones: a crash may take unsynced records whatever compaction did.
+    let maybe: Vec<bool> = out
+        .maybe_gone
+        .iter()
+        .filter(|&&s| s <= out.acked as u64)
+        .map(|s| seqs.contains(s))
+        .collect();
+    assert!(
+        maybe.iter().all(|&p| p) || maybe.iter().all(|&p| !p),
+        "{what}: a failed compaction left a mix of the old and new log"
+    );
 }
 
 fn recover_damaged(storage: &MemStorage, out: &Outcome, knobs: Knobs) {
