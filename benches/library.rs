@@ -245,7 +245,12 @@ fn main() {
     println!("| workload | baseline | walctl | ratio |\n|---|---|---|---|");
     if wanted("append") {
         for segment_size in [None, Some(1 << 30)] {
-            append_no_sync(&root, 100, if q { 200_000 } else { 2_000_000 }, segment_size);
+            append_no_sync(
+                &root,
+                100,
+                if q { 200_000 } else { 2_000_000 },
+                segment_size,
+            );
             append_no_sync(&root, 1024, if q { 50_000 } else { 500_000 }, segment_size);
         }
     }
@@ -254,7 +259,7 @@ fn main() {
     }
     if wanted("threads") {
         for threads in [1, 8, 32] {
-            append_sync_threads(&root, threads, if q { 100 } else { 500 } / threads.min(8));
+            append_sync_threads(&root, threads, if q { 800 } else { 8000 } / threads);
         }
     }
     if wanted("scan") {
