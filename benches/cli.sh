@@ -8,7 +8,9 @@
 # Rows: verify, export, append_big, append_lines, memory.
 # Knobs: BENCH_DIR (default /tmp/walctl-bench-cli), REPS (5), LOG_GIB (1, the verify/export
 # logs), BIG_GIB (10, the log for the one-record append), MEM_GIB (4, peak-memory log),
-# LINES (10000000). The page cache is warm for every run: each command runs once untimed first.
+# LINES (10000000), PAYLOADS ("1024 100", the record sizes of the verify/export logs). For how
+# verify grows with size: BENCH_DIR=/tmp/wb16 LOG_GIB=16 PAYLOADS=1024 ROWS=verify benches/cli.sh.
+# The page cache is warm for every run: each command runs once untimed first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-/tmp/walctl-bench-cli}
@@ -17,6 +19,7 @@ LOG_GIB=${LOG_GIB:-1}
 BIG_GIB=${BIG_GIB:-10}
 MEM_GIB=${MEM_GIB:-4}
 LINES=${LINES:-10000000}
+PAYLOADS=${PAYLOADS:-"1024 100"}
 ROWS=${ROWS:-"verify export append_big append_lines memory"}
 cargo build --release --quiet --bin walctl --example mklog
 W=$PWD/target/release/walctl
@@ -53,12 +56,12 @@ echo "| workload | baseline | walctl | walctl / baseline |"
 echo "|---|---|---|---|"
 for r in $ROWS; do case $r in
 verify)
-  for p in 1024 100; do
+  for p in $PAYLOADS; do
     d=$(log_of "log-$p" "$LOG_GIB" "$p"); n=$(bytes_of "$d")
     row "verify, ${LOG_GIB} GiB, $p B records (baseline: cat)" "$n" "cat $d/*.wal" "$W --dir $d verify"
   done ;;
 export)
-  for p in 1024 100; do
+  for p in $PAYLOADS; do
     d=$(log_of "log-$p" "$LOG_GIB" "$p"); n=$(bytes_of "$d")
     row "export-jsonl, ${LOG_GIB} GiB, $p B records (baseline: cat)" "$n" "cat $d/*.wal" "$W --dir $d export-jsonl"
     row "dump --json, ${LOG_GIB} GiB, $p B records (baseline: cat)" "$n" "cat $d/*.wal" "$W --dir $d dump --json"
