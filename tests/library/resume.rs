@@ -27,12 +27,18 @@ fn seg1() -> std::path::PathBuf {
     dir().join("00000000000000000001.wal")
 }
 
-#[test]
-fn open_after_a_synced_close_reads_nothing_of_a_full_segment() {
+/// A log in memory with `count` records of 200 bytes, synced; the writer still open.
+fn synced(count: u64) -> (MemStorage, Log) {
     let storage = MemStorage::new();
     let log = Log::open(dir(), options(&storage)).unwrap();
-    append_n(&log, 5000, 200);
+    append_n(&log, count, 200);
     log.sync().unwrap();
+    (storage, log)
+}
+
+#[test]
+fn open_after_a_synced_close_reads_nothing_of_a_full_segment() {
+    let (storage, log) = synced(5000);
     drop(log);
     let log = Log::open(dir(), options(&storage)).unwrap();
     assert_eq!(log.open_report().tail_scanned, 0);
@@ -42,10 +48,7 @@ fn open_after_a_synced_close_reads_nothing_of_a_full_segment() {
 
 #[test]
 fn open_reads_only_the_unsynced_tail_and_keeps_it() {
-    let storage = MemStorage::new();
-    let log = Log::open(dir(), options(&storage)).unwrap();
-    append_n(&log, 3000, 200);
-    log.sync().unwrap();
+    let (storage, log) = synced(3000);
     let synced_len = segment_len(&storage);
     append_n(&log, 7, 100);
     // A process crash: the page cache keeps the unsynced records.
@@ -68,10 +71,7 @@ fn open_reads_only_the_unsynced_tail_and_keeps_it() {
 
 #[test]
 fn a_torn_tail_after_the_durable_end_is_cut_by_the_whole_segment_scan() {
-    let storage = MemStorage::new();
-    let log = Log::open(dir(), options(&storage)).unwrap();
-    append_n(&log, 100, 200);
-    log.sync().unwrap();
+    let (storage, log) = synced(100);
     append_n(&log, 3, 200);
     let crashed = storage.crash(CrashMode::KeepAll);
     drop(log);
@@ -89,10 +89,7 @@ fn a_torn_tail_after_the_durable_end_is_cut_by_the_whole_segment_scan() {
 #[test]
 fn a_durable_end_that_does_not_fit_the_records_falls_back_and_loses_nothing() {
     for wrong in [-1i64, 1, -232, 232, 100_000] {
-        let storage = MemStorage::new();
-        let log = Log::open(dir(), options(&storage)).unwrap();
-        append_n(&log, 50, 200);
-        log.sync().unwrap();
+        let (storage, log) = synced(50);
         drop(log);
         let mut bytes = storage.file_bytes(&seg1()).unwrap();
         let end = bytes.len() as i64;
@@ -128,10 +125,7 @@ fn a_durable_end_that_does_not_fit_the_records_falls_back_and_loses_nothing() {
 
 #[test]
 fn damage_before_the_durable_end_is_left_to_verify_and_never_cut() {
-    let storage = MemStorage::new();
-    let log = Log::open(dir(), options(&storage)).unwrap();
-    append_n(&log, 50, 200);
-    log.sync().unwrap();
+    let (storage, log) = synced(50);
     drop(log);
     let mut bytes = storage.file_bytes(&seg1()).unwrap();
     let inside = SEGMENT_DATA_START as usize + 10 * 232 + 40; // a payload byte of record 11
