@@ -285,8 +285,16 @@ fn resume(
     };
     let (end, seq) = (slot.durable_end, slot.durable_seq);
     let none_durable = header.first_seq - 1;
+    // The slot is only evidence, and a crafted one can hold any numbers under a valid CRC:
+    // `durable_seq` must be a sequence number (fuzzing found 2^64 - 1 overflowing the next
+    // one), and the records it claims must fit in the bytes before `durable_end`, at least a
+    // header each.
     let fits = (end == SEGMENT_DATA_START && seq == none_durable)
-        || (end > SEGMENT_DATA_START && seq > none_durable);
+        || (end > SEGMENT_DATA_START
+            && seq > none_durable
+            && format::SEQ_RANGE.contains(&seq)
+            && (seq - none_durable).saturating_mul(format::RECORD_HEADER_SIZE as u64)
+                <= end - SEGMENT_DATA_START);
     if !fits || end > len || len - end > RESUME_TAIL_MAX {
         return Ok(None);
     }

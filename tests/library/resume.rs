@@ -145,3 +145,31 @@ fn damage_before_the_durable_end_is_left_to_verify_and_never_cut() {
     now.truncate(bytes.len());
     assert!(now == bytes, "nothing before the end was rewritten");
 }
+
+#[test]
+fn a_slot_claiming_impossible_sequence_numbers_is_not_trusted() {
+    // Found by fuzzing: a valid slot saying 2^64 - 1 was durable made open compute the next
+    // sequence number as 2^64 - 1 + 1. A slot claiming more records than its bytes can hold is
+    // as impossible. Both now send open to the whole-segment scan, which refuses the log as
+    // corrupt (the watermark is above its last record) instead of panicking or trusting it.
+    for claimed in [u64::MAX, u64::MAX - 1, 1_000_000] {
+        let (storage, log) = synced(50);
+        drop(log);
+        let mut bytes = storage.file_bytes(&seg1()).unwrap();
+        let log_id = u64::from_le_bytes(bytes[LOG_ID_AT..LOG_ID_AT + 8].try_into().unwrap());
+        let slot = WatermarkSlot {
+            durable_seq: claimed,
+            generation: 99,
+            durable_end: bytes.len() as u64,
+        }
+        .encode(log_id, 1);
+        let at = WATERMARK_SLOT_OFFSETS[1] as usize;
+        bytes[at..at + 32].copy_from_slice(&slot);
+        storage.set_file_bytes(&seg1(), bytes);
+        let err = Log::open(dir(), options(&storage)).expect_err("a watermark above the log");
+        assert!(
+            matches!(err.kind(), walctl::ErrorKind::Corrupt { .. }),
+            "claimed {claimed}: {err}"
+        );
+    }
+}
