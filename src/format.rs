@@ -366,10 +366,6 @@ pub fn encode_record(
     payload: &[u8],
 ) {
     encode_record_seeded(out, binding_seed(bind), meta, key, payload);
-    debug_assert!(matches!(
-        decode_record(&out[out.len() - encoded_len(key.map_or(0, <[u8]>::len), payload.len())..], bind, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT),
-        Decoded::Record(r) if r.meta == meta && r.payload == payload && r.key == key
-    ));
 }
 
 /// [`encode_record`] with the binding's CRC state precomputed by [`binding_seed`], as writers
@@ -423,10 +419,15 @@ pub fn encode_record_seeded(
     body_state = crc32c::crc32c_append(body_state, payload);
     h[0..4].copy_from_slice(&crc_mask(body_state).to_le_bytes());
     h[4..8].copy_from_slice(&crc_mask(header_state).to_le_bytes());
+    let start = out.len();
     out.reserve(RECORD_HEADER_SIZE + key_bytes.len() + payload.len());
     out.extend_from_slice(h);
     out.extend_from_slice(key_bytes);
     out.extend_from_slice(payload);
+    debug_assert!(matches!(
+        decode_record_seeded(&out[start..], seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT),
+        Decoded::Record(r) if r.meta == meta && r.payload == payload && r.key == key
+    ));
 }
 
 /// A record header on an 8-byte boundary (see `encode_record_seeded`).
