@@ -123,6 +123,23 @@ fn expect_next_seq_refuses_a_mismatch_and_appends_nothing() {
 }
 
 #[test]
+fn expect_next_seq_guards_a_lines_stream_too() {
+    let f = Fixture::clean(2);
+    let run = f.run_stdin(&["append", "--lines", "--expect-next-seq", "2"], "a\nb\n");
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    assert_eq!(
+        run.stderr,
+        "walctl: appending: expected the next sequence number to be 2, but it is 3; nothing was appended\n"
+    );
+    assert_eq!(f.payloads().len(), 2);
+    let ok = f.run_stdin(&["append", "--lines", "--expect-next-seq", "3"], "a\nb\n");
+    assert_eq!(
+        (ok.code, ok.stdout.as_str(), ok.stderr.as_str()),
+        (0, "3\n4\n", "")
+    );
+}
+
+#[test]
 fn sync_makes_the_records_durable() {
     let f = Fixture::empty();
     let run = f.run_stdin(&["append", "--lines", "--sync"], "a\nb\nc\n");

@@ -235,7 +235,6 @@ fn read_delimited(
     key: Option<&[u8]>,
 ) -> Result<()> {
     use crate::split::{SplitError, split};
-    batch.flush(out)?;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let result = split(input, delim, limit, |records| {
         let entries: Vec<Entry<'_>> = records
