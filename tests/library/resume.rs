@@ -27,6 +27,25 @@ fn seg1() -> std::path::PathBuf {
     dir().join("00000000000000000001.wal")
 }
 
+/// Replaces segment 1's newest watermark slot with one saying `durable_seq` and
+/// `durable_end` under a valid CRC, as only a crafted or buggy writer would; returns the
+/// segment's length.
+fn forge_slot(storage: &MemStorage, durable_seq: u64, durable_end: impl Fn(u64) -> u64) -> u64 {
+    let mut bytes = storage.file_bytes(&seg1()).unwrap();
+    let len = bytes.len() as u64;
+    let log_id = u64::from_le_bytes(bytes[LOG_ID_AT..LOG_ID_AT + 8].try_into().unwrap());
+    let slot = WatermarkSlot {
+        durable_seq,
+        generation: 99,
+        durable_end: durable_end(len),
+    }
+    .encode(log_id, 1);
+    let at = WATERMARK_SLOT_OFFSETS[1] as usize;
+    bytes[at..at + 32].copy_from_slice(&slot);
+    storage.set_file_bytes(&seg1(), bytes);
+    len
+}
+
 /// A log in memory with `count` records of 200 bytes, synced; the writer still open.
 fn synced(count: u64) -> (MemStorage, Log) {
     let storage = MemStorage::new();
@@ -91,24 +110,12 @@ fn a_durable_end_that_does_not_fit_the_records_falls_back_and_loses_nothing() {
     for wrong in [-1i64, 1, -232, 232, 100_000] {
         let (storage, log) = synced(50);
         drop(log);
-        let mut bytes = storage.file_bytes(&seg1()).unwrap();
-        let end = bytes.len() as i64;
-        // Rewrite the newest slot with a valid CRC and a wrong end.
-        let log_id = u64::from_le_bytes(bytes[LOG_ID_AT..LOG_ID_AT + 8].try_into().unwrap());
-        let slot = WatermarkSlot {
-            durable_seq: 50,
-            generation: 99,
-            durable_end: (end + wrong) as u64,
-        }
-        .encode(log_id, 1);
-        let at = WATERMARK_SLOT_OFFSETS[1] as usize;
-        bytes[at..at + 32].copy_from_slice(&slot);
-        storage.set_file_bytes(&seg1(), bytes.clone());
+        let len = forge_slot(&storage, 50, |end| end.checked_add_signed(wrong).unwrap());
         let log = Log::open(dir(), options(&storage)).unwrap();
         let report = log.open_report();
         assert_eq!(
             report.tail_scanned,
-            bytes.len() as u64 - SEGMENT_DATA_START,
+            len - SEGMENT_DATA_START,
             "wrong by {wrong}: the whole segment was scanned"
         );
         assert!(report.cut.is_none(), "wrong by {wrong}: nothing cut");
@@ -155,17 +162,7 @@ fn a_slot_claiming_impossible_sequence_numbers_is_not_trusted() {
     for claimed in [u64::MAX, u64::MAX - 1, 1_000_000] {
         let (storage, log) = synced(50);
         drop(log);
-        let mut bytes = storage.file_bytes(&seg1()).unwrap();
-        let log_id = u64::from_le_bytes(bytes[LOG_ID_AT..LOG_ID_AT + 8].try_into().unwrap());
-        let slot = WatermarkSlot {
-            durable_seq: claimed,
-            generation: 99,
-            durable_end: bytes.len() as u64,
-        }
-        .encode(log_id, 1);
-        let at = WATERMARK_SLOT_OFFSETS[1] as usize;
-        bytes[at..at + 32].copy_from_slice(&slot);
-        storage.set_file_bytes(&seg1(), bytes);
+        forge_slot(&storage, claimed, |end| end);
         let err = Log::open(dir(), options(&storage)).expect_err("a watermark above the log");
         assert!(
             matches!(err.kind(), walctl::ErrorKind::Corrupt { .. }),
