@@ -124,15 +124,11 @@ impl SegmentInput {
             return 12288;
         }
         let mut pos = 0usize;
-        while body.len() - pos >= 32 {
-            let total = 32 + u64::from(le32(body, pos + 8)) + u64::from(le16(body, pos + 12));
-            if total > (body.len() - pos) as u64 {
-                break;
+        while let Some(end) = framed_end(body, pos) {
+            if le64(body, pos + 16) == durable {
+                return 12288 + end as u64;
             }
-            pos += total as usize;
-            if le64(body, pos - total as usize + 16) == durable {
-                return 12288 + pos as u64;
-            }
+            pos = end;
         }
         arbitrary
     }
@@ -185,16 +181,22 @@ pub fn fix_up(body: &mut [u8], bind: &[u8; 16], renumber: Option<u64>) {
         }
         let c1 = crc32c(crc32c(0, bind), &body[pos + 8..pos + 32]);
         body[pos + 4..pos + 8].copy_from_slice(&mask(c1).to_le_bytes());
-        let total = 32 + u64::from(le32(body, pos + 8)) + u64::from(le16(body, pos + 12));
-        if total > (body.len() - pos) as u64 {
+        let Some(end) = framed_end(body, pos) else {
             return;
-        }
-        let end = pos + total as usize;
+        };
         let c2 = crc32c(c1, &body[pos + 32..end]);
         body[pos..pos + 4].copy_from_slice(&mask(c2).to_le_bytes());
         pos = end;
         index += 1;
     }
+}
+
+/// Where the record framed at `pos` of `body` ends, by its length fields alone, when its
+/// header and body both fit.
+fn framed_end(body: &[u8], pos: usize) -> Option<usize> {
+    let rest = body.len().checked_sub(pos).filter(|&r| r >= 32)?;
+    let total = 32 + u64::from(le32(body, pos + 8)) + u64::from(le16(body, pos + 12));
+    (total <= rest as u64).then(|| pos + total as usize)
 }
 
 /// One record as the reference decoder reads it.
