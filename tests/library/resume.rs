@@ -170,3 +170,19 @@ fn a_slot_claiming_impossible_sequence_numbers_is_not_trusted() {
         );
     }
 }
+
+#[test]
+fn an_unsynced_tail_longer_than_4_mib_is_scanned_with_the_whole_segment() {
+    let (storage, log) = synced(10);
+    for _ in 0..5 {
+        log.append(&vec![7u8; 1 << 20]).unwrap(); // 5 MiB after the durable end
+    }
+    let crashed = storage.crash(CrashMode::KeepAll);
+    drop(log);
+    let log = Log::open(dir(), options(&crashed)).unwrap();
+    assert_eq!(
+        log.open_report().tail_scanned,
+        segment_len(&crashed) - SEGMENT_DATA_START
+    );
+    assert_eq!(log.next_seq(), 16);
+}
