@@ -478,6 +478,34 @@ pub fn binding_seed(bind: &[u8; 16]) -> u32 {
     crc32c::crc32c(bind)
 }
 
+/// Offset of the first non-zero byte of `bytes`, if any.
+///
+/// Zero checks run over whole preambles and preallocated tails (up to a segment), so they go a
+/// word at a time: a byte-wise loop is several times slower and, under the fuzzer's comparison
+/// tracing, was half of every run.
+#[must_use]
+pub fn first_nonzero(bytes: &[u8]) -> Option<usize> {
+    // OR each 64-byte block together and test once per block; the byte-wise search runs only
+    // inside the first block that is not all zero.
+    let mut at = 0;
+    for block in bytes.chunks_exact(64) {
+        let folded = block.chunks_exact(8).fold(0, |acc, w| {
+            acc | u64::from_ne_bytes(w.try_into().expect("chunks of 8"))
+        });
+        if folded != 0 {
+            break;
+        }
+        at += 64;
+    }
+    bytes[at..].iter().position(|&b| b != 0).map(|i| at + i)
+}
+
+/// Whether every byte of `bytes` is zero (see [`first_nonzero`]).
+#[must_use]
+pub fn is_zero(bytes: &[u8]) -> bool {
+    first_nonzero(bytes).is_none()
+}
+
 /// [`decode_record`] with the binding's CRC state precomputed by [`binding_seed`].
 #[must_use]
 pub fn decode_record_seeded(
@@ -487,7 +515,7 @@ pub fn decode_record_seeded(
     key_size_max: u16,
 ) -> Decoded<'_> {
     let Some(h) = bytes.get(..RECORD_HEADER_SIZE) else {
-        return Decoded::Invalid(if bytes.iter().all(|&b| b == 0) {
+        return Decoded::Invalid(if is_zero(bytes) {
             Invalid::Zeros
         } else {
             Invalid::Truncated
@@ -496,7 +524,7 @@ pub fn decode_record_seeded(
     let header_state = crc32c::crc32c_append(seed, &h[8..32]);
     if crc_mask(header_state) != le_u32(h, 4) {
         // Only now is it worth telling zeros from garbage: a valid header is never all zero.
-        if h.iter().all(|&b| b == 0) {
+        if is_zero(h) {
             return Decoded::Invalid(Invalid::Zeros);
         }
         return Decoded::Invalid(Invalid::HeaderChecksum);
@@ -589,6 +617,24 @@ mod tests {
     use super::*;
 
     const BIND: [u8; 16] = [7; 16];
+
+    #[test]
+    fn first_nonzero_finds_a_single_byte_at_every_offset_and_length() {
+        for len in 0..150 {
+            assert_eq!(
+                first_nonzero(&vec![0u8; len]),
+                None,
+                "all zero, {len} bytes"
+            );
+            for at in 0..len {
+                let mut bytes = vec![0u8; len];
+                bytes[at] = 0x80;
+                bytes[len - 1] |= 1;
+                assert_eq!(first_nonzero(&bytes), Some(at), "{len} bytes, set at {at}");
+                assert!(!is_zero(&bytes));
+            }
+        }
+    }
 
     fn meta(seq: u64) -> RecordMeta {
         RecordMeta {

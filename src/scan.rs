@@ -77,7 +77,7 @@ pub(crate) fn check_preamble(
         (slots[1] + WATERMARK_SLOT_SIZE, SEGMENT_DATA_START as usize),
     ];
     for (start, end) in padding {
-        if let Some(i) = bytes[start..end].iter().position(|&b| b != 0) {
+        if let Some(i) = format::first_nonzero(&bytes[start..end]) {
             let why = "non-zero bytes in the segment preamble's padding".to_string();
             return Some(((start + i) as u64, why, DamageKind::BadSegmentHeader));
         }
@@ -87,7 +87,7 @@ pub(crate) fn check_preamble(
     }
     for &at in &slots {
         let raw = &bytes[at..at + WATERMARK_SLOT_SIZE];
-        if raw.iter().any(|&b| b != 0)
+        if !format::is_zero(raw)
             && WatermarkSlot::decode(raw, header.log_id, header.segment).is_none()
         {
             return Some((
@@ -219,7 +219,7 @@ pub(crate) fn scan_records(
             }
             Decoded::Invalid(why) => {
                 let rest = &data[pos..];
-                if header.is_preallocated() && rest.iter().all(|&b| b == 0) {
+                if header.is_preallocated() && format::is_zero(rest) {
                     // Preallocated space: the normal end of data (FORMAT.md §2.1).
                     break;
                 }
@@ -279,7 +279,7 @@ fn resync(bytes: &[u8], from: usize, seed: u32, last_good: u64) -> Option<usize>
 fn damage_kind(why: Invalid, region: &[u8]) -> DamageKind {
     match why {
         Invalid::Truncated => DamageKind::TruncatedRecord,
-        Invalid::Zeros if region.iter().all(|&b| b == 0) => DamageKind::ZeroFill,
+        Invalid::Zeros if format::is_zero(region) => DamageKind::ZeroFill,
         Invalid::Zeros | Invalid::HeaderChecksum | Invalid::BodyChecksum => DamageKind::Checksum,
         Invalid::Malformed => DamageKind::Malformed,
     }
