@@ -55,6 +55,7 @@ pub mod scan;
 pub mod segment;
 pub mod storage;
 pub mod time;
+mod window;
 
 pub use compact::{CompactReport, Compaction, Pass, Totals, compact, compact_observed};
 pub use error::{Error, ErrorKind, Result};

@@ -8,7 +8,8 @@
 //! writer lock), sealed segments are never written again, and compaction replaces files by
 //! rename and unlink, which leaves an existing mapping valid. The last segment is mapped only by a
 //! writer's open while it holds the writer lock, which every truncation also needs, and the
-//! mapping is dropped before open itself cuts a torn tail; readers without the lock read it.
+//! mapping is dropped before open itself cuts a torn tail; readers without the lock read it a
+//! bounded window at a time (`window.rs`).
 #![allow(unsafe_code)]
 
 use std::fs::File;

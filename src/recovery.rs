@@ -1,16 +1,17 @@
-//! Scanning a whole log: listing its segments, reading each one (mapped when sealed, read
-//! when last), scanning them one after another for `scan_log` or on every core for
+//! Scanning a whole log: listing its segments, reading each one (mapped when sealed, read a
+//! window at a time when last), scanning them one after another for `scan_log` or on every core for
 //! `verify_log`, and handing each segment's findings in order to the decision table
 //! (`classify.rs`), which turns damage into *torn* or *corrupt*.
 
 use crate::classify::LogScan;
 use crate::compact::install;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SegmentHeader};
+use crate::format::{HeaderFault, SEGMENT_DATA_START, SegmentHeader};
 use crate::report::Report;
 use crate::scan::{self, SegmentScan, Visit};
 use crate::segment::{self, LOCK_NAME, Listing};
-use crate::storage::{Contents, LockKind, OpenMode, Storage, read_vec};
+use crate::storage::{LockKind, OpenMode, Storage, read_vec};
+use crate::window::{self, WINDOW};
 use std::collections::BTreeMap;
 use std::io;
 use std::ops::ControlFlow;
@@ -112,18 +113,24 @@ fn scan_one(
             });
         }
     };
-    // Sealed segments are never truncated, so they may be mapped; the last one is read.
-    let bytes = if sealed {
-        file.contents().map_err(|e| Error::io("read", &path, e))?
+    // Sealed segments are never truncated, so they may be mapped; the last one may be cut while
+    // we read, so it is read, a bounded window at a time (window.rs).
+    let found = if sealed {
+        let bytes = file.contents().map_err(|e| Error::io("read", &path, e))?;
+        let s = scan::scan_segment(&bytes, header, visit);
+        let preamble = scan::check_preamble(&bytes, header, true, s.last_seq);
+        (s, preamble)
     } else {
-        let bytes = read_vec(&*file, 0, file_len, SEGMENT_FILE_LIMIT);
-        Contents::Owned(bytes.map_err(|e| Error::io("read", &path, e))?)
+        let read = |e| Error::io("read", &path, e);
+        let preamble = read_vec(&*file, 0, SEGMENT_DATA_START, SEGMENT_DATA_START).map_err(read)?;
+        let s = window::scan_windowed(&*file, file_len, &preamble, header, WINDOW, visit)
+            .map_err(read)?;
+        let damage = scan::check_preamble(&preamble, header, false, s.last_seq);
+        (s, damage)
     };
-    let s = scan::scan_segment(&bytes, header, visit);
-    let preamble = scan::check_preamble(&bytes, header, sealed, s.last_seq);
     Ok(Scanned {
         file_len,
-        found: Some((s, preamble)),
+        found: Some(found),
     })
 }
 

@@ -42,6 +42,23 @@ pub(crate) struct SegmentScan {
     pub damage: Vec<LocalDamage>,
     /// The visitor asked to stop.
     pub stopped: bool,
+    /// With [`Reach::Window`]: where the clean records of the window end and the next window
+    /// starts.
+    pub window_stop: Option<Resume>,
+}
+
+impl SegmentScan {
+    /// Records damage at file offset `offset`, after the records delivered so far.
+    fn damaged(&mut self, kind: DamageKind, offset: usize, length: u64, detail: String) {
+        self.damage.push(LocalDamage {
+            kind,
+            offset: offset as u64,
+            length,
+            last_good_seq: self.last_seq,
+            records_before: self.records,
+            detail,
+        });
+    }
 }
 
 /// Reads the watermark slots of a segment (FORMAT.md §2.2): the newest valid one wins.
@@ -142,6 +159,7 @@ pub(crate) fn scan_segment(
         from,
         header,
         watermark,
+        Reach::EndOfFile,
         visit,
     )
 }
@@ -154,14 +172,25 @@ pub(crate) struct Resume {
     pub last_seq: u64,
 }
 
-/// Scans `data`, the bytes of the segment from `from.offset` to the end of the file, as
-/// [`scan_segment`] scans a whole segment. Offsets in the result are offsets in the file; the
-/// records before `from` are taken as they are, unread.
+/// How far the bytes handed to [`scan_records`] reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// To the end of the file: damage is judged with everything after it in view.
+    EndOfFile,
+    /// A window that stops short of the end (`window.rs`): the scan delivers clean records
+    /// only and stops at the first doubt, which the next window (or the rest of the file) settles.
+    Window,
+}
+
+/// Scans `data`, the bytes of the segment from `from.offset` to the end of the file (or of a
+/// window, see [`Reach`]), as [`scan_segment`] scans a whole segment. Offsets in the result are
+/// offsets in the file; the records before `from` are taken as they are, unread.
 pub(crate) fn scan_records(
     data: &[u8],
     from: Resume,
     header: &SegmentHeader,
     watermark: Option<WatermarkSlot>,
+    reach: Reach,
     visit: &mut Visit<'_>,
 ) -> SegmentScan {
     let seed = format::binding_seed(&format::binding(header.log_id, header.segment));
@@ -176,30 +205,28 @@ pub(crate) fn scan_records(
     let mut last_good = from.last_seq;
     let mut pos = 0;
     let mut resynced = false;
+    let window = reach == Reach::Window;
     while pos < data.len() {
-        match format::decode_record_seeded(&data[pos..], seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT) {
+        let decoded =
+            format::decode_record_seeded(&data[pos..], seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT);
+        let gap = |seq: u64| seq != last_good + 1 && !header.is_compacted();
+        if window
+            && !matches!(&decoded, Decoded::Record(r) if r.meta.seq > last_good && !gap(r.meta.seq))
+        {
+            break;
+        }
+        match decoded {
             Decoded::Record(r) => {
                 let end = pos + r.length as usize;
                 let seq = r.meta.seq;
                 if seq <= last_good {
-                    scan.damage.push(LocalDamage {
-                        kind: DamageKind::SequenceRegression,
-                        offset: (base + pos) as u64,
-                        length: u64::from(r.length),
-                        last_good_seq: scan.last_seq,
-                        records_before: scan.records,
-                        detail: format!("record with sequence {seq} follows sequence {last_good}"),
-                    });
+                    let why = format!("record with sequence {seq} follows sequence {last_good}");
+                    let length = u64::from(r.length);
+                    scan.damaged(DamageKind::SequenceRegression, base + pos, length, why);
                 } else {
-                    if seq != last_good + 1 && !header.is_compacted() && !resynced {
-                        scan.damage.push(LocalDamage {
-                            kind: DamageKind::SequenceGap,
-                            offset: (base + pos) as u64,
-                            length: 0,
-                            last_good_seq: scan.last_seq,
-                            records_before: scan.records,
-                            detail: format!("sequence jumps from {last_good} to {seq}"),
-                        });
+                    if gap(seq) && !resynced {
+                        let why = format!("sequence jumps from {last_good} to {seq}");
+                        scan.damaged(DamageKind::SequenceGap, base + pos, 0, why);
                     }
                     resynced = false;
                     last_good = seq;
@@ -225,20 +252,39 @@ pub(crate) fn scan_records(
                 }
                 let next = resync(data, pos + 1, seed, last_good);
                 let end = next.unwrap_or(data.len());
-                scan.damage.push(LocalDamage {
-                    kind: damage_kind(why, &data[pos..end]),
-                    offset: (base + pos) as u64,
-                    length: (end - pos) as u64,
-                    last_good_seq: scan.last_seq,
-                    records_before: scan.records,
-                    detail: describe(why, end - pos, next.is_some()),
-                });
+                let kind = damage_kind(why, &data[pos..end]);
+                let detail = describe(why, end - pos, next.is_some());
+                scan.damaged(kind, base + pos, (end - pos) as u64, detail);
                 resynced = true;
                 pos = end;
             }
         }
     }
+    if window {
+        scan.window_stop = Some(Resume {
+            offset: (base + pos) as u64,
+            last_seq: last_good,
+        });
+    }
     debug_assert!(scan.valid_len <= (base + data.len()) as u64);
+    scan
+}
+
+/// What [`scan_records`] finds in `len` zero bytes from `from` to the end of the file, without
+/// holding them: the normal end of a preallocated segment, otherwise zero-fill damage.
+pub(crate) fn scan_zeros(
+    len: u64,
+    from: Resume,
+    header: &SegmentHeader,
+    watermark: Option<WatermarkSlot>,
+) -> SegmentScan {
+    let mut scan = scan_records(&[], from, header, watermark, Reach::EndOfFile, &mut |_| {
+        ControlFlow::Continue(())
+    });
+    if len > 0 && !header.is_preallocated() {
+        let detail = describe(Invalid::Zeros, len as usize, false);
+        scan.damaged(DamageKind::ZeroFill, from.offset as usize, len, detail);
+    }
     scan
 }
 

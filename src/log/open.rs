@@ -303,9 +303,14 @@ fn resume(
         offset: end,
         last_seq: seq,
     };
-    let s = scan::scan_records(&tail, from, header, Some(slot), &mut |_| {
-        ControlFlow::Continue(())
-    });
+    let s = scan::scan_records(
+        &tail,
+        from,
+        header,
+        Some(slot),
+        scan::Reach::EndOfFile,
+        &mut |_| ControlFlow::Continue(()),
+    );
     Ok(s.damage.is_empty().then_some((s, len - end)))
 }
 

@@ -1,0 +1,300 @@
+//! Scanning the last segment of a log in bounded windows.
+//!
+//! Readers (verify, dump, export) hold no writer lock, so they may not map the last segment: a
+//! writer's open can cut its torn tail while they read, and a mapping of a file that shrinks
+//! faults (see `mmap.rs`). Reading the whole file instead would make their memory grow with the
+//! segment size (up to 1 GiB). So the last segment is read a window at a time: each window's
+//! clean records are delivered, and a window stops at the first byte that needs more context (a
+//! record cut by the window's end, damage, a sequence break). Only when damage is found is
+//! everything from there to the end of the file read at once, because telling a torn tail
+//! from damage followed by valid records needs all of it; `scan::scan_records` does that part,
+//! so the verdicts are exactly those of a whole-file scan.
+
+use crate::format::{
+    self, Decoded, KEY_SIZE_LIMIT, RECORD_HEADER_SIZE, RECORD_SIZE_LIMIT, SEGMENT_DATA_START,
+    SEGMENT_FILE_LIMIT, SegmentHeader,
+};
+use crate::scan::{self, Reach, Resume, SegmentScan, Visit};
+use crate::storage::{StorageFile, read_vec};
+use std::io;
+
+/// Bytes read per window: large enough that the per-read cost vanishes, small enough to bound
+/// a reader's memory far below a segment.
+pub(crate) const WINDOW: u64 = 8 << 20;
+
+/// Scans the records of the segment in `file` (`len` bytes, whose preamble is `preamble`) as
+/// `scan::scan_segment` scans the whole file, reading at most `window` bytes at a time while the
+/// records are clean. A record longer than the window gets a window of its own length.
+///
+/// # Errors
+///
+/// The storage's read error.
+pub(crate) fn scan_windowed(
+    file: &dyn StorageFile,
+    len: u64,
+    preamble: &[u8],
+    header: &SegmentHeader,
+    window: u64,
+    visit: &mut Visit<'_>,
+) -> io::Result<SegmentScan> {
+    assert!(
+        len >= SEGMENT_DATA_START && window > 0,
+        "caller checks the preamble"
+    );
+    if len > SEGMENT_FILE_LIMIT {
+        let why =
+            format!("the file is {len} bytes, more than any segment holds ({SEGMENT_FILE_LIMIT})");
+        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+    }
+    let watermark = scan::read_watermark(preamble, header);
+    let mut from = Resume {
+        offset: SEGMENT_DATA_START,
+        last_seq: header.first_seq - 1,
+    };
+    let mut total = SegmentScan::default();
+    let mut want = window;
+    loop {
+        let rest = len - from.offset;
+        let reach = if rest <= want {
+            Reach::EndOfFile
+        } else {
+            Reach::Window
+        };
+        let bytes = read_vec(file, from.offset, rest.min(want), SEGMENT_FILE_LIMIT)?;
+        let part = scan::scan_records(&bytes, from, header, watermark, reach, visit);
+        let (stop, stopped) = (part.window_stop, part.stopped);
+        merge(&mut total, part);
+        if stopped || reach == Reach::EndOfFile {
+            return Ok(total);
+        }
+        let stop = stop.expect("a window that does not reach the end stops somewhere");
+        let claimed = claimed_len(&bytes, header);
+        drop(bytes); // one window in memory at a time
+        if stop.offset > from.offset {
+            (from, want) = (stop, window);
+        } else if let Some(l) = claimed.filter(|&l| l > want) {
+            // A record longer than the window: its header is intact, so its length is bounded
+            // by the format's limit. It gets a window of its own.
+            want = l;
+        } else if all_zero(file, from.offset, len, window)? {
+            // Zeros to the end (preallocation, or a tail a crash left zero-filled): settled
+            // without holding them.
+            merge(&mut total, scan::scan_zeros(rest, from, header, watermark));
+            return Ok(total);
+        } else {
+            // Damage, which only the rest of the file can tell from a torn tail.
+            want = rest;
+        }
+    }
+}
+
+/// Whether the file is all zero from `offset` to `len`, read a window at a time.
+fn all_zero(file: &dyn StorageFile, mut offset: u64, len: u64, window: u64) -> io::Result<bool> {
+    let mut buf = vec![0u8; window.min(len - offset).min(WINDOW) as usize];
+    while offset < len {
+        let n = buf.len().min((len - offset) as usize);
+        file.read_at(&mut buf[..n], offset)?;
+        if !format::is_zero(&buf[..n]) {
+            return Ok(false);
+        }
+        offset += n as u64;
+    }
+    Ok(true)
+}
+
+/// The length a record's header claims, if the header is intact and within the format's limits.
+fn claimed_len(bytes: &[u8], header: &SegmentHeader) -> Option<u64> {
+    let seed = format::binding_seed(&format::binding(header.log_id, header.segment));
+    match format::decode_record_seeded(bytes, seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT) {
+        Decoded::Invalid(format::Invalid::Truncated) if bytes.len() >= RECORD_HEADER_SIZE => {
+            let payload = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+            let key = u16::from_le_bytes(bytes[12..14].try_into().expect("2 bytes"));
+            Some(RECORD_HEADER_SIZE as u64 + u64::from(payload) + u64::from(key))
+        }
+        _ => None,
+    }
+}
+
+/// Folds the scan of the next window into the total. Only the last window can hold damage
+/// (the others stop before it), and its counts restart at zero.
+fn merge(total: &mut SegmentScan, part: SegmentScan) {
+    let before = total.records;
+    total.valid_len = part.valid_len;
+    total.records += part.records;
+    total.first_seq = total.first_seq.or(part.first_seq);
+    total.last_seq = part.last_seq;
+    total.durable_seq = part.durable_seq;
+    total.slot_generation = part.slot_generation;
+    total.stopped = part.stopped;
+    total.damage.extend(part.damage.into_iter().map(|mut d| {
+        d.records_before += before;
+        d
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{
+        FORMAT_VERSION, RecordKind, RecordMeta, SEGMENT_FLAG_COMPACTED, SEGMENT_FLAG_PREALLOCATED,
+    };
+    use crate::storage::{MemStorage, OpenMode, Storage};
+    use proptest::prelude::*;
+    use std::ops::ControlFlow;
+    use std::path::Path;
+
+    fn header(flags: u32) -> SegmentHeader {
+        SegmentHeader {
+            version: FORMAT_VERSION,
+            flags,
+            log_id: 9,
+            segment: 1,
+            first_seq: 1,
+            log_first_seq: 1,
+            created_nanos: 0,
+        }
+    }
+
+    /// A segment of records with the given sequence numbers and payload lengths.
+    fn segment(h: &SegmentHeader, records: &[(u64, usize)]) -> Vec<u8> {
+        let mut bytes = h.encode().to_vec();
+        bytes.resize(SEGMENT_DATA_START as usize, 0);
+        let bind = format::binding(h.log_id, h.segment);
+        for &(seq, len) in records {
+            let meta = RecordMeta {
+                seq,
+                timestamp_nanos: seq,
+                kind: RecordKind::Data,
+            };
+            let payload: Vec<u8> = (0..len).map(|i| (i as u64 ^ seq) as u8).collect();
+            format::encode_record(&mut bytes, &bind, meta, None, &payload);
+        }
+        bytes
+    }
+
+    /// What a scan reports and delivers, without the window bookkeeping.
+    type Seen = (SegmentScan, Vec<(u64, u64)>);
+
+    fn whole(bytes: &[u8], h: &SegmentHeader, stop_after: usize) -> Seen {
+        let mut seen = Vec::new();
+        let s = scan::scan_segment(bytes, h, &mut |r| {
+            seen.push((r.seq, r.location.offset));
+            if seen.len() >= stop_after {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        (s, seen)
+    }
+
+    fn windowed(bytes: &[u8], h: &SegmentHeader, window: u64, stop_after: usize) -> Seen {
+        let storage = MemStorage::new();
+        let path = Path::new("/w/seg");
+        storage.create_dir_all(Path::new("/w")).unwrap();
+        storage.set_file_bytes(path, bytes.to_vec());
+        let file = storage.open(path, OpenMode::Read).unwrap();
+        let pre = &bytes[..SEGMENT_DATA_START as usize];
+        let mut seen = Vec::new();
+        let len = bytes.len() as u64;
+        let mut s = scan_windowed(&*file, len, pre, h, window, &mut |r| {
+            seen.push((r.seq, r.location.offset));
+            if seen.len() >= stop_after {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        s.window_stop = None;
+        (s, seen)
+    }
+
+    fn assert_same(bytes: &[u8], h: &SegmentHeader, stop_after: usize) {
+        let expected = whole(bytes, h, stop_after);
+        for window in [1, 31, 32, 33, 64, 100, 257, 1000, 4096, WINDOW] {
+            let got = windowed(bytes, h, window, stop_after);
+            assert_eq!(got, expected, "window {window}, stop after {stop_after}");
+        }
+    }
+
+    #[test]
+    fn a_clean_segment_scans_the_same_through_every_window_size() {
+        let h = header(0);
+        let bytes = segment(&h, &[(1, 0), (2, 10), (3, 500), (4, 3000), (5, 7)]);
+        assert_same(&bytes, &h, usize::MAX);
+        assert_same(&bytes, &h, 3);
+    }
+
+    #[test]
+    fn damage_gaps_regressions_and_zero_tails_are_judged_as_a_whole_file_scan_judges_them() {
+        let h = header(0);
+        let clean = segment(&h, &[(1, 40), (2, 40), (3, 40), (4, 40)]);
+        let data = SEGMENT_DATA_START as usize;
+        let mut flipped = clean.clone();
+        flipped[data + 72 + 40] ^= 1;
+        assert_same(&flipped, &h, usize::MAX);
+        let mut torn = clean.clone();
+        torn.truncate(clean.len() - 5);
+        assert_same(&torn, &h, usize::MAX);
+        assert_same(&segment(&h, &[(1, 40), (2, 40), (5, 40)]), &h, usize::MAX);
+        assert_same(&segment(&h, &[(1, 40), (2, 40), (2, 40)]), &h, usize::MAX);
+        let mut zeros = clean.clone();
+        zeros.resize(clean.len() + 5000, 0);
+        assert_same(&zeros, &h, usize::MAX);
+        let pre = header(SEGMENT_FLAG_PREALLOCATED);
+        let mut prealloc = segment(&pre, &[(1, 40), (2, 40)]);
+        prealloc.resize(prealloc.len() + 5000, 0);
+        assert_same(&prealloc, &pre, usize::MAX);
+        let compacted = header(SEGMENT_FLAG_COMPACTED);
+        assert_same(
+            &segment(&compacted, &[(1, 40), (7, 40), (9, 40)]),
+            &compacted,
+            usize::MAX,
+        );
+    }
+
+    #[test]
+    fn a_record_longer_than_the_window_is_read_in_one_window_of_its_own() {
+        let h = header(0);
+        let bytes = segment(&h, &[(1, 10), (2, 100_000), (3, 10)]);
+        let (s, seen) = windowed(&bytes, &h, 4096, usize::MAX);
+        assert_eq!((s.records, s.damage.len()), (3, 0));
+        assert_eq!(seen.len(), 3);
+        assert_eq!(s.valid_len, bytes.len() as u64);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn any_segment_with_any_damage_scans_the_same_windowed(
+            lens in proptest::collection::vec(0usize..300, 0..12),
+            skip in 0usize..14,
+            edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..3),
+            cut in any::<u16>(),
+            tail_zeros in 0usize..600,
+            flags in 0u32..4,
+        ) {
+            let h = header(flags & (SEGMENT_FLAG_COMPACTED | SEGMENT_FLAG_PREALLOCATED));
+            let records: Vec<(u64, usize)> = lens
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| (i as u64 + 1 + u64::from(i >= skip), l))
+                .collect();
+            let mut bytes = segment(&h, &records);
+            let data = SEGMENT_DATA_START as usize;
+            let body = bytes.len() - data;
+            for (at, x) in edits {
+                if body > 0 {
+                    bytes[data + usize::from(at) % body] ^= x;
+                }
+            }
+            if body > 0 && cut % 3 == 0 {
+                bytes.truncate(data + usize::from(cut) % body);
+            }
+            bytes.resize(bytes.len() + tail_zeros, 0);
+            assert_same(&bytes, &h, usize::MAX);
+            assert_same(&bytes, &h, 1 + lens.len() / 2);
+        }
+    }
+}
