@@ -3,7 +3,7 @@
 //! `--before SEQ` drops records below a checkpoint; `--keys` keeps only the latest data record
 //! of each key and drops keys whose latest record is a tombstone (keyless records are kept).
 //! Survivors keep their sequence numbers and order. The new log is written beside the old one
-//! and switched to by the protocol in [`install`]; a SHA-256 over the survivors, computed while
+//! and switched to by the protocol in `install.rs`; a SHA-256 over the survivors, computed while
 //! reading the old log, must equal the one computed by reading the installed new log back
 //! before the old segments are removed.
 //!

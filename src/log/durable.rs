@@ -82,7 +82,7 @@ impl Log {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Poisoned`], or the I/O error of the failed fdatasync (which poisons).
+    /// [`crate::ErrorKind::Poisoned`], or the I/O error of the failed fdatasync (which poisons).
     pub fn sync(&self) -> Result<()> {
         self.check_poison()?;
         let target = {
