@@ -15,6 +15,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod crash;
+mod file;
+
+use file::MemFile;
+
 /// Kinds of traced operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TraceOp {
@@ -211,112 +216,16 @@ impl MemStorage {
     pub fn files(&self) -> Vec<PathBuf> {
         self.lock().live.keys().cloned().collect()
     }
-
-    /// The storage a crash would leave behind. Locks are released; faults and trace start empty.
-    #[must_use]
-    pub fn crash(&self, mode: CrashMode) -> MemStorage {
-        let st = self.lock();
-        let mut rng = Rng(match mode {
-            CrashMode::Torn { seed } => seed ^ 0x9e37_79b9_7f4a_7c15,
-            _ => 1,
-        });
-        let keep_dir_ops = match mode {
-            CrashMode::KeepAll => st.pending_dir.len(),
-            CrashMode::DropUnsynced => 0,
-            CrashMode::Torn { .. } => rng.below(st.pending_dir.len() as u64 + 1) as usize,
-        };
-        let mut entries = st.durable.clone();
-        for op in &st.pending_dir[..keep_dir_ops] {
-            match op {
-                DirOp::Link(p, ino) => entries.insert(p.clone(), *ino),
-                DirOp::Unlink(p) => entries.remove(p),
-            };
-        }
-        let mut out = MemState {
-            dirs: st.dirs.clone(),
-            next_ino: st.next_ino,
-            ..MemState::default()
-        };
-        for (path, ino) in entries {
-            out.inodes.entry(ino).or_insert_with(|| {
-                let bytes = crash_contents(&st.inodes[&ino], mode, &mut rng);
-                Inode {
-                    durable: bytes.clone(),
-                    live: bytes,
-                    ..Inode::default()
-                }
-            });
-            out.live.insert(path.clone(), ino);
-            out.durable.insert(path, ino);
-        }
-        MemStorage {
-            state: Arc::new(Mutex::new(out)),
-        }
-    }
 }
 
-fn crash_contents(inode: &Inode, mode: CrashMode, rng: &mut Rng) -> Vec<u8> {
-    match mode {
-        CrashMode::KeepAll => return inode.live.clone(),
-        CrashMode::DropUnsynced => return inode.durable.clone(),
-        CrashMode::Torn { .. } => {}
-    }
-    let mut bytes = inode.durable.clone();
-    for w in &inode.pending {
-        match w {
-            PendingWrite::SetLen(len) => {
-                if rng.below(2) == 0 {
-                    bytes.resize(*len as usize, 0);
-                }
-            }
-            PendingWrite::Write { offset, data } => {
-                let (keep, fill) = match rng.below(5) {
-                    0 => (0, None),
-                    1 | 2 => (data.len(), None),
-                    3 => (rng.below(data.len() as u64 + 1) as usize, Some(0u8)),
-                    _ => (rng.below(data.len() as u64 + 1) as usize, Some(0xa5)),
-                };
-                let mut torn = data[..keep].to_vec();
-                if let Some(fill) = fill {
-                    torn.extend(
-                        (keep..data.len()).map(|i| if fill == 0 { 0 } else { rng.byte(i) }),
-                    );
-                }
-                apply_write(&mut bytes, *offset, &torn);
-            }
-        }
-    }
-    bytes
-}
-
+/// Writes `data` at `offset`, growing `bytes` with zeros first as a file would (shared by live
+/// writes and by the crash builder replaying pending ones).
 fn apply_write(bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
     let offset = offset as usize;
     if bytes.len() < offset + data.len() {
         bytes.resize(offset + data.len(), 0);
     }
     bytes[offset..offset + data.len()].copy_from_slice(data);
-}
-
-/// A small deterministic generator (xorshift64*), so the library needs no `rand`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0.max(1);
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-
-    fn byte(&mut self, _i: usize) -> u8 {
-        (self.next() >> 32) as u8
-    }
 }
 
 impl MemState {
@@ -362,14 +271,6 @@ fn fault_error(fault: Fault) -> io::Error {
 
 fn check(fault: Option<Fault>) -> io::Result<()> {
     fault.map_or(Ok(()), |f| Err(fault_error(f)))
-}
-
-#[derive(Debug)]
-struct MemFile {
-    storage: MemStorage,
-    ino: u64,
-    path: PathBuf,
-    writable: bool,
 }
 
 #[derive(Debug)]
@@ -526,89 +427,5 @@ impl Storage for MemStorage {
     fn exists(&self, path: &Path) -> bool {
         let st = self.lock();
         st.live.contains_key(path) || st.dirs.iter().any(|d| d == path)
-    }
-}
-
-impl StorageFile for MemFile {
-    fn len(&self) -> io::Result<u64> {
-        let st = self.storage.lock();
-        Ok(st.inodes[&self.ino].live.len() as u64)
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let mut st = self.storage.lock();
-        check(st.begin(TraceOp::Read, &self.path, offset, buf.len() as u64))?;
-        let live = &st.inodes[&self.ino].live;
-        let start = usize::try_from(offset).map_err(io::Error::other)?;
-        let end = start.checked_add(buf.len()).filter(|&e| e <= live.len());
-        let Some(end) = end else {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        };
-        buf.copy_from_slice(&live[start..end]);
-        Ok(())
-    }
-
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let mut st = self.storage.lock();
-        if !self.writable {
-            return Err(io::ErrorKind::PermissionDenied.into());
-        }
-        let fault = st.begin(TraceOp::Write, &self.path, offset, buf.len() as u64);
-        let stored = match fault {
-            None => buf,
-            Some(Fault::ShortWrite(n)) => &buf[..n.min(buf.len())],
-            Some(f) => return Err(fault_error(f)),
-        };
-        let inode = st.inodes.get_mut(&self.ino).expect("open inode exists");
-        apply_write(&mut inode.live, offset, stored);
-        if let Some(view) = inode.disk_view.as_mut() {
-            apply_write(view, offset, stored);
-        }
-        inode.pending.push(PendingWrite::Write {
-            offset,
-            data: stored.to_vec(),
-        });
-        check(fault)
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut st = self.storage.lock();
-        check(st.begin(TraceOp::SetLen, &self.path, len, 0))?;
-        let inode = st.inodes.get_mut(&self.ino).expect("open inode exists");
-        let new_len = usize::try_from(len).map_err(io::Error::other)?;
-        inode.live.resize(new_len, 0);
-        if let Some(view) = inode.disk_view.as_mut() {
-            view.resize(new_len, 0);
-        }
-        inode.pending.push(PendingWrite::SetLen(len));
-        Ok(())
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        let mut st = self.storage.lock();
-        let fault = st.begin(TraceOp::SyncData, &self.path, 0, 0);
-        let inode = st.inodes.get_mut(&self.ino).expect("open inode exists");
-        match fault {
-            None => {
-                inode.durable = inode.disk_view.take().unwrap_or_else(|| inode.live.clone());
-                inode.pending.clear();
-                Ok(())
-            }
-            Some(Fault::FsyncGate) => {
-                // The kernel drops the dirty state: the data never becomes durable, and the
-                // next sync has nothing left to report, though reads still see the new bytes.
-                inode.disk_view = Some(inode.durable.clone());
-                inode.pending.clear();
-                Err(fault_error(Fault::FsyncGate))
-            }
-            Some(f) => Err(fault_error(f)),
-        }
-    }
-
-    fn contents(&self) -> io::Result<Contents> {
-        let mut st = self.storage.lock();
-        let len = st.inodes[&self.ino].live.len() as u64;
-        check(st.begin(TraceOp::Read, &self.path, 0, len))?;
-        Ok(Contents::Owned(st.inodes[&self.ino].live.clone()))
     }
 }
