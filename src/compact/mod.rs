@@ -12,23 +12,22 @@
 //! (`--keys` only, [`crate::kv`] documents its size per key) plus one record.
 
 pub(crate) mod install;
+mod new_log;
+
+use new_log::NewLog;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{
-    self, FORMAT_VERSION, RecordMeta, SEGMENT_DATA_START, SEGMENT_FLAG_COMPACTED, SegmentHeader,
-    WatermarkSlot,
-};
+use crate::format::{self, SEGMENT_DATA_START};
 use crate::options::Options;
 use crate::recovery;
 use crate::repair::{self, hex, sync_dir};
 use crate::report::{RecordView, Report, Verdict};
 use crate::segment::{self, Listing, temp_name};
-use crate::storage::{OpenMode, Storage, StorageFile};
+use crate::storage::Storage;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::Arc;
 
 /// What to drop.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -428,145 +427,4 @@ fn abandon(storage: &dyn Storage, dir: &Path, first_new: u64) {
         }
     }
     let _ = sync_dir(storage, dir);
-}
-
-/// The new log being written as temporary segment files.
-struct NewLog<'a> {
-    storage: &'a dyn Storage,
-    dir: &'a Path,
-    segment_size: u64,
-    log_id: u64,
-    log_first_seq: u64,
-    next_number: u64,
-    current: Option<NewSegment>,
-    buf: Vec<u8>,
-}
-
-struct NewSegment {
-    number: u64,
-    file: Arc<dyn StorageFile>,
-    len: u64,
-    last_seq: Option<u64>,
-}
-
-impl<'a> NewLog<'a> {
-    fn new(
-        storage: &'a dyn Storage,
-        dir: &'a Path,
-        options: &Options,
-        log_id: u64,
-        first_number: u64,
-        log_first_seq: u64,
-    ) -> NewLog<'a> {
-        NewLog {
-            storage,
-            dir,
-            segment_size: options.segment_size,
-            log_id,
-            log_first_seq,
-            next_number: first_number,
-            current: None,
-            buf: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, r: &RecordView<'_>) -> Result<()> {
-        let size = format::encoded_len(r.key.map_or(0, <[u8]>::len), r.payload.len()) as u64;
-        let full = self
-            .current
-            .as_ref()
-            .is_some_and(|c| c.last_seq.is_some() && c.len + size > self.segment_size);
-        if full {
-            self.seal()?;
-        }
-        if self.current.is_none() {
-            self.start(r.seq, SEGMENT_FLAG_COMPACTED)?;
-        }
-        let seg = self.current.as_mut().expect("started above");
-        self.buf.clear();
-        let meta = RecordMeta {
-            seq: r.seq,
-            timestamp_nanos: r.timestamp_nanos,
-            kind: r.kind,
-        };
-        format::encode_record(
-            &mut self.buf,
-            &format::binding(self.log_id, seg.number),
-            meta,
-            r.key,
-            r.payload,
-        );
-        let path = self.dir.join(temp_name(seg.number));
-        seg.file
-            .write_at(&self.buf, seg.len)
-            .map_err(|e| Error::io("write", &path, e))?;
-        seg.len += self.buf.len() as u64;
-        seg.last_seq = Some(r.seq);
-        Ok(())
-    }
-
-    fn start(&mut self, first_seq: u64, flags: u32) -> Result<()> {
-        let number = self.next_number;
-        self.next_number += 1;
-        let header = SegmentHeader {
-            version: FORMAT_VERSION,
-            flags,
-            log_id: self.log_id,
-            segment: number,
-            first_seq,
-            log_first_seq: self.log_first_seq,
-            created_nanos: crate::time::now_nanos(),
-        };
-        let path = self.dir.join(temp_name(number));
-        let file = self
-            .storage
-            .open(&path, OpenMode::CreateNew)
-            .map_err(|e| Error::io("create", &path, e))?;
-        let mut preamble = header.encode().to_vec();
-        preamble.resize(SEGMENT_DATA_START as usize, 0);
-        file.write_at(&preamble, 0)
-            .map_err(|e| Error::io("write", &path, e))?;
-        self.current = Some(NewSegment {
-            number,
-            file,
-            len: SEGMENT_DATA_START,
-            last_seq: None,
-        });
-        Ok(())
-    }
-
-    /// Writes the final watermark of the current segment and syncs it.
-    fn seal(&mut self) -> Result<()> {
-        let Some(seg) = self.current.take() else {
-            return Ok(());
-        };
-        let path = self.dir.join(temp_name(seg.number));
-        if let Some(last) = seg.last_seq {
-            let slot = WatermarkSlot {
-                durable_seq: last,
-                generation: 1,
-                durable_end: seg.len,
-            }
-            .encode(self.log_id, seg.number);
-            seg.file
-                .write_at(&slot, format::WATERMARK_SLOT_OFFSETS[1])
-                .map_err(|e| Error::io("write", &path, e))?;
-        }
-        seg.file
-            .sync_data()
-            .map_err(|e| Error::io("fdatasync", &path, e))?;
-        Ok(())
-    }
-
-    /// Seals the last compacted segment and adds the empty segment that appends continue in,
-    /// starting at the old log's next sequence number so none is ever reused; fsyncs the
-    /// directory. Returns the number of that last segment.
-    fn finish(mut self, next_seq: u64) -> Result<u64> {
-        self.seal()?;
-        self.start(next_seq, 0)?;
-        let last = self.current.as_ref().expect("started above").number;
-        self.seal()?;
-        sync_dir(self.storage, self.dir)?;
-        Ok(last)
-    }
 }
