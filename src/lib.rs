@@ -54,6 +54,7 @@ mod report;
 pub mod scan;
 pub mod segment;
 pub mod storage;
+mod tail;
 pub mod time;
 mod window;
 
@@ -69,6 +70,7 @@ pub use report::{
     Damage, DamageClass, DamageKind, InProgress, Location, Record, RecordView, Report,
     SegmentReport, Verdict,
 };
+pub use tail::{After, Cursor, read_after};
 
 /// Verifies the log in `dir` on the real file system, on every core, and returns its report.
 ///

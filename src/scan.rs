@@ -239,6 +239,10 @@ pub(crate) fn scan_records(
                     let view = view_of(&r, header.segment, (base + pos) as u64);
                     if visit(&view).is_break() {
                         scan.stopped = true;
+                        scan.window_stop = window.then_some(Resume {
+                            offset: (base + end) as u64,
+                            last_seq: seq,
+                        });
                         return scan;
                     }
                 }

@@ -23,12 +23,14 @@ use std::io;
 pub(crate) const WINDOW: u64 = 8 << 20;
 
 /// Scans the records of the segment in `file` (`len` bytes, whose preamble is `preamble`) as
-/// `scan::scan_segment` scans the whole file, reading at most `window` bytes at a time while the
-/// records are clean. A record longer than the window gets a window of its own length.
+/// `scan::scan_segment` scans the whole file, holding at most one window of it while the
+/// records are clean (see [`read_clean`]). At the first doubt: zeros to the end are settled
+/// window by window; anything else is damage, and the rest of the file is read at once, since
+/// only all of it tells a torn tail from damage followed by valid records.
 ///
 /// # Errors
 ///
-/// The storage's read error.
+/// The storage's read error; a file longer than any segment can be.
 pub(crate) fn scan_windowed(
     file: &dyn StorageFile,
     len: u64,
@@ -37,59 +39,93 @@ pub(crate) fn scan_windowed(
     window: u64,
     visit: &mut Visit<'_>,
 ) -> io::Result<SegmentScan> {
+    let watermark = scan::read_watermark(preamble, header);
+    let from = Resume {
+        offset: SEGMENT_DATA_START,
+        last_seq: header.first_seq - 1,
+    };
+    let (mut total, doubt) = read_clean(file, len, from, header, watermark, window, visit)?;
+    let rest = len - doubt.offset;
+    if total.stopped || rest == 0 {
+        return Ok(total);
+    }
+    if all_zero(file, doubt.offset, len, window)? {
+        // Zeros to the end (preallocation, or a tail a crash left zero-filled).
+        merge(&mut total, scan::scan_zeros(rest, doubt, header, watermark));
+    } else {
+        let bytes = read_vec(file, doubt.offset, rest, SEGMENT_FILE_LIMIT)?;
+        let end = scan::scan_records(&bytes, doubt, header, watermark, Reach::EndOfFile, visit);
+        merge(&mut total, end);
+    }
+    Ok(total)
+}
+
+/// Delivers the clean records of the segment in `file` from `from` on, reading at most `window`
+/// bytes at a time (a record longer than the window gets a window of its own length), and stops
+/// at the first byte that is not the start of the next clean record: the end of the file, a
+/// record cut short, damage, or a sequence break. Returns what was delivered and where it
+/// stopped; `SegmentScan::stopped` when the visitor asked to.
+///
+/// # Errors
+///
+/// The storage's read error; a file longer than any segment can be.
+pub(crate) fn read_clean(
+    file: &dyn StorageFile,
+    len: u64,
+    mut from: Resume,
+    header: &SegmentHeader,
+    watermark: Option<format::WatermarkSlot>,
+    window: u64,
+    visit: &mut Visit<'_>,
+) -> io::Result<(SegmentScan, Resume)> {
     assert!(
-        len >= SEGMENT_DATA_START && window > 0,
-        "caller checks the preamble"
+        len >= from.offset && from.offset >= SEGMENT_DATA_START && window > 0,
+        "the caller starts at a record boundary inside the file"
     );
     if len > SEGMENT_FILE_LIMIT {
         let why =
             format!("the file is {len} bytes, more than any segment holds ({SEGMENT_FILE_LIMIT})");
         return Err(io::Error::new(io::ErrorKind::InvalidData, why));
     }
-    let watermark = scan::read_watermark(preamble, header);
-    let mut from = Resume {
-        offset: SEGMENT_DATA_START,
-        last_seq: header.first_seq - 1,
-    };
-    let mut total = SegmentScan::default();
+    let mut total = scan::scan_records(&[], from, header, watermark, Reach::Window, visit);
     let mut want = window;
-    loop {
-        let rest = len - from.offset;
-        let reach = if rest <= want {
-            Reach::EndOfFile
-        } else {
-            Reach::Window
-        };
-        let bytes = read_vec(file, from.offset, rest.min(want), SEGMENT_FILE_LIMIT)?;
-        let part = scan::scan_records(&bytes, from, header, watermark, reach, visit);
-        let (stop, stopped) = (part.window_stop, part.stopped);
+    while from.offset < len {
+        let bytes = read_vec(
+            file,
+            from.offset,
+            (len - from.offset).min(want),
+            SEGMENT_FILE_LIMIT,
+        )?;
+        let part = scan::scan_records(&bytes, from, header, watermark, Reach::Window, visit);
+        let stop = part
+            .window_stop
+            .expect("a window scan says where it stopped");
         merge(&mut total, part);
-        if stopped || reach == Reach::EndOfFile {
-            return Ok(total);
+        if total.stopped {
+            return Ok((total, stop));
         }
-        let stop = stop.expect("a window that does not reach the end stops somewhere");
-        let claimed = claimed_len(&bytes, header);
-        drop(bytes); // one window in memory at a time
         if stop.offset > from.offset {
             (from, want) = (stop, window);
-        } else if let Some(l) = claimed.filter(|&l| l > want) {
-            // A record longer than the window: its header is intact, so its length is bounded
-            // by the format's limit. It gets a window of its own.
-            want = l;
-        } else if all_zero(file, from.offset, len, window)? {
-            // Zeros to the end (preallocation, or a tail a crash left zero-filled): settled
-            // without holding them.
-            merge(&mut total, scan::scan_zeros(rest, from, header, watermark));
-            return Ok(total);
-        } else {
-            // Damage, which only the rest of the file can tell from a torn tail.
-            want = rest;
+            continue;
+        }
+        // Nothing clean at the start of the window: a record longer than the window (its
+        // header is intact, so its length is bounded by the format's limit) gets a window of
+        // its own if the file holds all of it; anything else is where the clean records end.
+        match claimed_len(&bytes, header) {
+            Some(l) if l > want && l <= len - from.offset => want = l,
+            _ => break,
         }
     }
+    Ok((total, from))
 }
 
 /// Whether the file is all zero from `offset` to `len`, read a window at a time.
-fn all_zero(file: &dyn StorageFile, mut offset: u64, len: u64, window: u64) -> io::Result<bool> {
+pub(crate) fn all_zero(
+    file: &dyn StorageFile,
+    mut offset: u64,
+    len: u64,
+    window: u64,
+) -> io::Result<bool> {
     let mut buf = vec![0u8; window.min(len - offset).min(WINDOW) as usize];
     while offset < len {
         let n = buf.len().min((len - offset) as usize);

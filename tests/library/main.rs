@@ -16,4 +16,5 @@ mod protocol;
 mod resume;
 mod sequences;
 mod sweeps;
+mod tail;
 mod util;

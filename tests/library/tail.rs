@@ -1,0 +1,178 @@
+//! `read_after`: a follower reads only what was appended after its cursor, waits at a record
+//! still being written, and never delivers a record past damage or from a rewritten log.
+
+use crate::util::{append_n, built, dir, options, plain, scan, segments};
+use std::ops::ControlFlow;
+use walctl::storage::MemStorage;
+use walctl::{After, Compaction, Cursor, Log, Record};
+
+/// Reads after `cursor`; returns the outcome and the records delivered.
+fn follow(storage: &MemStorage, cursor: Option<Cursor>) -> (After, Vec<Record>) {
+    let mut got = Vec::new();
+    let after = walctl::read_after(storage, &dir(), cursor.as_ref(), &mut |r| {
+        got.push(r.to_record());
+        ControlFlow::Continue(())
+    })
+    .expect("read_after");
+    (after, got)
+}
+
+fn cursor_of(after: After) -> Option<Cursor> {
+    match after {
+        After::Read { cursor, .. } => cursor,
+        other => panic!("expected records, got {other:?}"),
+    }
+}
+
+fn seqs(records: &[Record]) -> Vec<u64> {
+    records.iter().map(|r| r.seq).collect()
+}
+
+#[test]
+fn a_follower_reads_each_record_once_across_rotations() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    append_n(&log, 30, 500);
+    let (after, first) = follow(&storage, None);
+    assert_eq!(
+        first,
+        scan(&storage, &dir()).1,
+        "the first read is the whole log"
+    );
+    let cursor = cursor_of(after);
+    append_n(&log, 50, 500);
+    assert!(segments(&storage).len() >= 4, "the appends rotated");
+    let (after, next) = follow(&storage, cursor);
+    assert_eq!(seqs(&next), (31..=80).collect::<Vec<_>>());
+    assert_eq!(
+        next,
+        scan(&storage, &dir()).1[30..],
+        "byte for byte as a scan reads them"
+    );
+    let cursor = cursor_of(after);
+    let (again, none) = follow(&storage, cursor);
+    assert!(none.is_empty());
+    assert_eq!(again, After::Read { cursor, records: 0 });
+}
+
+#[test]
+fn a_record_cut_short_is_waited_for_then_delivered() {
+    let storage = built(10, 300);
+    let last = segments(&storage).pop().unwrap();
+    let whole = storage.file_bytes(&last).unwrap();
+    storage.set_file_bytes(&last, whole[..whole.len() - 100].to_vec());
+    let (after, got) = follow(&storage, None);
+    assert_eq!(
+        seqs(&got),
+        (1..=9).collect::<Vec<_>>(),
+        "waits at the record in progress"
+    );
+    let cursor = cursor_of(after);
+    storage.set_file_bytes(&last, whole);
+    let (_, rest) = follow(&storage, cursor);
+    assert_eq!(seqs(&rest), vec![10]);
+}
+
+#[test]
+fn valid_records_past_damage_in_the_last_segment_are_damage_not_a_wait() {
+    let storage = built(10, 300);
+    let last = segments(&storage).pop().unwrap();
+    let (_, records) = scan(&storage, &dir());
+    let victim = records.iter().rev().nth(3).unwrap().location;
+    let mut bytes = storage.file_bytes(&last).unwrap();
+    bytes[victim.offset as usize + 40] ^= 1;
+    storage.set_file_bytes(&last, bytes);
+    let (after, got) = follow(&storage, None);
+    let delivered: Vec<_> = records
+        .iter()
+        .take_while(|r| r.location != victim)
+        .cloned()
+        .collect();
+    assert_eq!(got, delivered);
+    assert_eq!(
+        after,
+        After::Damaged {
+            segment: victim.segment,
+            offset: victim.offset
+        }
+    );
+}
+
+#[test]
+fn damage_in_a_sealed_segment_is_reported_and_never_skipped() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    append_n(&log, 60, 500);
+    log.sync().unwrap();
+    drop(log);
+    let (_, records) = scan(&storage, &dir());
+    let victim = records
+        .iter()
+        .find(|r| r.location.segment == 2)
+        .unwrap()
+        .location;
+    let path = segments(&storage)[1].clone();
+    let mut bytes = storage.file_bytes(&path).unwrap();
+    bytes[victim.offset as usize + 3] ^= 0x10;
+    storage.set_file_bytes(&path, bytes);
+    let (after, got) = follow(&storage, None);
+    assert!(
+        got.iter().all(|r| r.location.segment == 1),
+        "nothing past the damage"
+    );
+    assert_eq!(
+        after,
+        After::Damaged {
+            segment: 2,
+            offset: victim.offset
+        }
+    );
+}
+
+#[test]
+fn a_visitor_that_stops_resumes_after_the_record_it_stopped_at() {
+    let storage = built(20, 100);
+    let mut seen = Vec::new();
+    let after = walctl::read_after(&storage, &dir(), None, &mut |r| {
+        seen.push(r.seq);
+        if r.seq == 7 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
+    assert_eq!(seen, (1..=7).collect::<Vec<_>>());
+    let cursor = cursor_of(after);
+    assert_eq!(cursor.map(|c| c.seq), Some(7));
+    let (_, rest) = follow(&storage, cursor);
+    assert_eq!(seqs(&rest), (8..=20).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_compaction_loses_the_cursor_and_a_read_from_the_start_finds_the_survivors() {
+    let storage = built(40, 500);
+    let cursor = cursor_of(follow(&storage, None).0);
+    let plan = Compaction {
+        before: Some(25),
+        ..Compaction::default()
+    };
+    walctl::compact(&dir(), &plain(&storage), &plan).unwrap();
+    assert_eq!(follow(&storage, cursor).0, After::Lost);
+    let (_, survivors) = follow(&storage, None);
+    assert_eq!(seqs(&survivors), (25..=40).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_cut_tail_or_a_new_log_in_the_same_directory_loses_the_cursor() {
+    let storage = built(10, 300);
+    let cursor = cursor_of(follow(&storage, None).0).unwrap();
+    let last = segments(&storage).pop().unwrap();
+    let bytes = storage.file_bytes(&last).unwrap();
+    // As a repair that cut the last record would leave it.
+    storage.set_file_bytes(&last, bytes[..cursor.location.offset as usize].to_vec());
+    assert_eq!(follow(&storage, Some(cursor)).0, After::Lost);
+    // Another log with the same segment numbers.
+    let other = built(10, 300);
+    assert_eq!(follow(&other, Some(cursor)).0, After::Lost);
+}
