@@ -69,7 +69,7 @@ complete -c walctl -n "__fish_walctl_using_subcommand dump" -l payload -d 'How t
 hex\t'Lower-case hexadecimal'
 base64\t'Standard base64 with padding'"
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
-complete -c walctl -n "__fish_walctl_using_subcommand dump" -l follow -d 'Keep running and print records as they are appended (a record being written is waited for, not reported as damage)'
+complete -c walctl -n "__fish_walctl_using_subcommand dump" -l follow -d 'Keep running and print records as they are appended (a record being written is waited for, not reported as damage; damage met while following ends the command, exit 3)'
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l json -d 'Print JSON Lines instead of a table'
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c walctl -n "__fish_walctl_using_subcommand repair" -l wait -d 'Wait up to SECONDS for another writer to release the log (exit 4 after that)' -r

@@ -99,6 +99,8 @@ pub struct Selection {
     pub emitted: u64,
     /// The highest sequence number seen, matching or not: where `--follow` continues.
     pub last_seen: Option<u64>,
+    /// Just past the last record seen, for `walctl::read_after`.
+    pub cursor: Option<walctl::Cursor>,
 }
 
 /// Scans the log in `dir`, handing each selected record to `emit` in order.
@@ -114,10 +116,12 @@ pub fn scan(
     let mut ring: VecDeque<Record> = VecDeque::with_capacity(filter.tail.unwrap_or(0).min(4096));
     let mut emitted = 0u64;
     let mut last_seen = None;
+    let mut last_record = None;
     let mut failure: Option<io::Error> = None;
     let report = walctl::scan_log(&FsStorage::new(), dir, &mut |r| {
         progress.update(r.location);
         last_seen = Some(r.seq);
+        last_record = Some((r.location, r.seq));
         if filter.to.is_some_and(|t| r.seq > t) {
             return ControlFlow::Break(());
         }
@@ -153,6 +157,13 @@ pub fn scan(
         emitted += 1;
     }
     Ok(Selection {
+        cursor: last_record
+            .zip(report.log_id)
+            .map(|((location, seq), log_id)| walctl::Cursor {
+                log_id,
+                location,
+                seq,
+            }),
         report,
         emitted,
         last_seen,

@@ -46,7 +46,7 @@ pub struct Args {
     #[command(flatten)]
     filter: Filter,
     /// Keep running and print records as they are appended (a record being written is waited
-    /// for, not reported as damage).
+    /// for, not reported as damage; damage met while following ends the command, exit 3).
     #[arg(long)]
     follow: bool,
     /// How to show payloads.
@@ -75,10 +75,9 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         let start = follow::Start {
             last_seen: selection.last_seen,
             emitted: selection.emitted,
-            from_segment: selection.report.segments.last().map_or(0, |s| s.segment),
+            cursor: selection.cursor,
         };
-        follow::follow(dir, &args.filter, start, &mut printer)?;
-        return Ok(Exit::Success);
+        return follow::follow(dir, &args.filter, start, &mut printer);
     }
     report_damage(printer.out, &selection.report, false);
     Ok(Exit::from_verdict(selection.report.verdict()))
