@@ -79,6 +79,24 @@ pub(crate) fn scan_listing(
     Ok(state.finish(true))
 }
 
+/// The segments a reader reads: the directory's listing, with the side of an interrupted
+/// compaction chosen (`install.rs`), and the number of the last one.
+///
+/// # Errors
+///
+/// [`ErrorKind::NotALog`] when there is no segment; the listing's errors.
+pub(crate) fn live_segments(storage: &dyn Storage, dir: &Path) -> Result<(Listing, u64)> {
+    let mut listing = segment::list(storage, dir)?;
+    install::choose(&mut listing, install::read_marker(storage, dir)?);
+    let Some(&last) = listing.segments.last() else {
+        return Err(Error::not_a_log(
+            dir,
+            "it holds no segment files (NNNNNNNNNNNNNNNNNNNN.wal)",
+        ));
+    };
+    Ok((listing, last))
+}
+
 pub(crate) type HeaderResult = std::result::Result<SegmentHeader, HeaderFault>;
 
 /// One segment's findings, before they are merged in log order.
@@ -142,14 +160,7 @@ fn scan_one(
 /// As [`scan_log`].
 pub fn verify_log(storage: &dyn Storage, dir: &Path) -> Result<Report> {
     let _readers = install::shared_readers(storage, dir);
-    let mut listing = segment::list(storage, dir)?;
-    install::choose(&mut listing, install::read_marker(storage, dir)?);
-    let Some(&last) = listing.segments.last() else {
-        return Err(Error::not_a_log(
-            dir,
-            "it holds no segment files (NNNNNNNNNNNNNNNNNNNN.wal)",
-        ));
-    };
+    let (listing, last) = live_segments(storage, dir)?;
     let headers = read_headers(storage, dir, &listing)?;
     let log_id = headers
         .iter()

@@ -16,9 +16,10 @@ use crate::format::{
     self, Decoded, HeaderFault, KEY_SIZE_LIMIT, RECORD_SIZE_LIMIT, SEGMENT_DATA_START,
     SEGMENT_FILE_LIMIT, SegmentHeader,
 };
+use crate::recovery;
 use crate::report::{Location, RecordView};
 use crate::scan::{self, Reach, Resume, Visit};
-use crate::segment::{self, Listing};
+use crate::segment::Listing;
 use crate::storage::{OpenMode, Storage, StorageFile, read_vec};
 use crate::window::{self, WINDOW};
 use std::ops::ControlFlow;
@@ -94,14 +95,7 @@ pub fn read_after(
 ) -> Result<After> {
     // Held while reading: compaction removes old segments only under the exclusive lock.
     let _readers = install::shared_readers(storage, dir);
-    let mut listing = segment::list(storage, dir)?;
-    install::choose(&mut listing, install::read_marker(storage, dir)?);
-    let Some(&last) = listing.segments.last() else {
-        return Err(Error::not_a_log(
-            dir,
-            "it holds no segment files (NNNNNNNNNNNNNNNNNNNN.wal)",
-        ));
-    };
+    let (listing, last) = recovery::live_segments(storage, dir)?;
     let first = match cursor {
         None => 0,
         Some(c) => match listing.segments.binary_search(&c.location.segment) {

@@ -5,8 +5,50 @@ mod common;
 
 use common::{Fixture, clean_offset, json_lines};
 use std::io::{BufRead as _, BufReader, Read as _};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use walctl::Entry;
+
+/// Runs `walctl dump` with `args` on the log in `dir`; returns the child and its stdout. The
+/// child is killed after 30 s, so a follower that misses a record fails its test instead of
+/// hanging it.
+fn spawn_dump(dir: &Path, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_walctl"))
+        .arg("--dir")
+        .arg(dir)
+        .arg("dump")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn walctl");
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        let _ = Command::new("kill").arg(&pid).status();
+    });
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    (child, stdout)
+}
+
+/// Waits for the child; returns its exit code and everything it wrote on stderr.
+fn finish(mut child: Child) -> (Option<i32>, String) {
+    let mut stderr = String::new();
+    let mut pipe = child.stderr.take().unwrap();
+    pipe.read_to_string(&mut stderr).unwrap();
+    (child.wait().unwrap().code(), stderr)
+}
+
+/// Reads the next JSON line and checks it is record `want`.
+fn expect_seq(stdout: &mut BufReader<ChildStdout>, want: u64) {
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(
+        common::json(&line)["seq"],
+        want,
+        "record {want} was printed"
+    );
+}
 
 #[test]
 fn clean_log_dumps_as_a_table() {
@@ -191,47 +233,21 @@ fn broken_pipe_on_dump_into_head_exits_0_quietly() {
     let payloads: Vec<String> = (0..20_000).map(|i| format!("record number {i}")).collect();
     let entries: Vec<Entry<'_>> = payloads.iter().map(|p| Entry::data(p.as_bytes())).collect();
     f.append(&entries, true);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_walctl"))
-        .arg("--dir")
-        .arg(&f.dir)
-        .args(["dump", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn walctl");
+    let (child, mut stdout) = spawn_dump(&f.dir, &["--json"]);
     let mut first = String::new();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     stdout.read_line(&mut first).unwrap();
     assert!(first.starts_with('{'));
     drop(stdout); // What `head -1` does after its line.
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!((status.code(), stderr.as_str()), (Some(0), ""));
+    let (code, stderr) = finish(child);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
 }
 
 #[test]
 fn follow_prints_records_as_they_are_appended() {
     let f = Fixture::clean(2);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_walctl"))
-        .arg("--dir")
-        .arg(&f.dir)
-        .args(["dump", "--json", "--follow", "--limit", "4"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn walctl");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
+    let (mut child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow", "--limit", "4"]);
     for want in 1..=2 {
-        line.clear();
-        stdout.read_line(&mut line).unwrap();
-        assert_eq!(common::json(&line)["seq"], want);
+        expect_seq(&mut stdout, want);
     }
     f.append(&[Entry::data(b"live-3"), Entry::data(b"live-4")], false);
     let mut rest = String::new();
@@ -250,20 +266,9 @@ fn follow_stops_with_exit_3_at_damage_that_valid_records_follow() {
     use std::os::unix::fs::FileExt as _;
     use walctl::format::{self, RecordKind, RecordMeta, SegmentHeader};
     let f = Fixture::clean(2);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_walctl"))
-        .arg("--dir")
-        .arg(&f.dir)
-        .args(["dump", "--json", "--follow"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn walctl");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
+    let (child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow"]);
     for want in 1..=2 {
-        line.clear();
-        stdout.read_line(&mut line).unwrap();
-        assert_eq!(common::json(&line)["seq"], want);
+        expect_seq(&mut stdout, want);
     }
     // Garbage where record 3 belongs, then a well-formed record 4 after it: not a record in
     // progress but damage, which the follower must not skip.
@@ -283,15 +288,8 @@ fn follow_stops_with_exit_3_at_damage_that_valid_records_follow() {
     file.write_all_at(&tail, end).unwrap();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!((status.code(), rest.as_str()), (Some(3), ""));
+    let (code, stderr) = finish(child);
+    assert_eq!((code, rest.as_str()), (Some(3), ""));
     assert!(
         stderr.contains(&format!("damage in segment 1 at offset {end}"))
             && stderr.contains("walctl verify"),
@@ -311,29 +309,11 @@ fn follow_sees_appends_into_preallocated_space() {
         log.append(payload.as_bytes()).unwrap();
     };
     append("first");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_walctl"))
-        .arg("--dir")
-        .arg(&f.dir)
-        .args(["dump", "--json", "--follow", "--limit", "4"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn walctl");
-    // A follower that misses a record would wait forever: end it, so the test fails instead.
-    let pid = child.id().to_string();
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(30));
-        let _ = Command::new("kill").arg(&pid).status();
-    });
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(common::json(&line)["seq"], 1);
+    let (mut child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow", "--limit", "4"]);
+    expect_seq(&mut stdout, 1);
     for i in 2..=4 {
         append(&format!("live-{i}"));
-        line.clear();
-        stdout.read_line(&mut line).unwrap();
-        assert_eq!(common::json(&line)["seq"], i, "record {i} was followed");
+        expect_seq(&mut stdout, i);
     }
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
