@@ -5,12 +5,10 @@
 //! Scanning the files is `recovery`'s; judging them is this module's.
 
 use crate::format::{self, HeaderFault, SEGMENT_DATA_START, SegmentHeader};
-use crate::recovery::{HeaderResult, Scanned, writer_active};
+use crate::recovery::{HeaderResult, Scanned};
 use crate::report::{Damage, DamageClass, DamageKind, InProgress, Report, SegmentReport};
 use crate::scan::{LocalDamage, SegmentScan};
 use crate::segment::Listing;
-use crate::storage::Storage;
-use std::path::Path;
 
 pub(crate) struct LogScan {
     report: Report,
@@ -31,17 +29,15 @@ pub(crate) struct LogScan {
 
 impl LogScan {
     pub(crate) fn new(
-        storage: &dyn Storage,
-        dir: &Path,
         listing: &Listing,
         headers: &[HeaderResult],
         log_id: Option<u64>,
-        holding_lock: bool,
+        writer_active: bool,
     ) -> LogScan {
         LogScan {
             report: Report {
                 log_id,
-                writer_active: !holding_lock && writer_active(storage, dir),
+                writer_active,
                 stray_files: listing.strays.clone(),
                 ..Report::default()
             },

@@ -227,7 +227,7 @@ fn install_new(
             hash_record(&mut hasher, r);
             ControlFlow::Continue(())
         },
-        true,
+        false, // this compaction holds the writer lock: no other writer is active
     )?;
     out.digest_installed = hex(&hasher.finalize());
     if back.verdict() != Verdict::Clean || out.digest_installed != out.digest_expected {

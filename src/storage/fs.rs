@@ -106,6 +106,10 @@ impl Storage for FsStorage {
     fn exists(&self, path: &Path) -> bool {
         fs::symlink_metadata(path).is_ok()
     }
+
+    fn locks_outlive_their_holder(&self) -> bool {
+        true
+    }
 }
 
 impl StorageFile for FsFile {

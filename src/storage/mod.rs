@@ -88,6 +88,12 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn try_lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn StorageLock>>;
     /// Whether `path` exists (any file type, symlinks not followed).
     fn exists(&self, path: &Path) -> bool;
+    /// Whether a lock can look held for a moment after its holder let go: an `flock` is lent
+    /// to every child its process forks, until the child execs. Probes for a live writer then
+    /// look again over a few milliseconds before they believe it. Default false.
+    fn locks_outlive_their_holder(&self) -> bool {
+        false
+    }
 }
 
 /// An open file.
