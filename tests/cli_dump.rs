@@ -305,7 +305,13 @@ fn follow_sees_appends_into_preallocated_space() {
     let append = |payload: &str| {
         // Default options: the log's segment is preallocated, so the first append writes 1 MiB
         // of zeros ahead and the next ones land inside them.
-        let log = walctl::Log::open(&f.dir, walctl::Options::default()).unwrap();
+        // With a lock wait: a child another test thread forks while this log is open holds
+        // its lock until it execs.
+        let options = walctl::Options {
+            lock_wait: Some(std::time::Duration::from_secs(10)),
+            ..walctl::Options::default()
+        };
+        let log = walctl::Log::open(&f.dir, options).unwrap();
         log.append(payload.as_bytes()).unwrap();
     };
     append("first");
