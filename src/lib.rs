@@ -34,6 +34,15 @@
 //!   tail (safe to cut: nothing acknowledged is lost) or corrupt, by the decision table in
 //!   FORMAT.md §8, using durable-watermark slots that record what syncs acknowledged.
 //! * One writer at a time (an exclusive lock on `LOCK`); readers take no lock.
+//! * Readers hold each sealed segment mapped and the last one a bounded window at a time, so
+//!   their memory does not grow with the log or the segment size.
+//!
+//! # Following a live log
+//!
+//! [`read_after`] delivers only the records after a [`Cursor`] from an earlier read, so a
+//! follower polling a busy log pays for the new bytes. It waits at a record still being
+//! written, says [`After::Lost`] when the log was rewritten under it, and never delivers a
+//! record past damage ([`After::Damaged`]).
 //!
 //! All file access goes through [`storage::Storage`]; [`storage::MemStorage`] simulates crashes
 //! and I/O errors for tests.
