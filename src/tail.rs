@@ -69,8 +69,9 @@ pub enum After {
     /// The cursor's record is no longer where it was: the log was compacted, repaired or
     /// replaced since. Read again from the start (cursor `None`) and skip what was seen.
     Lost,
-    /// Bytes in a sealed segment that are not the next record: damage, which no later record
-    /// may be delivered past. `walctl verify` tells what it is.
+    /// Damage no later record may be delivered past: bytes in a sealed segment that are not
+    /// the next record, a segment of another log, or, in the last segment, damage among
+    /// acknowledged records with valid records after it. `walctl verify` tells what it is.
     Damaged {
         /// The segment number.
         segment: u64,
@@ -115,18 +116,21 @@ pub fn read_after(
             segment: number,
             offset: 0,
         };
-        let Some(header) = header_of(&*file, len, number, &path)? else {
+        let Some((header, durable)) = header_of(&*file, len, number, &path)? else {
             // A segment gets its name only once its preamble is written and synced.
             return Ok(damaged);
         };
         let from = match at {
-            Some(c) if c.log_id != header.log_id => return Ok(After::Lost),
             Some(c) if c.location.segment == number => {
-                if !still_there(&*file, &header, &c).map_err(|e| Error::io("read", &path, e))? {
+                let here = c.log_id == header.log_id
+                    && still_there(&*file, &header, &c).map_err(|e| Error::io("read", &path, e))?;
+                if !here {
                     return Ok(After::Lost);
                 }
                 c.end()
             }
+            // A segment of another log after ours.
+            Some(c) if c.log_id != header.log_id => return Ok(damaged),
             Some(c) => Resume {
                 offset: SEGMENT_DATA_START,
                 last_seq: c.seq,
@@ -149,9 +153,11 @@ pub fn read_after(
             break;
         }
         let settled = if number == last {
-            // Whatever follows is a record still being written or a torn tail, unless valid
-            // records lie beyond it.
+            // Waited at: a record still being written, or a torn tail (damage past every
+            // record a sync acknowledged, which the writer's next open cuts, FORMAT.md §8).
+            // Damage that valid records follow, among acknowledged records, is reported.
             !damage_before_records(&*file, &header, stop, len).map_err(io)?
+                || durable.is_none_or(|d| d <= stop.last_seq)
         } else {
             // A sealed segment ends at its last record, or in zeros when preallocated.
             stop.offset == len
@@ -172,20 +178,24 @@ fn read(cursor: Option<Cursor>, records: u64) -> After {
     After::Read { cursor, records }
 }
 
-/// The segment's header; `None` when it is short or damaged (an error for a newer version).
+/// The segment's header and the sequence number its watermark slot says was durable; `None`
+/// when the header is short or damaged (an error for a newer version).
 fn header_of(
     file: &dyn StorageFile,
     len: u64,
     number: u64,
     path: &Path,
-) -> Result<Option<SegmentHeader>> {
+) -> Result<Option<(SegmentHeader, Option<u64>)>> {
     if len < SEGMENT_DATA_START {
         return Ok(None);
     }
     let preamble = read_vec(file, 0, SEGMENT_DATA_START, SEGMENT_DATA_START)
         .map_err(|e| Error::io("read", path, e))?;
     match SegmentHeader::decode(&preamble) {
-        Ok(h) if h.segment == number => Ok(Some(h)),
+        Ok(h) if h.segment == number => {
+            let durable = scan::read_watermark(&preamble, &h).map(|w| w.durable_seq);
+            Ok(Some((h, durable)))
+        }
         Err(HeaderFault::Version(v)) => Err(Error::new(ErrorKind::UnsupportedVersion {
             path: path.to_path_buf(),
             found: u32::from(v),

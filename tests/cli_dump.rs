@@ -262,16 +262,18 @@ fn follow_prints_records_as_they_are_appended() {
 }
 
 #[test]
-fn follow_stops_with_exit_3_at_damage_that_valid_records_follow() {
+fn follow_stops_with_exit_3_at_acknowledged_damage_that_valid_records_follow() {
     use std::os::unix::fs::FileExt as _;
-    use walctl::format::{self, RecordKind, RecordMeta, SegmentHeader};
+    use walctl::format::{self, RecordKind, RecordMeta, SegmentHeader, WatermarkSlot};
     let f = Fixture::clean(2);
     let (child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow"]);
     for want in 1..=2 {
         expect_seq(&mut stdout, want);
     }
-    // Garbage where record 3 belongs, then a well-formed record 4 after it: not a record in
-    // progress but damage, which the follower must not skip.
+    // Garbage where record 3 belongs, a well-formed record 4 after it, and a watermark slot
+    // saying 4 was synced: not a record in progress nor a torn tail but damage to acknowledged
+    // records, which the follower must not skip. (Before the slot lands it is a torn tail,
+    // which the follower waits at.)
     let path = f.segment(1);
     let bytes = std::fs::read(&path).unwrap();
     let header = SegmentHeader::decode(&bytes).unwrap();
@@ -286,6 +288,14 @@ fn follow_stops_with_exit_3_at_damage_that_valid_records_follow() {
     format::encode_record(&mut tail, &bind, meta, None, b"after-damage");
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.write_all_at(&tail, end).unwrap();
+    let slot = WatermarkSlot {
+        durable_seq: 4,
+        generation: 1000,
+        durable_end: 0,
+    };
+    let at = format::WATERMARK_SLOT_OFFSETS[0];
+    file.write_all_at(&slot.encode(header.log_id, 1), at)
+        .unwrap();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let (code, stderr) = finish(child);

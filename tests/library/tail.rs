@@ -3,6 +3,7 @@
 
 use crate::util::{append_n, built, dir, options, plain, scan, segments};
 use std::ops::ControlFlow;
+use walctl::format::{SEGMENT_HEADER_SIZE, SegmentHeader};
 use walctl::storage::MemStorage;
 use walctl::{After, Compaction, Cursor, Log, Record};
 
@@ -175,4 +176,55 @@ fn a_cut_tail_or_a_new_log_in_the_same_directory_loses_the_cursor() {
     // Another log with the same segment numbers.
     let other = built(10, 300);
     assert_eq!(follow(&other, Some(cursor)).0, After::Lost);
+}
+
+#[test]
+fn a_torn_tail_past_the_last_sync_is_waited_at_and_the_writers_cut_lets_the_follower_go_on() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    append_n(&log, 5, 300);
+    log.sync().unwrap();
+    append_n(&log, 3, 300); // 6..8, never synced
+    drop(log);
+    let (_, records) = scan(&storage, &dir());
+    let torn = records[5].location;
+    let last = segments(&storage).pop().unwrap();
+    let mut bytes = storage.file_bytes(&last).unwrap();
+    bytes[torn.offset as usize + 40] ^= 1; // record 6 damaged, 7 and 8 intact after it
+    storage.set_file_bytes(&last, bytes);
+    let (after, got) = follow(&storage, None);
+    assert_eq!(
+        seqs(&got),
+        (1..=5).collect::<Vec<_>>(),
+        "waits at the torn tail"
+    );
+    let cursor = cursor_of(after);
+    // The writer's next open cuts the torn tail; appends continue at 6.
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    append_n(&log, 2, 300);
+    let (_, rest) = follow(&storage, cursor);
+    assert_eq!(seqs(&rest), vec![6, 7]);
+}
+
+#[test]
+fn a_segment_of_another_log_after_the_cursor_is_damage_not_a_lost_cursor() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    append_n(&log, 60, 500);
+    drop(log);
+    let paths = segments(&storage);
+    let mut bytes = storage.file_bytes(&paths[1]).unwrap();
+    let mut header = SegmentHeader::decode(&bytes).unwrap();
+    header.log_id ^= 1;
+    bytes[..SEGMENT_HEADER_SIZE].copy_from_slice(&header.encode());
+    storage.set_file_bytes(&paths[1], bytes);
+    let (after, got) = follow(&storage, None);
+    assert!(got.iter().all(|r| r.location.segment == 1));
+    assert_eq!(
+        after,
+        After::Damaged {
+            segment: 2,
+            offset: 0
+        }
+    );
 }

@@ -94,7 +94,11 @@ pub fn follow(dir: &Path, filter: &Filter, start: Start, emit: &mut dyn Emit) ->
                 }
             }
             // Rewritten under us: from the oldest segment again, skipping what was seen.
-            Ok(After::Lost) => cursor = None,
+            Ok(After::Lost) => {
+                if cursor.take().is_none() {
+                    std::thread::sleep(POLL); // never expected, but never a busy loop
+                }
+            }
             Ok(After::Damaged { segment, offset }) => {
                 emit.flush()?;
                 output::note(format_args!(
