@@ -11,7 +11,7 @@
 # A finding stops the run and lands in fuzz/artifacts/<target>/; replay it with
 # `cargo fuzz run <target> --sanitizer none <file>`. To fold new coverage into the committed
 # corpus: `cargo fuzz cmin <target> --sanitizer none` after copying fuzz/work/<target>/* into
-# fuzz/corpus/<target>/ (keep the whole corpus well under 1 MB).
+# fuzz/corpus/<target>/ (keep the whole corpus around 1 MB: CI replays all of it).
 set -euo pipefail
 cd "$(dirname "$0")"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
