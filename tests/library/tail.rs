@@ -29,6 +29,13 @@ fn seqs(records: &[Record]) -> Vec<u64> {
     records.iter().map(|r| r.seq).collect()
 }
 
+/// Flips the bits of `mask` in the byte at `at` of the file at `path`.
+fn flip(storage: &MemStorage, path: &std::path::Path, at: u64, mask: u8) {
+    let mut bytes = storage.file_bytes(path).unwrap();
+    bytes[at as usize] ^= mask;
+    storage.set_file_bytes(path, bytes);
+}
+
 #[test]
 fn a_follower_reads_each_record_once_across_rotations() {
     let storage = MemStorage::new();
@@ -80,9 +87,7 @@ fn valid_records_past_damage_in_the_last_segment_are_damage_not_a_wait() {
     let last = segments(&storage).pop().unwrap();
     let (_, records) = scan(&storage, &dir());
     let victim = records.iter().rev().nth(3).unwrap().location;
-    let mut bytes = storage.file_bytes(&last).unwrap();
-    bytes[victim.offset as usize + 40] ^= 1;
-    storage.set_file_bytes(&last, bytes);
+    flip(&storage, &last, victim.offset + 40, 1);
     let (after, got) = follow(&storage, None);
     let delivered: Vec<_> = records
         .iter()
@@ -113,9 +118,7 @@ fn damage_in_a_sealed_segment_is_reported_and_never_skipped() {
         .unwrap()
         .location;
     let path = segments(&storage)[1].clone();
-    let mut bytes = storage.file_bytes(&path).unwrap();
-    bytes[victim.offset as usize + 3] ^= 0x10;
-    storage.set_file_bytes(&path, bytes);
+    flip(&storage, &path, victim.offset + 3, 0x10);
     let (after, got) = follow(&storage, None);
     assert!(
         got.iter().all(|r| r.location.segment == 1),
@@ -189,9 +192,7 @@ fn a_torn_tail_past_the_last_sync_is_waited_at_and_the_writers_cut_lets_the_foll
     let (_, records) = scan(&storage, &dir());
     let torn = records[5].location;
     let last = segments(&storage).pop().unwrap();
-    let mut bytes = storage.file_bytes(&last).unwrap();
-    bytes[torn.offset as usize + 40] ^= 1; // record 6 damaged, 7 and 8 intact after it
-    storage.set_file_bytes(&last, bytes);
+    flip(&storage, &last, torn.offset + 40, 1); // record 6 damaged, 7 and 8 intact after it
     let (after, got) = follow(&storage, None);
     assert_eq!(
         seqs(&got),
