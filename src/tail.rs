@@ -123,7 +123,8 @@ pub fn read_after(
         let from = match at {
             Some(c) if c.location.segment == number => {
                 let here = c.log_id == header.log_id
-                    && still_there(&*file, &header, &c).map_err(|e| Error::io("read", &path, e))?;
+                    && still_there(&*file, len, &header, &c)
+                        .map_err(|e| Error::io("read", &path, e))?;
                 if !here {
                     return Ok(After::Lost);
                 }
@@ -207,11 +208,11 @@ fn header_of(
 /// Whether the cursor's record is still at its place, with its sequence number.
 fn still_there(
     file: &dyn StorageFile,
+    len: u64,
     header: &SegmentHeader,
     c: &Cursor,
 ) -> std::io::Result<bool> {
     let Location { offset, length, .. } = c.location;
-    let len = file.len()?;
     if offset < SEGMENT_DATA_START || offset + u64::from(length) > len {
         return Ok(false);
     }
