@@ -11,6 +11,7 @@
 //! length read out of the input beyond the input's own size.
 #![allow(dead_code)]
 
+pub mod oracle;
 pub mod reference;
 pub mod scenario;
 

@@ -1,0 +1,139 @@
+//! The scenario's oracle after the final crash: planting damage in the crashed log, and what
+//! recovery must deliver with and without it (see `scenario`'s module doc for the promises).
+
+use super::scenario::{Damage, Knobs, Outcome, options};
+use super::{log_dir, scan_records};
+use std::collections::BTreeSet;
+use walctl::storage::MemStorage;
+use walctl::{Log, Record, Verdict};
+
+/// Damage one file of the crashed log.
+pub fn plant(storage: &MemStorage, d: Damage) {
+    let files = storage.files();
+    let file = match d {
+        Damage::Flip { file, .. } | Damage::Truncate { file, .. } | Damage::Zero { file, .. } => {
+            file
+        }
+    };
+    let Some(path) = files.get(usize::from(file) % files.len().max(1)) else {
+        return;
+    };
+    let mut b = storage.file_bytes(path).unwrap_or_default();
+    match d {
+        Damage::Flip { offset, mask, .. } if !b.is_empty() => {
+            let at = offset as usize % b.len();
+            b[at] ^= mask.max(1);
+        }
+        Damage::Truncate { len, .. } => b.truncate(len as usize % (b.len() + 1)),
+        Damage::Zero { offset, len, .. } if !b.is_empty() => {
+            let at = offset as usize % b.len();
+            let end = (at + usize::from(len % 4096)).min(b.len());
+            b[at..end].fill(0);
+        }
+        _ => {}
+    }
+    storage.set_file_bytes(path, b);
+}
+
+fn has_segments(storage: &MemStorage) -> bool {
+    storage
+        .files()
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "wal"))
+}
+
+/// Every delivered record is one that was appended, unaltered, in increasing order.
+fn assert_genuine(records: &[Record], out: &Outcome, what: &str) {
+    let mut last = 0;
+    for r in records {
+        assert!(r.seq > last, "{what}: sequence numbers out of order");
+        last = r.seq;
+        let Some(e) = out.appended.get(r.seq as usize - 1) else {
+            panic!(
+                "{what}: phantom record {} (only {} appended)",
+                r.seq,
+                out.appended.len()
+            );
+        };
+        let got = (r.kind, r.key.as_ref(), &r.payload, r.timestamp_nanos);
+        let want = (e.kind, e.key.as_ref(), &e.payload, e.timestamp_nanos);
+        assert!(got == want, "{what}: record {} altered", r.seq);
+    }
+}
+
+pub fn recover_crash_only(storage: &MemStorage, out: &Outcome, knobs: Knobs) {
+    if !has_segments(storage) {
+        assert_eq!(out.acked, 0, "acknowledged records vanished with the log");
+        let log = Log::open(log_dir(), options(storage, knobs)).expect("open an empty log");
+        assert_eq!(log.records().expect("records").len(), 0);
+        return;
+    }
+    let (report, records) = scan_records(storage);
+    assert_ne!(
+        report.verdict(),
+        Verdict::Corrupt,
+        "a crash alone read as corruption: {:?}",
+        report.damage
+    );
+    assert_genuine(&records, out, "scan after the crash");
+    assert_acknowledged(&records, out, "scan after the crash");
+    let log = Log::open(log_dir(), options(storage, knobs))
+        .unwrap_or_else(|e| panic!("open after a crash alone failed: {e}"));
+    let records = log
+        .records()
+        .unwrap_or_else(|e| panic!("recovered log has damage: {e}"));
+    assert_genuine(&records, out, "records after open");
+    assert_acknowledged(&records, out, "records after open");
+    let seqs: BTreeSet<u64> = records.iter().map(|r| r.seq).collect();
+    let last = records.last().map_or(0, |r| r.seq);
+    for seq in 1..=last {
+        assert!(
+            seqs.contains(&seq) || out.gone.contains(&seq) || out.maybe_gone.contains(&seq),
+            "recovered log has a hole at {seq} that no compaction made"
+        );
+    }
+    drop(log);
+    let (after, _) = scan_records(storage);
+    assert_eq!(after.verdict(), Verdict::Clean, "{:?}", after.damage);
+}
+
+/// Every acknowledged record is present unless a compaction removed it; a failed compaction
+/// removed all of what it would have removed, or none of it.
+fn assert_acknowledged(records: &[Record], out: &Outcome, what: &str) {
+    let seqs: BTreeSet<u64> = records.iter().map(|r| r.seq).collect();
+    for seq in 1..=out.acked as u64 {
+        if !out.gone.contains(&seq) && !out.maybe_gone.contains(&seq) {
+            assert!(
+                seqs.contains(&seq),
+                "{what}: acknowledged record {seq} missing"
+            );
+        }
+    }
+    // Only acknowledged ones: a crash may take unsynced records whatever compaction did.
+    let maybe: Vec<bool> = out
+        .maybe_gone
+        .iter()
+        .filter(|&&s| s <= out.acked as u64)
+        .map(|s| seqs.contains(s))
+        .collect();
+    assert!(
+        maybe.iter().all(|&p| p) || maybe.iter().all(|&p| !p),
+        "{what}: a failed compaction left a mix of the old and new log"
+    );
+}
+
+pub fn recover_damaged(storage: &MemStorage, out: &Outcome, knobs: Knobs) {
+    let mut records = Vec::new();
+    let scanned = walctl::scan_log(storage, &log_dir(), &mut |r| {
+        records.push(r.to_record());
+        std::ops::ControlFlow::Continue(())
+    });
+    if scanned.is_ok() {
+        assert_genuine(&records, out, "scan of a damaged log");
+    }
+    if let Ok(log) = Log::open(log_dir(), options(storage, knobs))
+        && let Ok(records) = log.records()
+    {
+        assert_genuine(&records, out, "records of a damaged log after open");
+    }
+}
