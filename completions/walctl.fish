@@ -59,11 +59,11 @@ complete -c walctl -n "__fish_walctl_using_subcommand verify" -l dir -d 'The log
 complete -c walctl -n "__fish_walctl_using_subcommand verify" -l json -d 'Print one JSON object: status, records, first_seq, last_seq, bytes, durable_seq, damage...'
 complete -c walctl -n "__fish_walctl_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l from -d 'Only records with sequence number >= SEQ' -r
-complete -c walctl -n "__fish_walctl_using_subcommand dump" -l to -d 'Only records with sequence number <= SEQ' -r
+complete -c walctl -n "__fish_walctl_using_subcommand dump" -l to -d 'Only records with sequence number <= SEQ (reading stops there, so damage after it is not looked for: `walctl verify` checks the whole log)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l key -d 'Only records whose key is exactly K (UTF-8)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l since -d 'Only records appended at or after TIME (RFC 3339, e.g. 2026-01-31T09:00:00Z)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l until -d 'Only records appended at or before TIME (RFC 3339)' -r
-complete -c walctl -n "__fish_walctl_using_subcommand dump" -l limit -d 'Stop after N matching records' -r
+complete -c walctl -n "__fish_walctl_using_subcommand dump" -l limit -d 'Stop after N matching records (damage after them is not looked for)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l tail -d 'Only the last N matching records' -r
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l payload -d 'How to show payloads' -r -f -a "text\t'Text, with control characters and invalid UTF-8 escaped (in JSON: UTF-8, or base64 when the payload is not UTF-8)'
 hex\t'Lower-case hexadecimal'
@@ -87,11 +87,11 @@ complete -c walctl -n "__fish_walctl_using_subcommand compact" -l dry-run -d 'Pr
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -l json -d 'Print the report as one JSON object'
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l from -d 'Only records with sequence number >= SEQ' -r
-complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l to -d 'Only records with sequence number <= SEQ' -r
+complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l to -d 'Only records with sequence number <= SEQ (reading stops there, so damage after it is not looked for: `walctl verify` checks the whole log)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l key -d 'Only records whose key is exactly K (UTF-8)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l since -d 'Only records appended at or after TIME (RFC 3339, e.g. 2026-01-31T09:00:00Z)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l until -d 'Only records appended at or before TIME (RFC 3339)' -r
-complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l limit -d 'Stop after N matching records' -r
+complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l limit -d 'Stop after N matching records (damage after them is not looked for)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l tail -d 'Only the last N matching records' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -s o -l output -d 'Write to FILE (created with mode 0600; refused if it exists) instead of stdout' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F

@@ -140,20 +140,27 @@ fn scan_one(
     let found = if sealed {
         let bytes = file.contents().map_err(|e| Error::io("read", &path, e))?;
         let s = scan::scan_segment(&bytes, header, visit);
-        let preamble = scan::check_preamble(&bytes, header, true, s.last_seq);
+        let preamble = scan::check_preamble(&bytes, header, true, last_scanned(&s));
         (s, preamble)
     } else {
         let read = |e| Error::io("read", &path, e);
         let preamble = read_vec(&*file, 0, SEGMENT_DATA_START, SEGMENT_DATA_START).map_err(read)?;
         let s = window::scan_windowed(&*file, file_len, &preamble, header, WINDOW, visit)
             .map_err(read)?;
-        let damage = scan::check_preamble(&preamble, header, false, s.last_seq);
+        let damage = scan::check_preamble(&preamble, header, false, last_scanned(&s));
         (s, damage)
     };
     Ok(Scanned {
         file_len,
         found: Some(found),
     })
+}
+
+/// The segment's last record, when the scan reached it. A scan the visitor stopped (`dump
+/// --limit`, `--to`) saw only a prefix, which says nothing about where the records end: measured
+/// against the watermark, it would read as acknowledged records gone missing.
+fn last_scanned(s: &SegmentScan) -> Option<u64> {
+    if s.stopped { None } else { s.last_seq }
 }
 
 /// Verifies the log in `dir` on every core: segments are scanned in parallel and their

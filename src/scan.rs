@@ -80,7 +80,9 @@ pub(crate) type PreambleDamage = (u64, String, DamageKind);
 /// segment both slots must be unwritten or valid and the newest must equal the last record.
 ///
 /// In the last segment a damaged slot is a legal crash state (a slot write not yet synced can be
-/// torn), so it is not damage there: the slot just proves nothing.
+/// torn), so it is not damage there: the slot just proves nothing. `last_seq` is `None` when
+/// the segment holds no record or its last record is not known (a scan stopped early); the
+/// watermark is then not compared with it.
 pub(crate) fn check_preamble(
     bytes: &[u8],
     header: &SegmentHeader,

@@ -56,9 +56,28 @@ impl Fixture {
         f
     }
 
+    /// A clean log of `n` synced records of 1,000 bytes (`record-<i>` padded with dots) in
+    /// segments of the smallest size, so that it spans several segments, three records each.
+    pub fn rotated(n: u64) -> Fixture {
+        let f = Fixture::empty();
+        let payloads: Vec<String> = (1..=n).map(|i| format!("record-{i:.<1000}")).collect();
+        let entries: Vec<Entry<'_>> = payloads.iter().map(|p| Entry::data(p.as_bytes())).collect();
+        let options = Options {
+            segment_size: walctl::format::SEGMENT_SIZE_MIN,
+            ..writer_options()
+        };
+        f.append_with(&entries, true, options);
+        f
+    }
+
     /// Appends `entries` through the library, with fixture timestamps, optionally synced.
     pub fn append(&self, entries: &[Entry<'_>], sync: bool) {
-        let log = Log::open(&self.dir, writer_options()).expect("open the fixture log");
+        self.append_with(entries, sync, writer_options());
+    }
+
+    /// [`Fixture::append`] with the writer's options given.
+    pub fn append_with(&self, entries: &[Entry<'_>], sync: bool, options: Options) {
+        let log = Log::open(&self.dir, options).expect("open the fixture log");
         let first = log.next_seq();
         let timed: Vec<Entry<'_>> = entries
             .iter()

@@ -22,7 +22,8 @@ pub struct Filter {
     /// Only records with sequence number >= SEQ.
     #[arg(long, value_name = "SEQ")]
     pub from: Option<u64>,
-    /// Only records with sequence number <= SEQ.
+    /// Only records with sequence number <= SEQ (reading stops there, so damage after it is not
+    /// looked for: `walctl verify` checks the whole log).
     #[arg(long, value_name = "SEQ")]
     pub to: Option<u64>,
     /// Only records whose key is exactly K (UTF-8).
@@ -34,7 +35,7 @@ pub struct Filter {
     /// Only records appended at or before TIME (RFC 3339).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub until: Option<u64>,
-    /// Stop after N matching records.
+    /// Stop after N matching records (damage after them is not looked for).
     #[arg(long, value_name = "N", conflicts_with = "tail")]
     pub limit: Option<u64>,
     /// Only the last N matching records.
