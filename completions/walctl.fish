@@ -93,7 +93,7 @@ complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l since -d 
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l until -d 'Only records appended at or before TIME (RFC 3339)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l limit -d 'Stop after N matching records (damage after them is not looked for)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l tail -d 'Only the last N matching records' -r
-complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -s o -l output -d 'Write to FILE (created with mode 0600; refused if it exists) instead of stdout' -r -F
+complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -s o -l output -d 'Write to FILE (created with mode 0600; refused if it exists) instead of stdout; `-` is stdout' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l force -d 'Replace FILE if it exists (atomically, through a temporary file)'
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -143,6 +143,56 @@ fn stopping_early_inside_a_sealed_segment_reports_nothing() {
     assert!(!run.stderr.contains("corrupt"), "{}", run.stderr);
 }
 
+/// Every combination of the position filters, on a log of four segments, prints what a model
+/// of the filters selects (`--from`/`--to` inclusive, then the first or last N), and exits 0
+/// with nothing on stderr.
+#[test]
+fn position_filters_agree_with_a_model_across_segments() {
+    let f = Fixture::rotated(12);
+    let bounds = [None, Some(0), Some(1), Some(3), Some(4), Some(12), Some(13)];
+    let counts = [
+        None,
+        Some(("--limit", 0)),
+        Some(("--limit", 1)),
+        Some(("--limit", 4)),
+    ];
+    let counts = counts.into_iter().chain([
+        Some(("--tail", 0)),
+        Some(("--tail", 1)),
+        Some(("--tail", 5)),
+    ]);
+    let mut cases = 0;
+    for count in counts {
+        for from in bounds {
+            for to in bounds {
+                let mut argv = vec!["dump".to_string(), "--json".to_string()];
+                let mut want: Vec<u64> = (1..=12)
+                    .filter(|s| from.is_none_or(|f| *s >= f) && to.is_none_or(|t| *s <= t))
+                    .collect();
+                for (flag, v) in [("--from", from), ("--to", to)] {
+                    if let Some(v) = v {
+                        argv.extend([flag.to_string(), v.to_string()]);
+                    }
+                }
+                if let Some((flag, n)) = count {
+                    argv.extend([flag.to_string(), n.to_string()]);
+                    want = if flag == "--limit" {
+                        want.into_iter().take(n).collect()
+                    } else {
+                        want.split_off(want.len().saturating_sub(n))
+                    };
+                }
+                let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+                let run = f.run(&args);
+                assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{argv:?}");
+                assert_eq!(seqs(&run), want, "{argv:?}");
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 7 * 7 * 7);
+}
+
 #[test]
 fn key_since_and_until_select_by_content_and_time() {
     let f = Fixture::clean(3);

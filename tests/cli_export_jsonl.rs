@@ -185,6 +185,48 @@ fn filters_apply_as_in_dump() {
     assert_eq!(seqs, [2, 3, 4]);
 }
 
+/// `--limit 0` selects nothing: the export is a header and a trailer of 0 records, whose
+/// digest is that of no bytes.
+#[test]
+fn limit_0_exports_a_header_and_an_empty_trailer() {
+    let f = Fixture::clean(6);
+    let run = f.run(&["export-jsonl", "--limit", "0"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    let lines = json_lines(&run.stdout);
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert_eq!(
+        (&lines[0]["kind"], &lines[1]["kind"]),
+        (&"header".into(), &"trailer".into())
+    );
+    assert_eq!(lines[1]["records"], 0);
+    assert_eq!(
+        lines[1]["sha256"],
+        walctl::repair::hex(&Sha256::new().finalize())
+    );
+}
+
+/// `-o -` is stdout, as in most Unix tools; no file named `-` appears.
+#[test]
+fn output_dash_is_stdout() {
+    let f = Fixture::clean(3);
+    let to_stdout = f.run(&["export-jsonl"]);
+    let dash = f.run(&["export-jsonl", "-o", "-"]);
+    assert_eq!((dash.code, dash.stderr.as_str()), (0, ""));
+    let records = |run: &common::Run| -> Vec<String> {
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        lines[1..lines.len() - 1]
+            .iter()
+            .map(|l| l.to_string())
+            .collect()
+    };
+    assert_eq!(records(&dash), records(&to_stdout));
+    assert_eq!(records(&dash).len(), 3);
+    assert!(
+        !f.tmp.path().join("-").exists(),
+        "a file named - was written"
+    );
+}
+
 #[test]
 fn damage_exports_the_valid_records_and_exits_per_the_contract() {
     let f = Fixture::clean(4);

@@ -138,6 +138,10 @@ pub fn scan(
             }
             return ControlFlow::Continue(());
         }
+        // Checked before as well as after: `--limit 0` prints nothing, as `--tail 0` does.
+        if filter.limit.is_some_and(|l| emitted >= l) {
+            return ControlFlow::Break(());
+        }
         if let Err(e) = emit.record(r) {
             failure = Some(e);
             return ControlFlow::Break(());

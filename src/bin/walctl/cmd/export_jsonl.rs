@@ -40,7 +40,8 @@ Examples:
 pub struct Args {
     #[command(flatten)]
     filter: Filter,
-    /// Write to FILE (created with mode 0600; refused if it exists) instead of stdout.
+    /// Write to FILE (created with mode 0600; refused if it exists) instead of stdout; `-` is
+    /// stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
     /// Replace FILE if it exists (atomically, through a temporary file).
@@ -53,7 +54,8 @@ pub struct Args {
 /// # Errors
 /// The log cannot be read; the output cannot be created or written.
 pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
-    let Some(target) = &args.output else {
+    // `-o -` is stdout, as for most Unix tools; `./-` names a file called `-`.
+    let Some(target) = args.output.as_ref().filter(|t| t.as_os_str() != "-") else {
         return export(dir, args, Progress::hidden(), out.stdout()).map(|(exit, _)| exit);
     };
     let progress = Progress::new(out, dir);
