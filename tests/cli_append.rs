@@ -109,7 +109,7 @@ fn json_prints_seq_segment_offset_and_length() {
 fn expect_next_seq_refuses_a_mismatch_and_appends_nothing() {
     let f = Fixture::clean(2);
     let run = f.run(&["append", "--expect-next-seq", "2", "retry"]);
-    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    assert_eq!((run.code, run.stdout.as_str()), (6, ""));
     assert_eq!(
         run.stderr,
         "walctl: appending: expected the next sequence number to be 2, but it is 3; nothing was appended\n"
@@ -126,7 +126,7 @@ fn expect_next_seq_refuses_a_mismatch_and_appends_nothing() {
 fn expect_next_seq_guards_a_lines_stream_too() {
     let f = Fixture::clean(2);
     let run = f.run_stdin(&["append", "--lines", "--expect-next-seq", "2"], "a\nb\n");
-    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    assert_eq!((run.code, run.stdout.as_str()), (6, ""));
     assert_eq!(
         run.stderr,
         "walctl: appending: expected the next sequence number to be 2, but it is 3; nothing was appended\n"

@@ -16,6 +16,7 @@ Exit codes (the same for every command):
   3  corruption that truncation cannot fix without losing acknowledged data
   4  the log is locked by another writer (after the --wait time ran out)
   5  get: the key has no live value
+  6  append --expect-next-seq: the next sequence number differs; nothing was appended
 
 Data goes to stdout, diagnostics to stderr. A closed stdout (`walctl dump | head`) exits 0.";
 

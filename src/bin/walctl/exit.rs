@@ -23,6 +23,10 @@ pub enum Exit {
     Locked,
     /// 5: `get` found no live value for the key (outside the damage codes on purpose).
     NotFound,
+    /// 6: `append --expect-next-seq` found another next sequence number and appended nothing.
+    /// Its own code, so a script retrying an append can tell "already there, or someone else
+    /// appended" from a failure.
+    SeqMismatch,
 }
 
 impl Exit {
@@ -35,6 +39,7 @@ impl Exit {
             Exit::Corrupt => 3,
             Exit::Locked => 4,
             Exit::NotFound => 5,
+            Exit::SeqMismatch => 6,
         }
     }
 
@@ -58,6 +63,7 @@ impl Exit {
                     ErrorKind::Locked { .. } => Exit::Locked,
                     ErrorKind::Corrupt { .. } => Exit::Corrupt,
                     ErrorKind::TornTail { .. } => Exit::TornTail,
+                    ErrorKind::SequenceMismatch { .. } => Exit::SeqMismatch,
                     _ => Exit::Failure,
                 };
             }
@@ -198,6 +204,19 @@ mod tests {
         let err = anyhow::Error::new(locked_error()).context("appending");
         assert_eq!(Exit::from_error(&err), Exit::Locked);
         assert_eq!(Exit::Locked.code(), 4);
+    }
+
+    #[test]
+    fn sequence_mismatch_exits_6_even_with_context() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = walctl::Log::open(dir.path(), walctl::Options::default()).expect("open");
+        let entry = walctl::Entry::data(b"retry");
+        let mismatch = log
+            .append_batch(&[entry], Some(7), &mut Vec::new())
+            .expect_err("the next sequence number is 1");
+        let err = anyhow::Error::new(mismatch).context("appending");
+        assert_eq!(Exit::from_error(&err), Exit::SeqMismatch);
+        assert_eq!(Exit::SeqMismatch.code(), 6);
     }
 
     #[test]

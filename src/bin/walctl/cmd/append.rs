@@ -68,7 +68,8 @@ pub struct Args {
     /// Make the records durable (one fsync) before exiting.
     #[arg(long)]
     sync: bool,
-    /// Append nothing unless the next sequence number is N (safe retries).
+    /// Append nothing unless the next sequence number is N, and exit 6 if it is not (safe
+    /// retries).
     #[arg(long, value_name = "N")]
     expect_next_seq: Option<u64>,
     /// Start a new segment once the current one would exceed BYTES (default 64 MiB; 16 KiB to
