@@ -79,7 +79,7 @@ complete -c walctl -n "__fish_walctl_using_subcommand repair" -l dry-run -d 'Pri
 complete -c walctl -n "__fish_walctl_using_subcommand repair" -s y -l yes -d 'Do not ask for confirmation'
 complete -c walctl -n "__fish_walctl_using_subcommand repair" -l json -d 'Print the plan or the result as one JSON object'
 complete -c walctl -n "__fish_walctl_using_subcommand repair" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c walctl -n "__fish_walctl_using_subcommand compact" -l before -d 'Drop every record with a sequence number below SEQ' -r
+complete -c walctl -n "__fish_walctl_using_subcommand compact" -l before -d 'Drop every record with a sequence number below SEQ (at most the log\'s next sequence number: a checkpoint no record has reached is refused, exit 2)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -l wait -d 'Wait up to SECONDS for another writer to release the log (exit 4 after that)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -l keys -d 'Keep only the latest record of each key; drop keys whose latest record is a tombstone'

@@ -65,6 +65,29 @@ fn before_compaction_drops_the_records_below_the_checkpoint() {
     assert_eq!(f.payloads(), [b"record-4".to_vec(), b"record-5".to_vec()]);
 }
 
+/// `--before 40` on a log whose next sequence number is 6 is a typo for 4 (or a caller ahead
+/// of the log): refused, exit 2, naming the next sequence number, and nothing changes.
+/// `--before 6` empties the log on purpose.
+#[test]
+fn before_past_the_next_sequence_number_is_refused() {
+    let f = Fixture::clean(5);
+    let before = f.snapshot();
+    let run = f.run(&["compact", "--before", "40"]);
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("past the log's next sequence number, 6")
+            && run.stderr.contains("nothing was changed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(f.snapshot(), before);
+    let run = f.run(&["compact", "--before", "6"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert!(f.payloads().is_empty());
+    assert_eq!(f.run(&["append", "next"]).stdout, "6\n");
+}
+
 #[test]
 fn dry_run_reports_and_writes_nothing() {
     let f = keyed();

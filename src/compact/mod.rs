@@ -32,7 +32,8 @@ use std::path::Path;
 /// What to drop.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Compaction {
-    /// Drop every record with a sequence number below this.
+    /// Drop every record with a sequence number below this. A value past the log's next
+    /// sequence number is refused ([`ErrorKind::InvalidOptions`]), and nothing is changed.
     pub before: Option<u64>,
     /// Keep only the latest data record of each key; drop deleted keys and all tombstones.
     pub keys: bool,
@@ -123,6 +124,18 @@ pub fn compact_observed(
     install::resolve(storage, dir)?;
     let (report, keys, firsts) = survey(storage, dir, plan, observe)?;
     let old_next = next_seq(storage, dir, &report)?;
+    // As Kafka refuses to delete records past its high watermark: a checkpoint no record has
+    // reached yet is a mistake (a typo, or a caller ahead of the log), and honouring it would
+    // empty the log.
+    if let Some(before) = plan.before
+        && before > old_next
+    {
+        return Err(Error::new(ErrorKind::InvalidOptions(format!(
+            "compacting before {before} is past the log's next sequence number, {old_next}: \
+             no record has reached it, and every record would go; nothing was changed \
+             (compacting before {old_next} drops every record)"
+        ))));
+    }
     let log_first = first_survivor(plan, &keys, firsts).unwrap_or(old_next);
     let mut out = CompactReport {
         dry_run: plan.dry_run,

@@ -168,6 +168,39 @@ fn records_of(storage: &MemStorage) -> Vec<(u64, Vec<u8>)> {
     records.into_iter().map(|r| (r.seq, r.payload)).collect()
 }
 
+/// A checkpoint past the next sequence number (121 here) is refused before anything is
+/// written, with or without `keys` and as a dry run; the next sequence number itself is not.
+#[test]
+fn compacting_before_a_sequence_number_no_record_reached_is_refused() {
+    let storage = sample();
+    let old = records_of(&storage);
+    let trace = storage.op_count();
+    for (keys, dry_run) in [(false, false), (true, false), (false, true)] {
+        let plan = Compaction {
+            before: Some(122),
+            keys,
+            dry_run,
+        };
+        let err = walctl::compact(&dir(), &options(&storage), &plan).unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidOptions(why) if why.contains("121")),
+            "{err}"
+        );
+    }
+    assert_eq!(records_of(&storage), old);
+    let writes = storage.trace()[trace as usize..]
+        .iter()
+        .filter(|op| op.op == walctl::storage::TraceOp::Write)
+        .count();
+    assert_eq!(writes, 0, "a refused compaction wrote");
+    let plan = Compaction {
+        before: Some(121),
+        ..Compaction::default()
+    };
+    walctl::compact(&dir(), &options(&storage), &plan).unwrap();
+    assert!(records_of(&storage).is_empty());
+}
+
 #[test]
 fn crash_at_every_storage_operation_of_a_compaction_leaves_old_or_new() {
     let base = sample();

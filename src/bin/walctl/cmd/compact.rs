@@ -26,7 +26,7 @@ Examples:
   records             5      5
   ...
   result                     dry run: nothing was written
-  $ walctl compact --before 1000 --json | jq .proof_holds
+  $ walctl compact --before 4 --json | jq .proof_holds
   true";
 
 /// Drop records before a checkpoint, or superseded by a later write of their key.
@@ -40,7 +40,8 @@ Examples:
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = EXAMPLES, group(ArgGroup::new("rule").required(true).multiple(true)))]
 pub struct Args {
-    /// Drop every record with a sequence number below SEQ.
+    /// Drop every record with a sequence number below SEQ (at most the log's next sequence
+    /// number: a checkpoint no record has reached is refused, exit 2).
     #[arg(long, value_name = "SEQ", group = "rule")]
     before: Option<u64>,
     /// Keep only the latest record of each key; drop keys whose latest record is a tombstone.
