@@ -192,6 +192,35 @@ fn a_bad_jsonl_line_exits_2_and_appends_nothing_from_its_batch() {
     assert_eq!(f.payloads().len(), 1);
 }
 
+/// A tombstone without a key, or with a payload, is named by its line, like any bad line.
+#[test]
+fn a_bad_jsonl_tombstone_names_its_line() {
+    let f = Fixture::clean(1);
+    for bad in [
+        r#"{"type":"tombstone"}"#,
+        r#"{"type":"tombstone","key":"k","payload":"x"}"#,
+    ] {
+        let input = format!("{{\"key\":\"k\",\"payload\":\"ok\"}}\n{bad}\n");
+        let run = f.run_stdin(&["append", "--jsonl"], input);
+        assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{bad}");
+        assert_eq!(
+            run.stderr, "walctl: stdin line 2: a tombstone needs a \"key\" and no \"payload\"\n",
+            "{bad}"
+        );
+    }
+    let run = f.run_stdin(
+        &["append", "--jsonl"],
+        r#"{"type":"tombstone","key":"k","payload":""}"#,
+    );
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "2\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(f.payloads().len(), 2);
+}
+
 #[test]
 fn a_held_lock_exits_4_after_the_wait() {
     let f = Fixture::clean(1);

@@ -296,6 +296,10 @@ fn parse_jsonl(line: &[u8]) -> Result<Option<Parsed>, String> {
     };
     let key = bytes_field(obj, "key")?;
     let payload = bytes_field(obj, "payload")?.unwrap_or_default();
+    // The library refuses these too, but only this parser knows the line to name.
+    if kind == RecordKind::Tombstone && (key.is_none() || !payload.is_empty()) {
+        return Err("a tombstone needs a \"key\" and no \"payload\"".into());
+    }
     let timestamp_nanos = match obj.get("timestamp_nanos") {
         None | Some(serde_json::Value::Null) => None,
         Some(v) => Some(
