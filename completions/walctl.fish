@@ -58,7 +58,7 @@ complete -c walctl -n "__fish_walctl_using_subcommand sync" -s h -l help -d 'Pri
 complete -c walctl -n "__fish_walctl_using_subcommand verify" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand verify" -l json -d 'Print one JSON object: status, records, first_seq, last_seq, bytes, durable_seq, damage...'
 complete -c walctl -n "__fish_walctl_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c walctl -n "__fish_walctl_using_subcommand dump" -l from -d 'Only records with sequence number >= SEQ' -r
+complete -c walctl -n "__fish_walctl_using_subcommand dump" -l from -d 'Only records with sequence number >= SEQ (the segments wholly below SEQ are not read, so damage in them is not looked for)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l to -d 'Only records with sequence number <= SEQ (reading stops there, so damage after it is not looked for: `walctl verify` checks the whole log)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l key -d 'Only records whose key is exactly K (UTF-8)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l since -d 'Only records appended at or after TIME (RFC 3339, e.g. 2026-01-31T09:00:00Z)' -r
@@ -86,7 +86,7 @@ complete -c walctl -n "__fish_walctl_using_subcommand compact" -l keys -d 'Keep 
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -l dry-run -d 'Print the report without writing anything'
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -l json -d 'Print the report as one JSON object'
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l from -d 'Only records with sequence number >= SEQ' -r
+complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l from -d 'Only records with sequence number >= SEQ (the segments wholly below SEQ are not read, so damage in them is not looked for)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l to -d 'Only records with sequence number <= SEQ (reading stops there, so damage after it is not looked for: `walctl verify` checks the whole log)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l key -d 'Only records whose key is exactly K (UTF-8)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l since -d 'Only records appended at or after TIME (RFC 3339, e.g. 2026-01-31T09:00:00Z)' -r

@@ -54,6 +54,13 @@ impl LogScan {
         }
     }
 
+    /// The scan starts after segments skipped on purpose (`scan_log_from`): its oldest segment
+    /// is not the log's head, so a later start than the log's first sequence number proves no
+    /// missing head.
+    pub(crate) fn skip_head_check(&mut self) {
+        self.log_first_seq = None;
+    }
+
     /// Merges one scanned segment into the report, in log order.
     pub(crate) fn merge(
         &mut self,

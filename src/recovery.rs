@@ -32,6 +32,53 @@ pub fn scan_log(storage: &dyn Storage, dir: &Path, visit: &mut Visit<'_>) -> Res
     scan_log_as(storage, dir, visit, false)
 }
 
+/// [`scan_log`] from sequence number `from` on, for readers that start late in a long log
+/// (`dump --from`): the segments before the last one whose header starts at or below `from`
+/// hold only lower sequence numbers, so they are not read, and a scan near the end of a log of
+/// thousands of segments reads its last few. Records below `from` in the first segment read
+/// are still delivered (the caller filters). The report covers the segments read: damage in
+/// the skipped ones is not looked for ([`verify_log`] checks everything).
+///
+/// # Errors
+///
+/// As [`scan_log`].
+pub fn scan_log_from(
+    storage: &dyn Storage,
+    dir: &Path,
+    from: u64,
+    visit: &mut Visit<'_>,
+) -> Result<Report> {
+    let writer = writer_active(storage, dir);
+    let _readers = install::shared_readers(storage, dir);
+    let mut listing = segment::list(storage, dir)?;
+    install::choose(&mut listing, install::read_marker(storage, dir)?);
+    let skip = segments_below(storage, dir, &listing, from)?;
+    listing.segments.drain(..skip);
+    scan_segments(storage, dir, &listing, visit, writer, skip > 0)
+}
+
+/// How many leading segments hold only sequence numbers below `from`: all before the newest
+/// segment whose header (valid, of the log the newest readable header names) starts at or below
+/// it. Read from the newest back, so a start near the end costs a few header reads.
+fn segments_below(
+    storage: &dyn Storage,
+    dir: &Path,
+    listing: &Listing,
+    from: u64,
+) -> Result<usize> {
+    let mut log_id = None;
+    for (i, &number) in listing.segments.iter().enumerate().rev() {
+        let Ok(header) = segment::open_with_header(storage, dir, number)?.header else {
+            continue;
+        };
+        let id = *log_id.get_or_insert(header.log_id);
+        if header.log_id == id && header.first_seq <= from {
+            return Ok(i);
+        }
+    }
+    Ok(0)
+}
+
 /// [`scan_log`] for a caller that holds the writer lock itself (repair, compaction): then an
 /// incomplete tail is no writer's record in progress, and the lock is not probed.
 pub(crate) fn scan_log_as(
@@ -59,6 +106,19 @@ pub(crate) fn scan_listing(
     visit: &mut Visit<'_>,
     writer_active: bool,
 ) -> Result<Report> {
+    scan_segments(storage, dir, listing, visit, writer_active, false)
+}
+
+/// [`scan_listing`]; with `head_skipped`, the listing starts after segments left unread on
+/// purpose, so the oldest segment read is not expected to start the log.
+fn scan_segments(
+    storage: &dyn Storage,
+    dir: &Path,
+    listing: &Listing,
+    visit: &mut Visit<'_>,
+    writer_active: bool,
+    head_skipped: bool,
+) -> Result<Report> {
     let Some(&last) = listing.segments.last() else {
         return Err(Error::not_a_log(
             dir,
@@ -71,6 +131,9 @@ pub(crate) fn scan_listing(
         .rev()
         .find_map(|h| h.as_ref().ok().map(|h| h.log_id));
     let mut state = LogScan::new(listing, &headers, log_id, writer_active);
+    if head_skipped {
+        state.skip_head_check();
+    }
     for (&number, header) in listing.segments.iter().zip(&headers) {
         let sealed = number != last;
         let scanned = scan_one(storage, dir, number, header, sealed, log_id, visit)?;

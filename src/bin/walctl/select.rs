@@ -3,7 +3,8 @@
 //! The scan streams: each matching record is handed to the caller while the segment is mapped,
 //! so memory does not grow with the log. `--tail N` is the exception by nature and keeps at most
 //! N owned records in a ring buffer. Filters that can prove nothing later matches (`--to`,
-//! `--limit`) stop the scan early; the damage report then covers only what was read.
+//! `--limit`) stop the scan early, and `--from` starts it at the segment holding its sequence
+//! number; the damage report then covers only what was read.
 
 use crate::output::Output;
 use anyhow::{Context as _, Result};
@@ -19,7 +20,8 @@ use walctl::{Location, Record, RecordView, Report};
 /// Record filters, shared by `dump` and `export-jsonl`.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct Filter {
-    /// Only records with sequence number >= SEQ.
+    /// Only records with sequence number >= SEQ (the segments wholly below SEQ are not read, so
+    /// damage in them is not looked for).
     #[arg(long, value_name = "SEQ")]
     pub from: Option<u64>,
     /// Only records with sequence number <= SEQ (reading stops there, so damage after it is not
@@ -119,7 +121,7 @@ pub fn scan(
     let mut last_seen = None;
     let mut last_record = None;
     let mut failure: Option<io::Error> = None;
-    let report = walctl::scan_log(&FsStorage::new(), dir, &mut |r| {
+    let mut visit = |r: &RecordView<'_>| {
         progress.update(r.location);
         last_seen = Some(r.seq);
         last_record = Some((r.location, r.seq));
@@ -151,7 +153,13 @@ pub fn scan(
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
-    })
+    };
+    let storage = FsStorage::new();
+    // With --from, the segments wholly below it are not read (a long log's tail costs its tail).
+    let report = match filter.from {
+        Some(from) => walctl::scan_log_from(&storage, dir, from, &mut visit),
+        None => walctl::scan_log(&storage, dir, &mut visit),
+    }
     .with_context(|| format!("reading the log in {}", dir.display()))?;
     progress.finish();
     if let Some(e) = failure {
