@@ -64,7 +64,7 @@ complete -c walctl -n "__fish_walctl_using_subcommand dump" -l key -d 'Only reco
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l since -d 'Only records appended at or after TIME (RFC 3339, e.g. 2026-01-31T09:00:00Z)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l until -d 'Only records appended at or before TIME (RFC 3339)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l limit -d 'Stop after N matching records (damage after them is not looked for)' -r
-complete -c walctl -n "__fish_walctl_using_subcommand dump" -l tail -d 'Only the last N matching records' -r
+complete -c walctl -n "__fish_walctl_using_subcommand dump" -l tail -d 'Only the last N matching records (read back from the newest segment only as far as N need, so damage in older segments is not looked for)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand dump" -l payload -d 'How to show payloads' -r -f -a "text\t'Text, with control characters and invalid UTF-8 escaped (in JSON: UTF-8, or base64 when the payload is not UTF-8)'
 hex\t'Lower-case hexadecimal'
 base64\t'Standard base64 with padding'"
@@ -92,7 +92,7 @@ complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l key -d 'O
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l since -d 'Only records appended at or after TIME (RFC 3339, e.g. 2026-01-31T09:00:00Z)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l until -d 'Only records appended at or before TIME (RFC 3339)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l limit -d 'Stop after N matching records (damage after them is not looked for)' -r
-complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l tail -d 'Only the last N matching records' -r
+complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l tail -d 'Only the last N matching records (read back from the newest segment only as far as N need, so damage in older segments is not looked for)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -s o -l output -d 'Write to FILE (created with mode 0600; refused if it exists) instead of stdout; `-` is stdout' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l force -d 'Replace FILE if it exists (atomically, through a temporary file)'

@@ -36,7 +36,8 @@
 //! * One writer at a time (an exclusive lock on `LOCK`); readers take no lock.
 //! * Readers hold each sealed segment mapped and the last one a bounded window at a time, so
 //!   their memory does not grow with the log or the segment size. [`scan_log_from`] starts at
-//!   the segment holding a given sequence number, so reading the end of a long log costs the end.
+//!   the segment holding a given sequence number and [`scan_log_newest`] reads only the newest
+//!   segments, so reading the end of a long log costs the end.
 //!
 //! # Following a live log
 //!
@@ -74,7 +75,7 @@ pub use format::RecordKind;
 pub use kv::{KeyEntry, KeyIndex};
 pub use log::{Appended, Entry, Log, OpenReport};
 pub use options::{Options, SyncPolicy};
-pub use recovery::{scan_log, scan_log_from, verify_log};
+pub use recovery::{scan_log, scan_log_from, scan_log_newest, verify_log};
 pub use repair::{RepairOutcome, TailCut, truncate_partial};
 pub use report::{
     Damage, DamageClass, DamageKind, InProgress, Location, Record, RecordView, Report,

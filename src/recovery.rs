@@ -53,8 +53,45 @@ pub fn scan_log_from(
     let mut listing = segment::list(storage, dir)?;
     install::choose(&mut listing, install::read_marker(storage, dir)?);
     let skip = segments_below(storage, dir, &listing, from)?;
+    scan_skipping(storage, dir, listing, skip, visit, writer)
+}
+
+/// [`scan_log`] of the newest `segments` segments only (all of them when the log has fewer),
+/// for readers that want the end of a long log (`dump --tail`): read the newest, and if that
+/// is not enough, twice as many. [`Report::segments_skipped`] says how many were left unread,
+/// and the report covers the segments read, as for [`scan_log_from`].
+///
+/// # Errors
+///
+/// As [`scan_log`].
+pub fn scan_log_newest(
+    storage: &dyn Storage,
+    dir: &Path,
+    segments: usize,
+    visit: &mut Visit<'_>,
+) -> Result<Report> {
+    let writer = writer_active(storage, dir);
+    let _readers = install::shared_readers(storage, dir);
+    let mut listing = segment::list(storage, dir)?;
+    install::choose(&mut listing, install::read_marker(storage, dir)?);
+    // At least one: the newest segment decides what a reader sees at the end.
+    let skip = listing.segments.len().saturating_sub(segments.max(1));
+    scan_skipping(storage, dir, listing, skip, visit, writer)
+}
+
+/// Scans `listing` after its first `skip` segments.
+fn scan_skipping(
+    storage: &dyn Storage,
+    dir: &Path,
+    mut listing: Listing,
+    skip: usize,
+    visit: &mut Visit<'_>,
+    writer: bool,
+) -> Result<Report> {
     listing.segments.drain(..skip);
-    scan_segments(storage, dir, &listing, visit, writer, skip > 0)
+    let mut report = scan_segments(storage, dir, &listing, visit, writer, skip > 0)?;
+    report.segments_skipped = skip as u64;
+    Ok(report)
 }
 
 /// How many leading segments hold only sequence numbers below `from`: all before the newest

@@ -238,6 +238,9 @@ pub struct Report {
     pub in_progress: Option<InProgress>,
     /// Names ending in `.wal` that are not segments (ignored, reported).
     pub stray_files: Vec<String>,
+    /// Oldest segments left unread on purpose ([`crate::scan_log_from`],
+    /// [`crate::scan_log_newest`]); 0 when the scan started at the log's first segment.
+    pub segments_skipped: u64,
 }
 
 impl Report {

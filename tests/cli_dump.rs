@@ -216,6 +216,39 @@ fn from_skips_older_segments_and_their_damage() {
     assert_eq!(seqs(&run), (2..=12).collect::<Vec<_>>());
 }
 
+/// `--tail` reads the newest segment, then twice as many, until it has N matching records:
+/// damage in an older segment it never needed is not reported, damage in what it needs is, and
+/// a record that only the oldest segment holds is still found.
+#[test]
+fn tail_reads_back_from_the_newest_segment_only_as_far_as_it_needs() {
+    let f = Fixture::rotated(12);
+    let first = f.segment(1);
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[(common::DATA_START + common::HEADER) as usize] ^= 0x20;
+    std::fs::write(&first, bytes).unwrap();
+    let run = f.run(&["dump", "--json", "--tail", "2"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_eq!(seqs(&run), [11, 12]);
+    let run = f.run(&["dump", "--json", "--tail", "11"]);
+    assert_eq!(run.code, 3, "the damage is in what eleven records need");
+    assert_eq!(seqs(&run), (2..=12).collect::<Vec<_>>());
+    let run = f.run(&["dump", "--json", "--tail", "1", "--to", "2"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(seqs(&run), [2]);
+    // Undamaged: the first record, found by time, lies in the oldest of four segments.
+    let g = Fixture::rotated(12);
+    let run = g.run(&[
+        "dump",
+        "--json",
+        "--tail",
+        "1",
+        "--until",
+        "2026-01-31T09:00:00Z",
+    ]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_eq!(seqs(&run), [1]);
+}
+
 #[test]
 fn key_since_and_until_select_by_content_and_time() {
     let f = Fixture::clean(3);

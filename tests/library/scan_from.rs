@@ -1,5 +1,6 @@
-//! `scan_log_from`: a reader that starts at a sequence number reads only the segments that can
-//! hold it and what follows, and reports damage in what it read, never in what it skipped.
+//! `scan_log_from` and `scan_log_newest`: a reader that starts at a sequence number, or wants
+//! only the newest segments, reads only those, and reports damage in what it read, never in
+//! what it skipped.
 
 use crate::util::{self, dir, segments};
 use std::ops::ControlFlow;
@@ -104,4 +105,35 @@ fn a_skipped_head_is_not_a_missing_head() {
     storage.remove(oldest).unwrap();
     let (report, _) = scan_from(&storage, 1);
     assert_eq!(report.verdict(), Verdict::Corrupt, "{:?}", report.damage);
+}
+
+#[test]
+fn a_scan_of_the_newest_segments_reads_those_and_counts_the_rest_as_skipped() {
+    let storage = util::built(300, 500);
+    let firsts = segment_firsts(&storage);
+    let count = firsts.len();
+    for want in [0, 1, 2, count - 1, count, count + 1, usize::MAX] {
+        let mut seqs = Vec::new();
+        let report = walctl::scan_log_newest(&storage, &dir(), want, &mut |r| {
+            seqs.push(r.seq);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        let read = want.clamp(1, count);
+        assert_eq!(
+            report.verdict(),
+            Verdict::Clean,
+            "{want}: {:?}",
+            report.damage
+        );
+        assert_eq!(report.segments.len(), read, "{want}");
+        assert_eq!(report.segments_skipped, (count - read) as u64, "{want}");
+        assert_eq!(
+            seqs,
+            (firsts[count - read]..=300).collect::<Vec<_>>(),
+            "{want}"
+        );
+    }
+    let (whole, _) = util::scan(&storage, &dir());
+    assert_eq!(whole.segments_skipped, 0);
 }

@@ -40,7 +40,8 @@ pub struct Filter {
     /// Stop after N matching records (damage after them is not looked for).
     #[arg(long, value_name = "N", conflicts_with = "tail")]
     pub limit: Option<u64>,
-    /// Only the last N matching records.
+    /// Only the last N matching records (read back from the newest segment only as far as N
+    /// need, so damage in older segments is not looked for).
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
 }
@@ -108,6 +109,10 @@ pub struct Selection {
 
 /// Scans the log in `dir`, handing each selected record to `emit` in order.
 ///
+/// Where the log starts being read: `--from` at the segment holding it; `--tail` (without
+/// `--from`) at the newest segment, then the newest 2, 4, ... until N records match or the whole
+/// log was read; otherwise at the oldest segment.
+///
 /// # Errors
 /// Scan errors (not a log, I/O) and the first error `emit` returned.
 pub fn scan(
@@ -116,61 +121,45 @@ pub fn scan(
     filter: &Filter,
     emit: &mut dyn Emit,
 ) -> Result<Selection> {
-    let mut ring: VecDeque<Record> = VecDeque::with_capacity(filter.tail.unwrap_or(0).min(4096));
-    let mut emitted = 0u64;
-    let mut last_seen = None;
-    let mut last_record = None;
-    let mut failure: Option<io::Error> = None;
-    let mut visit = |r: &RecordView<'_>| {
-        progress.update(r.location);
-        last_seen = Some(r.seq);
-        last_record = Some((r.location, r.seq));
-        if filter.to.is_some_and(|t| r.seq > t) {
-            return ControlFlow::Break(());
-        }
-        if !filter.matches(r) {
-            return ControlFlow::Continue(());
-        }
-        if let Some(n) = filter.tail {
-            if ring.len() == n {
-                ring.pop_front();
-            }
-            if n > 0 {
-                ring.push_back(r.to_record());
-            }
-            return ControlFlow::Continue(());
-        }
-        // Checked before as well as after: `--limit 0` prints nothing, as `--tail 0` does.
-        if filter.limit.is_some_and(|l| emitted >= l) {
-            return ControlFlow::Break(());
-        }
-        if let Err(e) = emit.record(r) {
-            failure = Some(e);
-            return ControlFlow::Break(());
-        }
-        emitted += 1;
-        if filter.limit.is_some_and(|l| emitted >= l) {
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    };
     let storage = FsStorage::new();
-    // With --from, the segments wholly below it are not read (a long log's tail costs its tail).
-    let report = match filter.from {
-        Some(from) => walctl::scan_log_from(&storage, dir, from, &mut visit),
-        None => walctl::scan_log(&storage, dir, &mut visit),
+    let mut pass = Pass::new(filter);
+    let report = match (filter.from, filter.tail) {
+        (Some(from), _) => walctl::scan_log_from(&storage, dir, from, &mut |r| {
+            progress.update(r.location);
+            pass.visit(r, emit)
+        }),
+        (None, Some(n)) => {
+            let mut segments = 1usize;
+            loop {
+                pass = Pass::new(filter);
+                let report =
+                    walctl::scan_log_newest(&storage, dir, segments, &mut |r| pass.visit(r, emit));
+                if report
+                    .as_ref()
+                    .map_or(true, |r| r.segments_skipped == 0 || pass.ring.len() >= n)
+                {
+                    break report;
+                }
+                segments = segments.saturating_mul(2);
+            }
+        }
+        (None, None) => walctl::scan_log(&storage, dir, &mut |r| {
+            progress.update(r.location);
+            pass.visit(r, emit)
+        }),
     }
     .with_context(|| format!("reading the log in {}", dir.display()))?;
     progress.finish();
-    if let Some(e) = failure {
+    if let Some(e) = pass.failure {
         return Err(e.into());
     }
-    for record in &ring {
+    for record in &pass.ring {
         emit.record(&view(record))?;
-        emitted += 1;
+        pass.emitted += 1;
     }
     Ok(Selection {
-        cursor: last_record
+        cursor: pass
+            .last_record
             .zip(report.log_id)
             .map(|((location, seq), log_id)| walctl::Cursor {
                 log_id,
@@ -178,9 +167,68 @@ pub fn scan(
                 seq,
             }),
         report,
-        emitted,
-        last_seen,
+        emitted: pass.emitted,
+        last_seen: pass.last_seen,
     })
+}
+
+/// One selecting pass over the log: what the record visitor keeps.
+struct Pass<'f> {
+    filter: &'f Filter,
+    /// The last `--tail` matching records, owned (the segment is unmapped after its scan).
+    ring: VecDeque<Record>,
+    emitted: u64,
+    last_seen: Option<u64>,
+    last_record: Option<(Location, u64)>,
+    failure: Option<io::Error>,
+}
+
+impl<'f> Pass<'f> {
+    fn new(filter: &'f Filter) -> Pass<'f> {
+        Pass {
+            filter,
+            ring: VecDeque::with_capacity(filter.tail.unwrap_or(0).min(4096)),
+            emitted: 0,
+            last_seen: None,
+            last_record: None,
+            failure: None,
+        }
+    }
+
+    /// Takes one record: into the ring, to `emit`, or past; breaks once nothing later can match.
+    fn visit(&mut self, r: &RecordView<'_>, emit: &mut dyn Emit) -> ControlFlow<()> {
+        let filter = self.filter;
+        self.last_seen = Some(r.seq);
+        self.last_record = Some((r.location, r.seq));
+        if filter.to.is_some_and(|t| r.seq > t) {
+            return ControlFlow::Break(());
+        }
+        if !filter.matches(r) {
+            return ControlFlow::Continue(());
+        }
+        if let Some(n) = filter.tail {
+            if self.ring.len() == n {
+                self.ring.pop_front();
+            }
+            if n > 0 {
+                self.ring.push_back(r.to_record());
+            }
+            return ControlFlow::Continue(());
+        }
+        // Checked before as well as after: `--limit 0` prints nothing, as `--tail 0` does.
+        if filter.limit.is_some_and(|l| self.emitted >= l) {
+            return ControlFlow::Break(());
+        }
+        if let Err(e) = emit.record(r) {
+            self.failure = Some(e);
+            return ControlFlow::Break(());
+        }
+        self.emitted += 1;
+        if filter.limit.is_some_and(|l| self.emitted >= l) {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// A borrowed view of an owned record.
