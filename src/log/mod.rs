@@ -390,7 +390,9 @@ impl Log {
         recovery::scan_log(&*self.options.storage, &self.dir, visit)
     }
 
-    /// Every valid record, in order.
+    /// Every valid record, in order, copied into memory: a convenience for small logs and
+    /// tests. Its memory grows with the log; [`Log::scan`] streams instead, holding one
+    /// segment mapped at a time.
     ///
     /// # Errors
     ///
