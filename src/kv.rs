@@ -48,6 +48,23 @@ impl KeyIndex {
         Ok((index, report))
     }
 
+    /// [`KeyIndex::build`] for one key only: the index holds that key or nothing, so a single
+    /// lookup (`walctl get`) takes the same small memory however many keys the log holds.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyIndex::build`].
+    pub fn build_for(storage: &dyn Storage, dir: &Path, key: &[u8]) -> Result<(KeyIndex, Report)> {
+        let mut index = KeyIndex::default();
+        let report = crate::scan_log(storage, dir, &mut |r| {
+            if r.key == Some(key) {
+                index.apply(r);
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok((index, report))
+    }
+
     /// Applies one record, in log order.
     pub fn apply(&mut self, r: &RecordView<'_>) {
         let Some(key) = r.key else { return };
@@ -136,5 +153,53 @@ pub(crate) fn read_at(
             crc: r.crc,
         }),
         _ => Err(corrupt("the indexed record no longer checks out")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+    use crate::{Entry, Log, Options};
+    use std::sync::Arc;
+
+    /// A log where `a` is written twice, `b` written then deleted, `c` written once, plus a
+    /// keyless record.
+    fn log() -> (MemStorage, &'static Path) {
+        let storage = MemStorage::new();
+        let dir = Path::new("/kv");
+        let options = Options {
+            storage: Arc::new(storage.clone()),
+            ..Options::default()
+        };
+        let log = Log::open(dir, options).unwrap();
+        log.append_entry(&Entry::keyed(b"a", b"a1")).unwrap();
+        log.append_entry(&Entry::keyed(b"b", b"b1")).unwrap();
+        log.append(b"no key").unwrap();
+        log.append_entry(&Entry::keyed(b"c", b"c1")).unwrap();
+        log.append_entry(&Entry::keyed(b"a", b"a2")).unwrap();
+        log.append_entry(&Entry::tombstone(b"b")).unwrap();
+        log.sync().unwrap();
+        (storage, dir)
+    }
+
+    #[test]
+    fn an_index_for_one_key_holds_that_key_as_the_whole_index_does() {
+        let (storage, dir) = log();
+        let (whole, _) = KeyIndex::build(&storage, dir).unwrap();
+        assert_eq!(whole.len(), 2);
+        for key in [&b"a"[..], b"b", b"c", b"absent", b""] {
+            let (one, report) = KeyIndex::build_for(&storage, dir, key).unwrap();
+            assert_eq!(report.records, 6);
+            assert!(one.len() <= 1, "{key:?}");
+            assert_eq!(one.get(key), whole.get(key), "{key:?}");
+            assert_eq!(
+                one.read(&storage, dir, key).unwrap(),
+                whole.read(&storage, dir, key).unwrap()
+            );
+        }
+        let latest = KeyIndex::build_for(&storage, dir, b"a").unwrap().0;
+        let a = latest.read(&storage, dir, b"a").unwrap().unwrap();
+        assert_eq!((a.seq, a.payload.as_slice()), (5, &b"a2"[..]));
     }
 }

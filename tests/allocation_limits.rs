@@ -6,7 +6,8 @@
 //! window at a time) and in a sealed one (mapped), a sparse last segment just past
 //! `SEGMENT_FILE_LIMIT`, and a sparse compaction marker. Scanning, the writer's open (which cuts
 //! the tail) and `truncate_partial` must each peak below the file's size plus a small constant:
-//! no buffer is ever sized from a length read off the disk.
+//! no buffer is ever sized from a length read off the disk. A one-key lookup (`walctl get`)
+//! must not grow with the log's keys.
 // A global allocator is an `unsafe impl`.
 #![allow(unsafe_code)]
 
@@ -265,6 +266,42 @@ fn a_large_last_segment_is_read_a_window_at_a_time() {
         peak < 10 << 20,
         "a scan of a {} MiB last segment peaked at {peak} bytes",
         (data >> 20) + 16
+    );
+}
+
+/// A lookup of one key (`walctl get`) keeps that key only: its memory does not grow with the
+/// keys of the log, where the whole index holds them all.
+#[test]
+fn a_one_key_lookup_does_not_grow_with_the_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    // Segments of 1 MiB: the sealed ones are mapped, so the last one's window stays small.
+    let options = Options {
+        segment_size: 1 << 20,
+        ..Options::default()
+    };
+    let log = Log::open(&dir, options).unwrap();
+    let keys: Vec<String> = (0..100_000).map(|i| format!("user:{i:07}")).collect();
+    let entries: Vec<walctl::Entry<'_>> = keys
+        .iter()
+        .map(|k| walctl::Entry::keyed(k.as_bytes(), b"v"))
+        .collect();
+    log.append_batch(&entries, None, &mut Vec::new()).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let storage = walctl::storage::FsStorage::new();
+    let (one, peak_one) = peak_of(|| walctl::KeyIndex::build_for(&storage, &dir, b"user:0050000"));
+    let (one, _) = one.unwrap();
+    assert_eq!(one.len(), 1);
+    let (all, peak_all) = peak_of(|| walctl::KeyIndex::build(&storage, &dir));
+    assert_eq!(all.unwrap().0.len(), 100_000);
+    assert!(
+        peak_one < 2 << 20,
+        "a one-key lookup peaked at {peak_one} bytes"
+    );
+    assert!(
+        peak_all > 4 << 20,
+        "the whole index of 100,000 keys peaked at {peak_all} bytes"
     );
 }
 

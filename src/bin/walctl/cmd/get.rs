@@ -1,8 +1,8 @@
 //! `walctl get KEY`: the live value of a key in the log's key/value view (last write wins; a
 //! later tombstone deletes the key; keyless records are not part of the view).
 //!
-//! It builds the library's key index with one scan (locations, not payloads, so memory grows
-//! with the keys, not the log), then reads and checks the one record. A missing key exits 5,
+//! It scans the log once for the key's latest record (`KeyIndex::build_for`: only that key is
+//! kept, so memory does not grow with the log or its keys), then reads and checks the record. A missing key exits 5,
 //! a code the damage contract does not use, so scripts can tell "absent" from "damaged".
 
 use crate::exit::Exit;
@@ -49,7 +49,7 @@ pub struct Args {
 pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     let key = args.key.as_encoded_bytes();
     let storage = FsStorage::new();
-    let (index, report) = KeyIndex::build(&storage, dir)
+    let (index, report) = KeyIndex::build_for(&storage, dir, key)
         .with_context(|| format!("reading the log in {}", dir.display()))?;
     let record = index.read(&storage, dir, key).with_context(|| {
         format!(
