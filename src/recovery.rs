@@ -48,12 +48,9 @@ pub fn scan_log_from(
     from: u64,
     visit: &mut Visit<'_>,
 ) -> Result<Report> {
-    let writer = writer_active(storage, dir);
-    let _readers = install::shared_readers(storage, dir);
-    let mut listing = segment::list(storage, dir)?;
-    install::choose(&mut listing, install::read_marker(storage, dir)?);
-    let skip = segments_below(storage, dir, &listing, from)?;
-    scan_skipping(storage, dir, listing, skip, visit, writer)
+    scan_after(storage, dir, visit, false, |listing| {
+        segments_below(storage, dir, listing, from)
+    })
 }
 
 /// [`scan_log`] of the newest `segments` segments only (all of them when the log has fewer),
@@ -70,24 +67,28 @@ pub fn scan_log_newest(
     segments: usize,
     visit: &mut Visit<'_>,
 ) -> Result<Report> {
-    let writer = writer_active(storage, dir);
+    // At least one: the newest segment decides what a reader sees at the end.
+    scan_after(storage, dir, visit, false, |listing| {
+        Ok(listing.segments.len().saturating_sub(segments.max(1)))
+    })
+}
+
+/// Lists the log and scans it after the number of oldest segments `skip` chooses.
+fn scan_after(
+    storage: &dyn Storage,
+    dir: &Path,
+    visit: &mut Visit<'_>,
+    holding_lock: bool,
+    skip: impl FnOnce(&Listing) -> Result<usize>,
+) -> Result<Report> {
+    // Probed before the readers' lock is taken: the probe may take milliseconds, and
+    // compaction waits for that lock.
+    let writer = !holding_lock && writer_active(storage, dir);
+    // Held for the whole scan: compaction removes old segments only under the exclusive lock.
     let _readers = install::shared_readers(storage, dir);
     let mut listing = segment::list(storage, dir)?;
     install::choose(&mut listing, install::read_marker(storage, dir)?);
-    // At least one: the newest segment decides what a reader sees at the end.
-    let skip = listing.segments.len().saturating_sub(segments.max(1));
-    scan_skipping(storage, dir, listing, skip, visit, writer)
-}
-
-/// Scans `listing` after its first `skip` segments.
-fn scan_skipping(
-    storage: &dyn Storage,
-    dir: &Path,
-    mut listing: Listing,
-    skip: usize,
-    visit: &mut Visit<'_>,
-    writer: bool,
-) -> Result<Report> {
+    let skip = skip(&listing)?;
     listing.segments.drain(..skip);
     let mut report = scan_segments(storage, dir, &listing, visit, writer, skip > 0)?;
     report.segments_skipped = skip as u64;
@@ -124,14 +125,7 @@ pub(crate) fn scan_log_as(
     visit: &mut Visit<'_>,
     holding_lock: bool,
 ) -> Result<Report> {
-    // Probed before the readers' lock is taken: the probe may take milliseconds, and
-    // compaction waits for that lock.
-    let writer = !holding_lock && writer_active(storage, dir);
-    // Held for the whole scan: compaction removes old segments only under the exclusive lock.
-    let _readers = install::shared_readers(storage, dir);
-    let mut listing = segment::list(storage, dir)?;
-    install::choose(&mut listing, install::read_marker(storage, dir)?);
-    scan_listing(storage, dir, &listing, visit, writer)
+    scan_after(storage, dir, visit, holding_lock, |_| Ok(0))
 }
 
 /// Scans exactly the segments of `listing`; `writer_active` says whether another process's
