@@ -8,6 +8,16 @@
 //! of them had to wait again. On two cores with 32 writers that wake-up storm, not the disk,
 //! bounded durable throughput (about eight futex calls per record, measured with `strace -c`).
 //!
+//! A waiter first polls for its wake-up, yielding the CPU between looks, for up to
+//! `Options::sync_poll` while the device's rounds are that short, and only then parks. A round
+//! on a fast device ends within that time, and a waiter still polling is on its way again
+//! without a futex wake-up and a context switch, in time for the next round (RocksDB's write
+//! thread yields the same way before it blocks, for up to 100 µs by default). On this 2-vCPU
+//! machine, 32 threads of `append_and_sync` went from about 68,000 to about 126,000 records per
+//! second for the same total CPU time; from 4 and 8 threads throughput rose 15 to 25% and the
+//! CPU time per record about doubled, the polling. On a slow device (rounds longer than the
+//! poll) waiters park at once, so polling costs at most a fraction of a round.
+//!
 //! Invariant: whenever waiters are registered, either a leader is in flight or one waiter has
 //! been woken to take over (the baton). Every path that leaves waiters behind keeps it: a
 //! finishing leader passes the baton, a baton holder leads or registers behind a newer leader,
@@ -18,6 +28,7 @@ use crate::error::Result;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 /// Shared state of group commit, behind `Log::sync`.
 #[derive(Default)]
@@ -28,6 +39,8 @@ pub(super) struct SyncState {
     leader: bool,
     /// Callers waiting for a sync that covers their records.
     waiters: Vec<Waiter>,
+    /// How long the last round took, from its leader's start to its result.
+    last_round: Duration,
 }
 
 struct Waiter {
@@ -78,19 +91,25 @@ impl Log {
                 thread: std::thread::current(),
                 woken: Arc::clone(&woken),
             });
+            let poll = self.options.sync_poll;
+            let poll = if ss.last_round <= poll {
+                poll
+            } else {
+                Duration::ZERO
+            };
             drop(ss);
-            while !woken.load(Ordering::Acquire) {
-                std::thread::park();
-            }
+            wait(&woken, poll);
         }
     }
 
     /// One round as leader: the sync itself, then the wake-ups. The next leader is woken first,
     /// so its fdatasync starts while the covered callers are still being woken.
     fn lead_round(&self, target: u64) -> Result<()> {
+        let started = Instant::now();
         let result = self.lead_sync();
         let mut ss = self.lock_sync();
         ss.leader = false;
+        ss.last_round = started.elapsed();
         let to_wake = match result {
             Ok(covered) => {
                 debug_assert!(covered >= target, "a leader covers its own records");
@@ -116,6 +135,21 @@ impl Log {
     pub(super) fn raise_durable(&self, ss: &mut SyncState, seq: u64) {
         ss.durable_seq = ss.durable_seq.max(seq);
         self.durable.store(ss.durable_seq, Ordering::Release);
+    }
+}
+
+/// Returns once `woken` is set: polling it for up to `poll`, yielding the CPU between looks
+/// (a waker then only sets the flag: `unpark` of a thread that is not parked is no system
+/// call), then parked.
+fn wait(woken: &AtomicBool, poll: Duration) {
+    // `None`: a poll too long for the clock to add, taken as "always poll".
+    let poll_until = Instant::now().checked_add(poll);
+    while !woken.load(Ordering::Acquire) {
+        if poll_until.is_none_or(|until| Instant::now() < until) {
+            std::thread::yield_now();
+        } else {
+            std::thread::park();
+        }
     }
 }
 

@@ -3,13 +3,25 @@
 use crate::util::{dir, options, scan};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 use walctl::storage::{MemStorage, TraceOp};
 use walctl::{Entry, Log, Verdict};
 
 #[test]
 fn many_threads_append_and_sync_every_record_once_contiguous() {
+    // The default poll, none (waiters park at once), and one too long for the clock to add.
+    for poll in [None, Some(Duration::ZERO), Some(Duration::MAX)] {
+        many_threads_with_poll(poll);
+    }
+}
+
+fn many_threads_with_poll(poll: Option<Duration>) {
     let storage = MemStorage::new();
-    let log = Arc::new(Log::open(dir(), options(&storage)).unwrap());
+    let mut opts = options(&storage);
+    if let Some(poll) = poll {
+        opts.sync_poll = poll;
+    }
+    let log = Arc::new(Log::open(dir(), opts).unwrap());
     let threads = 8;
     let per_thread = 300u64;
     let handles: Vec<_> = (0..threads)
