@@ -85,6 +85,9 @@ struct Active {
     prealloc_end: u64,
     /// Where the bytes not yet handed to early writeback start.
     writeback_from: u64,
+    /// The CRC state of the segment's binding (FORMAT.md §5), where every record's checksum
+    /// starts: computed once per segment, not per append (a third checksum call per record).
+    seed: u32,
 }
 
 /// Bytes of deferred `append_and_sync` records held before they are written without waiting
@@ -238,7 +241,8 @@ impl Log {
             )));
         }
         let now = crate::time::now_nanos();
-        let mut seed = format::binding_seed(&format::binding(self.log_id, st.seg.number));
+        debug_assert_eq!(st.seg.header.log_id, self.log_id, "the segment is this log's");
+        let mut seed = st.seg.seed;
         let first = out.len();
         let mut written = first;
         for e in entries {
@@ -253,7 +257,7 @@ impl Log {
                 }
                 written = out.len();
                 self.rotate(&mut st)?;
-                seed = format::binding_seed(&format::binding(self.log_id, st.seg.number));
+                seed = st.seg.seed;
             }
             let meta = RecordMeta {
                 seq: st.next_seq,

@@ -334,7 +334,13 @@ fn active(
         slot_seq: s.durable_seq.unwrap_or(0),
         prealloc_end: len,
         writeback_from: len,
+        seed: binding_seed(&header),
     }
+}
+
+/// The CRC state of a segment's binding, for `Active::seed`.
+fn binding_seed(header: &SegmentHeader) -> u32 {
+    crate::format::binding_seed(&crate::format::binding(header.log_id, header.segment))
 }
 
 fn corrupt(path: &Path, offset: u64, why: &str) -> Error {
@@ -391,6 +397,7 @@ fn create_segment(
         slot_seq: 0,
         prealloc_end: SEGMENT_DATA_START,
         writeback_from: SEGMENT_DATA_START,
+        seed: binding_seed(header),
     })
 }
 
