@@ -34,10 +34,11 @@
 //!   tail (safe to cut: nothing acknowledged is lost) or corrupt, by the decision table in
 //!   FORMAT.md §8, using durable-watermark slots that record what syncs acknowledged.
 //! * One writer at a time (an exclusive lock on `LOCK`); readers take no lock.
-//! * Readers hold each sealed segment mapped and the last one a bounded window at a time, so
-//!   their memory does not grow with the log or the segment size. [`scan_log_from`] starts at
-//!   the segment holding a given sequence number and [`scan_log_newest`] reads only the newest
-//!   segments, so reading the end of a long log costs the end.
+//! * Readers hold each sealed segment mapped (read, when under 256 KiB) and the last one a
+//!   bounded window at a time, so their memory does not grow with the log or the segment size.
+//!   [`scan_log_from`] starts at the segment holding a given sequence number and
+//!   [`scan_log_newest`] reads only the newest segments, so reading the end of a long log
+//!   costs the end.
 //!
 //! # Following a live log
 //!

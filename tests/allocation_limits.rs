@@ -3,8 +3,8 @@
 //! This binary counts every heap allocation (a counting global allocator, per thread) and runs
 //! walctl over hostile segments on the real file system: record headers whose CRC holds while
 //! they claim a body of up to 1 GiB (and beyond the format's limit), in the last segment (read a
-//! window at a time) and in a sealed one (mapped), a sparse last segment just past
-//! `SEGMENT_FILE_LIMIT`, and a sparse compaction marker. Scanning, the writer's open (which cuts
+//! window at a time) and in a sealed one (read when small, mapped when not), a sparse last
+//! segment just past `SEGMENT_FILE_LIMIT`, and a sparse compaction marker. Scanning, the writer's open (which cuts
 //! the tail) and `truncate_partial` must each peak below the file's size plus a small constant:
 //! no buffer is ever sized from a length read off the disk. A one-key lookup (`walctl get`)
 //! must not grow with the log's keys.
@@ -186,17 +186,23 @@ fn huge_claimed_lengths_in_the_last_segment_allocate_nothing_from_the_claim() {
     }
 }
 
+/// Sealed segments are read when small and mapped when larger: both sizes, each claim.
 #[test]
 fn huge_claimed_lengths_in_a_sealed_segment_allocate_nothing_from_the_claim() {
-    for (payload_len, key_len) in CLAIMS {
+    for ((payload_len, key_len), garbage) in CLAIMS.into_iter().flat_map(|c| [(c, 0), (c, 1 << 20)])
+    {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("log");
         std::fs::create_dir(&dir).unwrap();
-        let sealed = segment_with(1, 1, payload_len, key_len);
+        let mut sealed = segment_with(1, 1, payload_len, key_len);
+        sealed.resize(sealed.len() + garbage, 0x5a);
         std::fs::write(seg_path(&dir, 1), &sealed).unwrap();
         std::fs::write(seg_path(&dir, 2), preamble(2, 3, None)).unwrap();
         let len = sealed.len() as u64 + SEGMENT_DATA_START;
-        let case = format!("sealed segment, payload_len {payload_len}, key_len {key_len}");
+        let case = format!(
+            "sealed segment of {} bytes, payload_len {payload_len}, key_len {key_len}",
+            sealed.len()
+        );
         let (report, peak) = peak_of(|| walctl::verify(&dir).expect("verify"));
         assert_eq!(report.verdict(), walctl::Verdict::Corrupt, "{case}");
         check(&format!("{case}, verify"), len, peak);

@@ -11,6 +11,10 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Files up to this size are read into memory rather than mapped: for a small segment, a map
+/// and an unmap cost more system calls and page-table work than one read.
+const READ_RATHER_THAN_MAP: u64 = 256 << 10;
+
 /// The real file-system backend.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FsStorage;
@@ -138,8 +142,11 @@ impl StorageFile for FsFile {
     }
 
     fn contents(&self) -> io::Result<Contents> {
-        if self.len()? == 0 {
-            return Ok(Contents::Owned(Vec::new()));
+        let len = self.len()?;
+        if len <= READ_RATHER_THAN_MAP {
+            let mut bytes = vec![0u8; len as usize];
+            platform::read_exact_at(&self.file, &mut bytes, 0)?;
+            return Ok(Contents::Owned(bytes));
         }
         Ok(Contents::Mapped(crate::mmap::Map::sealed(&self.file)?))
     }
@@ -247,5 +254,33 @@ mod platform {
 
     pub(super) fn start_writeback(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small file is read, a larger one mapped; both give the file's bytes.
+    #[test]
+    fn contents_read_small_files_and_map_larger_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new();
+        for len in [
+            0,
+            1,
+            READ_RATHER_THAN_MAP,
+            READ_RATHER_THAN_MAP + 1,
+            3 << 20,
+        ] {
+            let path = tmp.path().join(format!("f{len}"));
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            std::fs::write(&path, &bytes).unwrap();
+            let file = storage.open(&path, OpenMode::Read).unwrap();
+            let contents = file.contents().unwrap();
+            assert_eq!(&contents[..], &bytes[..], "{len}");
+            let mapped = matches!(contents, Contents::Mapped(_));
+            assert_eq!(mapped, len > READ_RATHER_THAN_MAP, "{len}");
+        }
     }
 }
