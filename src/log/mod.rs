@@ -241,10 +241,6 @@ impl Log {
             )));
         }
         let now = crate::time::now_nanos();
-        debug_assert_eq!(
-            st.seg.header.log_id, self.log_id,
-            "the segment is this log's"
-        );
         let mut seed = st.seg.seed;
         let first = out.len();
         let mut written = first;
