@@ -193,15 +193,22 @@ fn position_filters_agree_with_a_model_across_segments() {
     assert_eq!(cases, 7 * 7 * 7);
 }
 
-/// `--from` starts at the segment holding its sequence number: damage in an older segment is
-/// not read, so not reported (verify still finds it); damage in a segment read is.
-#[test]
-fn from_skips_older_segments_and_their_damage() {
+/// Twelve records in four segments of three, the first record's payload flipped: corruption
+/// in the oldest segment, with valid records after it.
+fn rotated_with_record_1_damaged() -> Fixture {
     let f = Fixture::rotated(12);
     let first = f.segment(1);
     let mut bytes = std::fs::read(&first).unwrap();
     bytes[(common::DATA_START + common::HEADER) as usize] ^= 0x20;
     std::fs::write(&first, bytes).unwrap();
+    f
+}
+
+/// `--from` starts at the segment holding its sequence number: damage in an older segment is
+/// not read, so not reported (verify still finds it); damage in a segment read is.
+#[test]
+fn from_skips_older_segments_and_their_damage() {
+    let f = rotated_with_record_1_damaged();
     assert_eq!(f.run(&["verify"]).code, 3);
     let run = f.run(&["dump", "--json", "--from", "7"]);
     assert_eq!((run.code, run.stderr.as_str()), (0, ""));
@@ -221,11 +228,7 @@ fn from_skips_older_segments_and_their_damage() {
 /// a record that only the oldest segment holds is still found.
 #[test]
 fn tail_reads_back_from_the_newest_segment_only_as_far_as_it_needs() {
-    let f = Fixture::rotated(12);
-    let first = f.segment(1);
-    let mut bytes = std::fs::read(&first).unwrap();
-    bytes[(common::DATA_START + common::HEADER) as usize] ^= 0x20;
-    std::fs::write(&first, bytes).unwrap();
+    let f = rotated_with_record_1_damaged();
     let run = f.run(&["dump", "--json", "--tail", "2"]);
     assert_eq!((run.code, run.stderr.as_str()), (0, ""));
     assert_eq!(seqs(&run), [11, 12]);
