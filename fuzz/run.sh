@@ -32,17 +32,21 @@ for t in "${targets[@]}"; do
             >"$log" 2>&1
         rc=$?
         # The workers' own logs carry their final stats; libFuzzer also copies them into the
-        # main log, so count only theirs (counting both doubled the figure).
+        # main log, so count only theirs (counting both doubled the figure). A worker that got
+        # two interrupts prints its stats twice: take the last count of each worker's log.
+        execs=0
+        for w in fuzz-*.log; do
+            n=$(grep -h 'stat::number_of_executed_units' "$w" | tail -1 | awk '{print $2}')
+            execs=$((execs + ${n:-0}))
+        done
         cat fuzz-*.log >"work/$t.workers.log" 2>/dev/null && rm -f fuzz-*.log
-        count_from="work/$t.workers.log"
     else
         cargo fuzz run "$t" --sanitizer none "work/$t" "corpus/$t" -- \
             -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1
         rc=$?
+        execs=$(grep -h 'stat::number_of_executed_units' "$log" | tail -1 | awk '{print $2 + 0}')
     fi
     set -e
-    execs=$(grep -h 'stat::number_of_executed_units' "${count_from:-$log}" | awk '{s += $2} END {print s + 0}')
-    count_from=
     echo "$t: $execs executions in ${seconds}s (exit $rc; log fuzz/$log)"
     if [ "$rc" -ne 0 ]; then
         grep -h -m1 -A3 'panicked' "$log" || tail -20 "$log"
