@@ -40,12 +40,7 @@ impl KeyIndex {
     /// As [`crate::scan_log`]. Damage is in the report; the index then holds what the valid
     /// records say.
     pub fn build(storage: &dyn Storage, dir: &Path) -> Result<(KeyIndex, Report)> {
-        let mut index = KeyIndex::default();
-        let report = crate::scan_log(storage, dir, &mut |r| {
-            index.apply(r);
-            ControlFlow::Continue(())
-        })?;
-        Ok((index, report))
+        KeyIndex::build_where(storage, dir, |_| true)
     }
 
     /// [`KeyIndex::build`] for one key only: the index holds that key or nothing, so a single
@@ -55,9 +50,18 @@ impl KeyIndex {
     ///
     /// As [`KeyIndex::build`].
     pub fn build_for(storage: &dyn Storage, dir: &Path, key: &[u8]) -> Result<(KeyIndex, Report)> {
+        KeyIndex::build_where(storage, dir, |k| k == key)
+    }
+
+    /// One scan applying the records whose key `keep` accepts.
+    fn build_where(
+        storage: &dyn Storage,
+        dir: &Path,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> Result<(KeyIndex, Report)> {
         let mut index = KeyIndex::default();
         let report = crate::scan_log(storage, dir, &mut |r| {
-            if r.key == Some(key) {
+            if r.key.is_some_and(&keep) {
                 index.apply(r);
             }
             ControlFlow::Continue(())
