@@ -180,6 +180,7 @@ pub fn run(s: &Scenario) {
         })));
     }
     let knobs = Knobs {
+        faults: s.fail_at.is_some(),
         preallocate: s.preallocate.map_or(0, |n| (u64::from(n % 8) + 1) * 512),
         write_buffer: s.write_buffer.map_or(0, |n| usize::from(n % 8192)),
     };
@@ -204,6 +205,8 @@ pub fn run(s: &Scenario) {
 /// The writer's options the scenario varies.
 #[derive(Clone, Copy, Debug)]
 pub struct Knobs {
+    /// Whether a fault plan is installed while the writer runs.
+    pub faults: bool,
     /// `Options::preallocate`.
     pub preallocate: u64,
     /// `Options::write_buffer`.
@@ -335,9 +338,10 @@ fn present(storage: &MemStorage, knobs: Knobs) -> Option<BTreeSet<u64>> {
     Some(log.records().ok()?.iter().map(|r| r.seq).collect())
 }
 
-/// Compacts with the writer closed and opens it again. What the compaction removes is learnt
-/// first on a copy without faults, so a failure under injected faults can be judged: the log
-/// is then the old one or the new one, never a mix.
+/// Compacts with the writer closed and opens it again. Under injected faults, what the
+/// compaction removes is learnt first on a copy without faults, so a failure can be judged: the
+/// log is then the old one or the new one, never a mix. Without faults the compaction must
+/// succeed, and what it removed is read from the result.
 fn compact(
     storage: &MemStorage,
     knobs: Knobs,
@@ -354,6 +358,17 @@ fn compact(
     let all: BTreeSet<u64> = (1..=out.appended.len() as u64)
         .filter(|s| !out.gone.contains(s))
         .collect();
+    if !knobs.faults {
+        walctl::compact(&log_dir(), &options(storage, knobs), &plan)
+            .unwrap_or_else(|e| panic!("compaction with no fault injected: {e}"));
+        let log = Log::open(log_dir(), options(storage, knobs))
+            .unwrap_or_else(|e| panic!("open after a compaction: {e}"));
+        let kept = log.records().expect("records after a compaction");
+        out.gone
+            .extend(&all - &kept.iter().map(|r| r.seq).collect());
+        out.acked = out.appended.len();
+        return Some(log);
+    }
     let probe = storage.crash(CrashMode::KeepAll);
     let would_remove = walctl::compact(&log_dir(), &options(&probe, knobs), &plan)
         .ok()

@@ -31,6 +31,9 @@ impl MemStorage {
             next_ino: st.next_ino,
             ..MemState::default()
         };
+        // In name order: the generator's draws must not depend on a hash map's order.
+        let mut entries: Vec<_> = entries.into_iter().collect();
+        entries.sort_unstable();
         for (path, ino) in entries {
             out.inodes.entry(ino).or_insert_with(|| {
                 let bytes = crash_contents(&st.inodes[&ino], mode, &mut rng);
