@@ -59,11 +59,16 @@ impl Log {
 
     /// Writes zeros ahead of the data, up to a chunk past `needed` (within the segment size).
     /// A failure here changes no record, but the file's length is unknown: poison.
+    ///
+    /// `needed` is the end of the data about to be written, so the zeros start there: zeros
+    /// below it would be overwritten at once, and before any sync, so they would buy no cheaper
+    /// fdatasync and only double the page-cache writes of a large buffered flush.
     pub(super) fn preallocate(&self, seg: &mut Active, needed: u64) -> Result<()> {
         let chunk = self.options.preallocate.max(1);
         let target = needed.max((seg.prealloc_end + chunk).min(self.options.segment_size));
-        let zeros = vec![0u8; (target - seg.prealloc_end).min(1 << 20) as usize];
-        let mut at = seg.prealloc_end;
+        let from = seg.prealloc_end.max(needed);
+        let zeros = vec![0u8; (target - from).min(1 << 20) as usize];
+        let mut at = from;
         while at < target {
             let n = (target - at).min(zeros.len() as u64) as usize;
             if let Err(e) = seg.file.write_at(&zeros[..n], at) {

@@ -5,7 +5,7 @@
 
 use crate::util::{dir, options, payload};
 use std::path::{Path, PathBuf};
-use walctl::format::{WATERMARK_SLOT_OFFSETS, WATERMARK_SLOT_SIZE};
+use walctl::format::{SEGMENT_DATA_START, WATERMARK_SLOT_OFFSETS, WATERMARK_SLOT_SIZE};
 use walctl::storage::{CrashMode, MemStorage, OpRecord, TraceOp};
 use walctl::{Compaction, Log};
 
@@ -199,4 +199,64 @@ fn compaction_commits_before_it_renames_and_removes_only_after_durable_renames()
             .any(|o| o.op == TraceOp::SyncDir)
     );
     assert_eq!(t.last().unwrap().op, TraceOp::SyncDir);
+}
+
+fn preallocating(storage: &MemStorage, chunk: u64, write_buffer: usize) -> walctl::Options {
+    walctl::Options {
+        segment_size: 4 << 20,
+        preallocate: chunk,
+        write_buffer,
+        ..options(storage)
+    }
+}
+
+fn segment_len(storage: &MemStorage) -> u64 {
+    let seg = storage.files().into_iter().find(|p| is_segment(p)).unwrap();
+    storage.file_bytes(&seg).unwrap().len() as u64
+}
+
+#[test]
+fn small_appends_keep_a_chunk_of_zeros_ahead_of_the_data() {
+    let storage = MemStorage::new();
+    let chunk = 64 << 10;
+    let log = Log::open(dir(), preallocating(&storage, chunk, 0)).unwrap();
+    log.append(&payload(1, 100)).unwrap();
+    assert_eq!(segment_len(&storage), SEGMENT_DATA_START + chunk);
+    // 700 records of 132 bytes pass the first chunk: the zeros move a chunk further.
+    for seq in 2..=700 {
+        log.append(&payload(seq, 100)).unwrap();
+    }
+    assert_eq!(segment_len(&storage), SEGMENT_DATA_START + 2 * chunk);
+}
+
+#[test]
+fn a_large_buffered_flush_writes_each_byte_of_the_segment_once() {
+    // Zeros written where the data lands next, before any sync, would buy nothing and double
+    // the page-cache writes of a bulk load.
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), preallocating(&storage, 64 << 10, 256 << 10)).unwrap();
+    for seq in 1..=2000 {
+        log.append(&payload(seq, 1000)).unwrap();
+    }
+    log.flush().unwrap();
+    let mut writes: Vec<(u64, u64)> = storage
+        .trace()
+        .iter()
+        // Writes are traced under the name the handle was opened by, the temporary one.
+        .filter(|op| op.op == TraceOp::Write && op.offset >= SEGMENT_DATA_START)
+        .map(|op| (op.offset, op.offset + op.len))
+        .collect();
+    writes.sort_unstable();
+    for pair in writes.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "bytes {:?} were written twice",
+            pair[1].0..pair[0].1
+        );
+    }
+    assert!(
+        writes.len() >= 8,
+        "the buffer flushed {} times",
+        writes.len()
+    );
 }
