@@ -91,12 +91,7 @@ impl Log {
                 thread: std::thread::current(),
                 woken: Arc::clone(&woken),
             });
-            let poll = self.options.sync_poll;
-            let poll = if ss.last_round <= poll {
-                poll
-            } else {
-                Duration::ZERO
-            };
+            let poll = poll_for(ss.last_round, self.options.sync_poll);
             drop(ss);
             wait(&woken, poll);
         }
@@ -138,6 +133,17 @@ impl Log {
     }
 }
 
+/// How long a new waiter polls before it parks: the configured poll while rounds end within
+/// it, nothing after a round that took longer (a slow device would turn polling into spinning
+/// for most of every round).
+fn poll_for(last_round: Duration, poll: Duration) -> Duration {
+    if last_round <= poll {
+        poll
+    } else {
+        Duration::ZERO
+    }
+}
+
 /// Returns once `woken` is set: polling it for up to `poll`, yielding the CPU between looks
 /// (a waker then only sets the flag: `unpark` of a thread that is not parked is no system
 /// call), then parked.
@@ -157,5 +163,51 @@ fn wake(waiters: Vec<Waiter>) {
     for w in waiters {
         w.woken.store(true, Ordering::Release);
         w.thread.unpark();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiters_poll_while_rounds_are_short_and_park_at_once_after_a_slow_one() {
+        let poll = Duration::from_micros(250);
+        assert_eq!(poll_for(Duration::ZERO, poll), poll, "no round yet");
+        assert_eq!(poll_for(Duration::from_micros(120), poll), poll);
+        assert_eq!(poll_for(poll, poll), poll);
+        assert_eq!(poll_for(Duration::from_micros(251), poll), Duration::ZERO);
+        assert_eq!(poll_for(Duration::from_millis(8), poll), Duration::ZERO);
+        assert_eq!(poll_for(Duration::ZERO, Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            poll_for(Duration::from_secs(3600), Duration::MAX),
+            Duration::MAX
+        );
+    }
+
+    #[test]
+    fn a_waiter_woken_before_it_waits_returns_whatever_the_poll() {
+        for poll in [Duration::ZERO, Duration::from_micros(250), Duration::MAX] {
+            wait(&AtomicBool::new(true), poll);
+        }
+    }
+
+    #[test]
+    fn a_parked_waiter_returns_when_woken_from_another_thread() {
+        for poll in [Duration::ZERO, Duration::from_micros(250), Duration::MAX] {
+            let woken = Arc::new(AtomicBool::new(false));
+            let waiter = Waiter {
+                target: 1,
+                thread: std::thread::current(),
+                woken: Arc::clone(&woken),
+            };
+            let waker = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(5));
+                wake(vec![waiter]);
+            });
+            wait(&woken, poll);
+            assert!(woken.load(Ordering::Acquire));
+            waker.join().unwrap();
+        }
     }
 }
