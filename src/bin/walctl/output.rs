@@ -59,6 +59,11 @@ impl Output {
         self.stdin_is_terminal
     }
 
+    /// Whether a progress bar would be shown (a person is watching on a terminal).
+    pub fn shows_progress(&self) -> bool {
+        self.progress_allowed
+    }
+
     /// A byte-counting progress bar on stderr, hidden unless a person is watching.
     pub fn progress(&self, total_bytes: u64, label: &'static str) -> ProgressBar {
         if !self.progress_allowed {

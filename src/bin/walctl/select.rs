@@ -259,6 +259,10 @@ impl Progress {
 
     /// The same with another label on the bar.
     pub fn labelled(out: &Output, dir: &Path, label: &'static str) -> Progress {
+        if !out.shows_progress() {
+            // Sizing the bar opens every segment: thousands of opens nobody would see.
+            return Progress::hidden();
+        }
         let sizes = segment_sizes(dir);
         let total = sizes.iter().map(|&(_, len)| len).sum();
         let bar = if sizes.is_empty() {
