@@ -157,3 +157,56 @@ fn a_failed_group_sync_fails_every_waiter_and_loses_no_acknowledged_record() {
         }
     }
 }
+
+#[test]
+fn callers_that_arrive_during_a_slow_sync_wait_for_it_and_then_lead_their_own() {
+    use std::sync::mpsc;
+    use walctl::storage::CrashMode;
+    // Each fdatasync takes 50 ms and announces its start. B arrives during A's sync and C
+    // during B's: each must wait (B with no round measured yet, so it polls first; C after a
+    // round far longer than the poll, so it parks at once), be woken as the next leader, and
+    // return only once its own record is durable. At every poll setting.
+    for poll in [Duration::ZERO, Duration::from_micros(250), Duration::MAX] {
+        let storage = MemStorage::new();
+        let log = Arc::new(
+            Log::open(
+                dir(),
+                walctl::Options {
+                    sync_poll: poll,
+                    ..options(&storage)
+                },
+            )
+            .unwrap(),
+        );
+        let before = storage.op_count() as usize;
+        let (started, syncing) = mpsc::channel();
+        storage.set_faults(Some(Box::new(move |op| {
+            if op.op == TraceOp::SyncData {
+                let _ = started.send(());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            None
+        })));
+        let caller = |name: &'static str| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || log.append_and_sync(&Entry::data(name.as_bytes())))
+        };
+        let a = caller("a");
+        syncing.recv().unwrap();
+        let b = caller("b");
+        syncing.recv().unwrap();
+        let c = caller("c");
+        let seqs: Vec<u64> = [a, b, c].map(|h| h.join().unwrap().unwrap().seq).to_vec();
+        assert_eq!(seqs, [1, 2, 3], "{poll:?}");
+        let syncs = storage.trace()[before..]
+            .iter()
+            .filter(|op| op.op == TraceOp::SyncData)
+            .count();
+        assert_eq!(syncs, 3, "one round per caller, {poll:?}");
+        drop(log);
+        storage.set_faults(None);
+        let (_, records) = scan(&storage.crash(CrashMode::DropUnsynced), &dir());
+        let payloads: Vec<&[u8]> = records.iter().map(|r| r.payload.as_slice()).collect();
+        assert_eq!(payloads, [b"a", b"b", b"c"], "{poll:?}");
+    }
+}
