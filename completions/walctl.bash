@@ -665,7 +665,7 @@ _walctl() {
             return 0
             ;;
         walctl__subcmd__stat)
-            opts="-h --json --dir --help"
+            opts="-h --json --segments --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

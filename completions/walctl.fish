@@ -102,6 +102,7 @@ complete -c walctl -n "__fish_walctl_using_subcommand verify-export" -l json -d 
 complete -c walctl -n "__fish_walctl_using_subcommand verify-export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c walctl -n "__fish_walctl_using_subcommand stat" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand stat" -l json -d 'Print one JSON object'
+complete -c walctl -n "__fish_walctl_using_subcommand stat" -l segments -d 'Also list every segment: records, sequence range, valid and file bytes, what its watermark proves durable, damage found in it, and whether it is sealed (the JSON output always has this, as `segments`)'
 complete -c walctl -n "__fish_walctl_using_subcommand stat" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c walctl -n "__fish_walctl_using_subcommand get" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand get" -l json -d 'Print one JSON object: key, seq, timestamp, payload and its encoding, segment, offset'

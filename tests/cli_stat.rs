@@ -77,3 +77,64 @@ fn stat_of_a_missing_log_exits_2() {
             .contains("is not a walctl log: the directory does not exist")
     );
 }
+
+#[test]
+fn stat_segments_lists_each_segment_with_what_its_watermark_proves() {
+    let f = Fixture::rotated(40);
+    f.append(
+        &[Entry::data(b"unsynced-1"), Entry::data(b"unsynced-2")],
+        false,
+    );
+    let run = f.run(&["stat", "--segments"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    let report = json(&f.run(&["stat", "--json"]).stdout);
+    let segments = report["segments"].as_array().unwrap();
+    assert!(segments.len() >= 3, "{} segments", segments.len());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("segment "))
+        .expect("a header row");
+    assert_eq!(
+        lines[at].split_whitespace().collect::<Vec<_>>(),
+        [
+            "segment", "records", "sequence", "valid", "bytes", "file", "bytes", "durable",
+            "through", "damage", "state"
+        ]
+    );
+    let rows = &lines[at + 1..];
+    assert_eq!(rows.len(), segments.len());
+    for (row, s) in rows.iter().zip(segments) {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let seq = |k: &str| s[k].as_u64().map_or("-".to_string(), |v| v.to_string());
+        assert_eq!(cells[0], s["segment"]);
+        assert_eq!(cells[1], s["records"].to_string());
+        assert_eq!(
+            cells[2..5],
+            [seq("first_seq"), "..".into(), seq("last_seq")]
+        );
+        assert_eq!(cells[5], s["valid_len"].to_string());
+        assert_eq!(cells[6], s["bytes"].to_string());
+        assert_eq!(cells[7], seq("durable_seq"));
+        assert_eq!(cells[8], "0");
+    }
+    let (sealed, active) = rows.split_at(rows.len() - 1);
+    assert!(sealed.iter().all(|r| r.ends_with(" sealed")), "{sealed:?}");
+    assert!(
+        active[0].ends_with(" active, 2 not proven durable"),
+        "{}",
+        active[0]
+    );
+}
+
+#[test]
+fn stat_segments_counts_damage_where_it_lies() {
+    let f = Fixture::torn(2, 4);
+    let run = f.run(&["stat", "--segments"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let row = run.stdout.lines().last().unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[0], "00000000000000000001.wal");
+    assert_eq!((cells[1], cells[7], cells[8]), ("2", "2", "1"), "{row}");
+    assert!(row.ends_with(" active"), "{row}");
+}
