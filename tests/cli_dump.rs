@@ -438,8 +438,9 @@ fn follow_stops_with_exit_3_at_acknowledged_damage_that_valid_records_follow() {
     let (code, stderr) = finish(child);
     assert_eq!((code, rest.as_str()), (Some(3), ""));
     assert!(
-        stderr.contains(&format!("damage in segment 1 at offset {end}"))
-            && stderr.contains("walctl verify"),
+        stderr.contains(&format!(
+            "damage in 00000000000000000001.wal at offset {end}"
+        )) && stderr.contains("walctl verify"),
         "{stderr}"
     );
 }

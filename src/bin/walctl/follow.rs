@@ -102,9 +102,9 @@ pub fn follow(dir: &Path, filter: &Filter, start: Start, emit: &mut dyn Emit) ->
             Ok(After::Damaged { segment, offset }) => {
                 emit.flush()?;
                 output::note(format_args!(
-                    "damage in segment {segment} at offset {offset} of the log in {}; \
-                     no record after it can be printed in order. Run `walctl verify` to see what \
-                     it is.",
+                    "damage in {} at offset {offset} of the log in {}; no record after it \
+                     can be printed in order. Run `walctl verify` to see what it is.",
+                    crate::json::segment_file(segment),
                     dir.display()
                 ));
                 return Ok(Exit::Corrupt);
