@@ -5,7 +5,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,6 +89,21 @@ fn append_no_sync(root: &Path, payload_len: usize, n: usize, segment_size: Optio
     );
 }
 
+/// A positioned write of all of `buf`, as `pwrite` does on Unix.
+fn write_at(f: &File, buf: &[u8], offset: u64) {
+    #[cfg(unix)]
+    std::os::unix::fs::FileExt::write_all_at(f, buf, offset).unwrap();
+    #[cfg(windows)]
+    {
+        let mut done = 0;
+        while done < buf.len() {
+            done +=
+                std::os::windows::fs::FileExt::seek_write(f, &buf[done..], offset + done as u64)
+                    .unwrap();
+        }
+    }
+}
+
 /// One append and one sync per record on one thread, against a write+fdatasync loop into a
 /// preallocated, zero-filled file.
 fn append_sync_one_thread(root: &Path, n: usize) {
@@ -103,11 +117,11 @@ fn append_sync_one_thread(root: &Path, n: usize) {
             .write(true)
             .open(root.join("plain"))
             .unwrap();
-        f.write_all_at(&vec![0u8; n * record.len()], 0).unwrap();
+        write_at(&f, &vec![0u8; n * record.len()], 0);
         f.sync_all().unwrap();
         let start = Instant::now();
         for i in 0..n {
-            f.write_all_at(&record, (i * record.len()) as u64).unwrap();
+            write_at(&f, &record, (i * record.len()) as u64);
             f.sync_data().unwrap();
         }
         rate(n, start.elapsed())

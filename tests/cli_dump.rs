@@ -400,7 +400,6 @@ fn follow_prints_records_as_they_are_appended() {
 
 #[test]
 fn follow_stops_with_exit_3_at_acknowledged_damage_that_valid_records_follow() {
-    use std::os::unix::fs::FileExt as _;
     use walctl::format::{self, RecordKind, RecordMeta, SegmentHeader, WatermarkSlot};
     let f = Fixture::clean(2);
     let (child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow"]);
@@ -423,16 +422,14 @@ fn follow_stops_with_exit_3_at_acknowledged_damage_that_valid_records_follow() {
     };
     let bind = format::binding(header.log_id, 1);
     format::encode_record(&mut tail, &bind, meta, None, b"after-damage");
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.write_all_at(&tail, end).unwrap();
+    Fixture::overwrite(&path, end, &tail);
     let slot = WatermarkSlot {
         durable_seq: 4,
         generation: 1000,
         durable_end: 0,
     };
     let at = format::WATERMARK_SLOT_OFFSETS[0];
-    file.write_all_at(&slot.encode(header.log_id, 1), at)
-        .unwrap();
+    Fixture::overwrite(&path, at, &slot.encode(header.log_id, 1));
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let (code, stderr) = finish(child);

@@ -6,7 +6,6 @@ mod common;
 
 use common::{Fixture, json, json_lines, records};
 use sha2::{Digest as _, Sha256};
-use std::os::unix::fs::PermissionsExt as _;
 use walctl::{Entry, RecordKind};
 
 /// A log with text, binary, keyed and tombstone records.
@@ -133,8 +132,12 @@ fn output_file_is_created_with_mode_0600_and_never_overwritten() {
         "{}",
         run.stderr
     );
-    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
     let exported = std::fs::read_to_string(&target).unwrap();
     assert_eq!(exported.lines().count(), 5);
     let again = f.run(&["export-jsonl", "--output", target.to_str().unwrap()]);

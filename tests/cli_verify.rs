@@ -133,6 +133,7 @@ fn mid_log_corruption_text_advises_against_truncation() {
 }
 
 #[test]
+#[cfg(unix)] // Unix modes
 fn read_only_copy_of_a_log_verifies() {
     use std::os::unix::fs::PermissionsExt as _;
     let f = Fixture::clean(2);

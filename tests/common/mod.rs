@@ -111,6 +111,14 @@ impl Fixture {
         file.set_len(len - n).expect("truncate segment");
     }
 
+    /// Writes `bytes` at `offset` of the file at `path`, in place (any platform).
+    pub fn overwrite(path: &Path, offset: u64, bytes: &[u8]) {
+        use std::io::{Seek as _, SeekFrom};
+        let mut file = OpenOptions::new().write(true).open(path).expect("open");
+        file.seek(SeekFrom::Start(offset)).expect("seek");
+        file.write_all(bytes).expect("write");
+    }
+
     /// Inverts the byte at `offset` of segment 1, as bit rot does.
     pub fn flip_byte(&self, offset: u64) {
         let path = self.segment(1);
