@@ -723,7 +723,7 @@ _walctl() {
             return 0
             ;;
         walctl__subcmd__verify__subcmd__export)
-            opts="-h --json --dir --help"
+            opts="-h --json --against-log --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

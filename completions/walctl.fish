@@ -98,7 +98,8 @@ complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l dir -d 'T
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l force -d 'Replace FILE if it exists (atomically, through a temporary file)'
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c walctl -n "__fish_walctl_using_subcommand verify-export" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
-complete -c walctl -n "__fish_walctl_using_subcommand verify-export" -l json -d 'Print one JSON object: status, records, expected_records, sha256, expected_sha256, problems'
+complete -c walctl -n "__fish_walctl_using_subcommand verify-export" -l json -d 'Print one JSON object: status, records, expected_records, sha256, expected_sha256, problems, and `log` with --against-log'
+complete -c walctl -n "__fish_walctl_using_subcommand verify-export" -l against-log -d 'Also hold every record line against the log at --dir: the record of the same sequence number must have the same type, key, payload and timestamp, and (unless the export selected by key or time) no record of the log in the export\'s range may be missing. A digest proves the file unchanged since it was written; this proves it true to the log'
 complete -c walctl -n "__fish_walctl_using_subcommand verify-export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c walctl -n "__fish_walctl_using_subcommand stat" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand stat" -l json -d 'Print one JSON object'

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::io::{self, Write};
 #[cfg(test)]
 use walctl::RecordView;
-use walctl::{Appended, Damage, InProgress, Report, SegmentReport};
+use walctl::{Appended, Damage, InProgress, RecordKind, Report, SegmentReport};
 
 /// The `schema` value of an export's header and trailer lines.
 pub const EXPORT_SCHEMA: &str = "walctl.export";
@@ -163,6 +163,70 @@ pub fn log_id(report: &Report) -> Value {
     report
         .log_id
         .map_or(Value::Null, |id| Value::String(format!("{id:016x}")))
+}
+
+/// One record read back from a JSON line (`append --jsonl`, `verify-export --against-log`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct RecordLine {
+    pub kind: RecordKind,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub timestamp_nanos: Option<u64>,
+}
+
+/// Reads a record line's `type`, key, payload and timestamp; `None` for an export's header or
+/// trailer line. Every other field is ignored.
+pub fn parse_record_line(value: &Value) -> Result<Option<RecordLine>, String> {
+    let obj = value.as_object().ok_or("expected a JSON object")?;
+    match obj.get("kind").and_then(|k| k.as_str()) {
+        None | Some("record") => {}
+        Some("header" | "trailer") => return Ok(None),
+        Some(other) => return Err(format!("unknown \"kind\" {other:?}")),
+    }
+    let kind = match obj.get("type").and_then(|t| t.as_str()) {
+        None | Some("data") => RecordKind::Data,
+        Some("tombstone") => RecordKind::Tombstone,
+        Some(other) => return Err(format!("unknown \"type\" {other:?} (data or tombstone)")),
+    };
+    let key = bytes_field(obj, "key")?;
+    let payload = bytes_field(obj, "payload")?.unwrap_or_default();
+    // The library refuses these too, but only the caller knows the line to name.
+    if kind == RecordKind::Tombstone && (key.is_none() || !payload.is_empty()) {
+        return Err("a tombstone needs a \"key\" and no \"payload\"".into());
+    }
+    let timestamp_nanos = match obj.get("timestamp_nanos") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or("\"timestamp_nanos\" must be a non-negative integer")?,
+        ),
+    };
+    Ok(Some(RecordLine {
+        kind,
+        key,
+        payload,
+        timestamp_nanos,
+    }))
+}
+
+/// Decodes field `name` by its `<name>_encoding` (default utf8).
+fn bytes_field(
+    obj: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Option<Vec<u8>>, String> {
+    let text = match obj.get(name) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(format!("\"{name}\" must be a string or null")),
+    };
+    let encoding = match obj.get(&format!("{name}_encoding")) {
+        None | Some(Value::Null) => "utf8",
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(format!("\"{name}_encoding\" must be a string")),
+    };
+    decode_bytes(text, encoding)
+        .map(Some)
+        .map_err(|e| format!("\"{name}\": {e}"))
 }
 
 /// What `verify --json` prints: the whole report.

@@ -5,6 +5,7 @@
 //! broken pipe on stdout ends quietly with 0; a panic (a bug) is reported and exits 2 rather
 //! than with Rust's 101, which is outside the contract.
 
+mod audit;
 mod cli;
 mod cmd;
 mod exit;

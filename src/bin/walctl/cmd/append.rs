@@ -271,68 +271,11 @@ fn read_item(input: &mut impl BufRead, delim: u8, buf: &mut Vec<u8>, max: u64) -
     Ok(true)
 }
 
-/// One record read from a JSON line.
-struct Parsed {
-    kind: RecordKind,
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    timestamp_nanos: Option<u64>,
-}
-
 /// Parses one `--jsonl` line; `None` for an export's header or trailer line.
-fn parse_jsonl(line: &[u8]) -> Result<Option<Parsed>, String> {
+fn parse_jsonl(line: &[u8]) -> Result<Option<json::RecordLine>, String> {
     let value: serde_json::Value =
         serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
-    let obj = value.as_object().ok_or("expected a JSON object")?;
-    match obj.get("kind").and_then(|k| k.as_str()) {
-        None | Some("record") => {}
-        Some("header" | "trailer") => return Ok(None),
-        Some(other) => return Err(format!("unknown \"kind\" {other:?}")),
-    }
-    let kind = match obj.get("type").and_then(|t| t.as_str()) {
-        None | Some("data") => RecordKind::Data,
-        Some("tombstone") => RecordKind::Tombstone,
-        Some(other) => return Err(format!("unknown \"type\" {other:?} (data or tombstone)")),
-    };
-    let key = bytes_field(obj, "key")?;
-    let payload = bytes_field(obj, "payload")?.unwrap_or_default();
-    // The library refuses these too, but only this parser knows the line to name.
-    if kind == RecordKind::Tombstone && (key.is_none() || !payload.is_empty()) {
-        return Err("a tombstone needs a \"key\" and no \"payload\"".into());
-    }
-    let timestamp_nanos = match obj.get("timestamp_nanos") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or("\"timestamp_nanos\" must be a non-negative integer")?,
-        ),
-    };
-    Ok(Some(Parsed {
-        kind,
-        key,
-        payload,
-        timestamp_nanos,
-    }))
-}
-
-/// Decodes field `name` by its `<name>_encoding` (default utf8).
-fn bytes_field(
-    obj: &serde_json::Map<String, serde_json::Value>,
-    name: &str,
-) -> Result<Option<Vec<u8>>, String> {
-    let text = match obj.get(name) {
-        None | Some(serde_json::Value::Null) => return Ok(None),
-        Some(serde_json::Value::String(s)) => s,
-        Some(_) => return Err(format!("\"{name}\" must be a string or null")),
-    };
-    let encoding = match obj.get(&format!("{name}_encoding")) {
-        None | Some(serde_json::Value::Null) => "utf8",
-        Some(serde_json::Value::String(s)) => s.as_str(),
-        Some(_) => return Err(format!("\"{name}_encoding\" must be a string")),
-    };
-    json::decode_bytes(text, encoding)
-        .map(Some)
-        .map_err(|e| format!("\"{name}\": {e}"))
+    json::parse_record_line(&value)
 }
 
 /// The raw bytes of an argument (on Unix any bytes; elsewhere its Unicode text).

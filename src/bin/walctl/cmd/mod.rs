@@ -38,7 +38,7 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<Exit> {
         Command::Repair(args) => repair::run(&dir, args, out),
         Command::Compact(args) => compact::run(&dir, args, out),
         Command::ExportJsonl(args) => export_jsonl::run(&dir, args, out),
-        Command::VerifyExport(args) => verify_export::run(args, out),
+        Command::VerifyExport(args) => verify_export::run(&dir, args, out),
         Command::Stat(args) => stat::run(&dir, args, out),
         Command::Get(args) => get::run(&dir, args, out),
         Command::Generate(args) => generate::run(args, out),
