@@ -40,6 +40,9 @@ _walctl() {
             walctl,repair)
                 cmd="walctl__subcmd__repair"
                 ;;
+            walctl,salvage)
+                cmd="walctl__subcmd__salvage"
+                ;;
             walctl,stat)
                 cmd="walctl__subcmd__stat"
                 ;;
@@ -94,6 +97,9 @@ _walctl() {
             walctl__subcmd__help,repair)
                 cmd="walctl__subcmd__help__subcmd__repair"
                 ;;
+            walctl__subcmd__help,salvage)
+                cmd="walctl__subcmd__help__subcmd__salvage"
+                ;;
             walctl__subcmd__help,stat)
                 cmd="walctl__subcmd__help__subcmd__stat"
                 ;;
@@ -119,7 +125,7 @@ _walctl() {
 
     case "${cmd}" in
         walctl)
-            opts="-h -V --dir --help --version append sync verify dump repair compact export-jsonl verify-export stat get generate help"
+            opts="-h -V --dir --help --version append sync verify dump repair compact salvage export-jsonl verify-export stat get generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -433,7 +439,7 @@ _walctl() {
             return 0
             ;;
         walctl__subcmd__help)
-            opts="append sync verify dump repair compact export-jsonl verify-export stat get generate help"
+            opts="append sync verify dump repair compact salvage export-jsonl verify-export stat get generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -586,6 +592,20 @@ _walctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        walctl__subcmd__help__subcmd__salvage)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         walctl__subcmd__help__subcmd__stat)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -650,6 +670,28 @@ _walctl() {
             fi
             case "${prev}" in
                 --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        walctl__subcmd__salvage)
+            opts="-h --to --json --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

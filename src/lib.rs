@@ -70,7 +70,10 @@ mod tail;
 pub mod time;
 mod window;
 
-pub use compact::{CompactReport, Compaction, Pass, Totals, compact, compact_observed};
+pub use compact::{
+    CompactReport, Compaction, LostRange, Pass, SalvageReport, Totals, compact, compact_observed,
+    salvage,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use format::RecordKind;
 pub use kv::{KeyEntry, KeyIndex};

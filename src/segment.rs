@@ -24,6 +24,11 @@ pub const LOCK_NAME: &str = "LOCK";
 /// Name of the repair journal (FORMAT.md §7).
 pub const JOURNAL_NAME: &str = "repair.jsonl";
 
+/// Present in a directory a salvage is still writing (FORMAT.md §6.7): while it exists the
+/// directory is no log, whatever segments it holds, so an interrupted salvage is never read or
+/// appended to as if it were complete.
+pub const SALVAGE_MARKER: &str = "SALVAGE-INCOMPLETE";
+
 /// File name of segment `number`.
 #[must_use]
 pub fn segment_name(number: u64) -> String {
@@ -88,6 +93,15 @@ pub fn list(storage: &dyn Storage, dir: &Path) -> Result<Listing> {
         }
         Err(e) => return Err(Error::io("list", dir, e)),
     };
+    if names.iter().any(|n| n == SALVAGE_MARKER) {
+        return Err(Error::not_a_log(
+            dir,
+            format!(
+                "a salvage into it was interrupted ({SALVAGE_MARKER} is present): delete the \
+                 directory and run walctl salvage again"
+            ),
+        ));
+    }
     let mut listing = Listing::default();
     for name in names {
         if let Some(n) = parse_segment_name(&name) {

@@ -16,6 +16,7 @@ const SUBCOMMANDS: &[&str] = &[
     "dump",
     "repair",
     "compact",
+    "salvage",
     "export-jsonl",
     "verify-export",
     "stat",
@@ -70,6 +71,28 @@ fn zsh_completions_are_current() {
 #[test]
 fn fish_completions_are_current() {
     check_generated("completions/walctl.fish", &["completions", "fish"]);
+}
+
+#[test]
+fn every_listed_subcommand_has_a_man_page_and_every_man_page_is_listed() {
+    // The top-level help lists the subcommands; a new one must get its page and pinned help.
+    let help = common::run(common::walctl().arg("--help")).stdout;
+    let listed: Vec<&str> = help
+        .split("Commands:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("a Commands section")
+        .lines()
+        // A name starts its line after two spaces; wrapped descriptions are indented deeper.
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    let mut expected = SUBCOMMANDS.to_vec();
+    expected.sort_unstable();
+    let mut listed = listed;
+    listed.sort_unstable();
+    assert_eq!(listed, expected);
 }
 
 #[test]

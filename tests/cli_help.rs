@@ -54,6 +54,7 @@ pinned_help! {
     dump_help_is_pinned => "dump" ["dump"];
     repair_help_is_pinned => "repair" ["repair"];
     compact_help_is_pinned => "compact" ["compact"];
+    salvage_help_is_pinned => "salvage" ["salvage"];
     export_jsonl_help_is_pinned => "export-jsonl" ["export-jsonl"];
     verify_export_help_is_pinned => "verify-export" ["verify-export"];
     stat_help_is_pinned => "stat" ["stat"];

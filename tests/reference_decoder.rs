@@ -170,3 +170,33 @@ fn reference_decoder_agrees_on_compacted_and_gapped_logs() {
     std::fs::remove_file(second).unwrap();
     assert_eq!(agree(&dir), "corrupt");
 }
+
+#[test]
+fn reference_decoder_agrees_on_a_salvaged_log_and_refuses_an_interrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    drop(build(&dir, 200, true));
+    // Damage a record in the middle of the first segment: a corrupt log to salvage.
+    let first = dir.join("00000000000000000001.wal");
+    let mut bytes = std::fs::read(&first).unwrap();
+    let at = walctl::format::SEGMENT_DATA_START as usize + 2000;
+    bytes[at] ^= 0x10;
+    std::fs::write(&first, bytes).unwrap();
+    assert_eq!(agree(&dir), "corrupt");
+    let salvaged = tmp.path().join("salvaged");
+    let report = walctl::salvage(&dir, &salvaged, &Options::default()).unwrap();
+    assert!(!report.lost.is_empty(), "the damage took a record");
+    assert_eq!(agree(&salvaged), "clean");
+    std::fs::write(salvaged.join("SALVAGE-INCOMPLETE"), "").unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/walctl_decode.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&salvaged)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the reference decoder read an interrupted salvage"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("an interrupted salvage"));
+}

@@ -113,6 +113,8 @@ def scan(logdir):
     names = sorted(n for n in os.listdir(logdir) if re.fullmatch(r"[0-9]{20}\.wal", n))
     if not names:
         raise SystemExit(f"{logdir}: no segments")
+    if os.path.exists(os.path.join(logdir, "SALVAGE-INCOMPLETE")):  # §6.7
+        raise SystemExit(f"{logdir}: an interrupted salvage, not a log")
     marker = os.path.join(logdir, "COMPACTION")  # §6.6: old range if complete, else new
     if os.path.exists(marker):
         m = json.load(open(marker))

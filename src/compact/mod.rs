@@ -13,6 +13,9 @@
 
 pub(crate) mod install;
 mod new_log;
+mod salvage;
+
+pub use salvage::{LostRange, SalvageReport, salvage};
 
 use new_log::NewLog;
 

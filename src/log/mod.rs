@@ -23,6 +23,7 @@ mod sink;
 
 pub use entry::{Appended, Entry, OpenReport};
 use group::SyncState;
+pub(crate) use open::random_log_id;
 use sink::{OneOrMore, Sink};
 
 use crate::error::{Error, ErrorKind, Result};

@@ -118,7 +118,7 @@ fn new_header(
     }
 }
 
-fn random_log_id() -> u64 {
+pub(crate) fn random_log_id() -> u64 {
     let mut bytes = [0u8; 8];
     // The id only needs to differ between logs; the clock is a fine fallback.
     if getrandom::fill(&mut bytes).is_err() {

@@ -14,6 +14,7 @@ mod model;
 mod poison;
 mod protocol;
 mod resume;
+mod salvage;
 mod scan_from;
 mod sequences;
 mod sweeps;

@@ -55,6 +55,7 @@ pub enum Command {
     Dump(cmd::dump::Args),
     Repair(cmd::repair::Args),
     Compact(cmd::compact::Args),
+    Salvage(cmd::salvage::Args),
     #[command(name = "export-jsonl")]
     ExportJsonl(cmd::export_jsonl::Args),
     #[command(name = "verify-export")]

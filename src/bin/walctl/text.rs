@@ -169,7 +169,8 @@ pub fn advice(report: &walctl::Report) -> Option<String> {
             Some(format!(
                 "the log is corrupt; truncating would lose acknowledged data ({lost} valid records \
                  lie after the first damage), so walctl will not repair it: restore the damaged \
-                 segment from a backup, and save what is readable with `walctl export-jsonl`"
+                 segment from a backup, or copy every readable record, sequence numbers kept, \
+                 into a new log with `walctl salvage --to DIR`"
             ))
         }
     }

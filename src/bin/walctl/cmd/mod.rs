@@ -9,6 +9,7 @@ pub mod export_jsonl;
 pub mod generate;
 pub mod get;
 pub mod repair;
+pub mod salvage;
 pub mod stat;
 pub mod sync;
 pub mod verify;
@@ -37,6 +38,7 @@ pub fn run(cli: &Cli, out: &mut Output) -> Result<Exit> {
         Command::Dump(args) => dump::run(&dir, args, out),
         Command::Repair(args) => repair::run(&dir, args, out),
         Command::Compact(args) => compact::run(&dir, args, out),
+        Command::Salvage(args) => salvage::run(&dir, args, out),
         Command::ExportJsonl(args) => export_jsonl::run(&dir, args, out),
         Command::VerifyExport(args) => verify_export::run(&dir, args, out),
         Command::Stat(args) => stat::run(&dir, args, out),

@@ -1,0 +1,288 @@
+//! Salvage: every valid record of a damaged log, with its sequence number, copied into a new
+//! log in a directory of its own, with an exact account of what was lost.
+//!
+//! For a log whose acknowledged records are damaged, `repair --truncate-partial` refuses (a cut
+//! would drop every record after the damage) and compaction refuses (it rewrites only a clean
+//! log). Salvage reads the damaged log, never changing it, and writes what is readable, sequence
+//! numbers kept, to a new directory: the operator's copy to run on while the damaged segment is
+//! restored from a backup, or instead of it when there is none.
+//!
+//! Protocol (FORMAT.md §6.7): create the target directory and make it durable in its parent;
+//! write and sync the marker `SALVAGE-INCOMPLETE`, which makes every reader and writer refuse
+//! the directory; write the new segments as temporary files, each sealed and synced, as
+//! compaction does (they are `COMPACTED`, so the holes where records were lost are legal);
+//! rename them into place; read them back and compare digests; only then remove the marker. A
+//! crash at any point leaves either no log or a directory every command refuses, never a log
+//! that looks complete and is not.
+
+use super::NewLog;
+use super::hash_record;
+use crate::error::{Error, ErrorKind, Result};
+use crate::options::Options;
+use crate::recovery;
+use crate::repair::{hex, sync_dir};
+use crate::report::{Damage, Report, Verdict};
+use crate::segment::{self, Listing, SALVAGE_MARKER, temp_name};
+use crate::storage::{OpenMode, Storage};
+use sha2::{Digest, Sha256};
+use std::ops::ControlFlow;
+use std::path::Path;
+
+/// What a salvage copied and what it could not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SalvageReport {
+    /// The damaged log as read: its verdict, damage and ranges.
+    pub source: Report,
+    /// Records copied into the new log.
+    pub records: u64,
+    /// First and last sequence number copied.
+    pub first_seq: Option<u64>,
+    /// Last sequence number copied.
+    pub last_seq: Option<u64>,
+    /// Sequence numbers that no valid record holds, one range per damaged place.
+    pub lost: Vec<LostRange>,
+    /// The sequence number the new log's next append gets: past every record the damaged log
+    /// held or acknowledged, so none is ever handed out twice.
+    pub next_seq: u64,
+    /// The new log's identity (a new one: the two logs must never be mixed).
+    pub log_id: u64,
+    /// SHA-256 over the copied records (as compaction's digest), computed while reading the
+    /// damaged log and again by reading the new log back; they are equal.
+    pub digest: String,
+}
+
+/// Sequence numbers lost at one damaged place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LostRange {
+    /// Index of the damage in `SalvageReport::source.damage`.
+    pub damage: usize,
+    /// First sequence number lost; `None` when no valid record precedes the damage (then the
+    /// loss runs from the start of the log, wherever that was).
+    pub first: Option<u64>,
+    /// Last one lost: the record before the next valid one, or the last acknowledged one when
+    /// the damage runs to the end of the log. `None`: the damage is at the end and no record
+    /// past it was acknowledged, so how many unacknowledged records it held is unknown.
+    pub last: Option<u64>,
+}
+
+/// Copies every valid record of the log in `source` into a new log in `target`, which must not
+/// exist. `source` is only read.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidOptions`] when `target` exists; [`ErrorKind::Locked`] when a writer is
+/// using `source` (stop it first); [`ErrorKind::Corrupt`] when `source` changed while it was
+/// read or the new log did not read back equal (the marker then stays, and the target is
+/// refused); [`ErrorKind::NotALog`] and I/O errors.
+pub fn salvage(source: &Path, target: &Path, options: &Options) -> Result<SalvageReport> {
+    let storage = &*options.storage;
+    if storage.exists(target) {
+        return Err(Error::new(ErrorKind::InvalidOptions(format!(
+            "{} exists: salvage writes a new log into a directory it creates, never into an \
+             existing one",
+            target.display()
+        ))));
+    }
+    let survey = recovery::scan_log(storage, source, &mut |_| ControlFlow::Continue(()))?;
+    if survey.writer_active {
+        return Err(Error::new(ErrorKind::Locked {
+            path: source.join(segment::LOCK_NAME),
+        }));
+    }
+    let next_seq = next_seq(&survey);
+    let log_id = crate::log::random_log_id();
+    let first = survey.first_seq.unwrap_or(next_seq);
+    start_target(storage, target)?;
+    let mut writer = NewLog::new(storage, target, options, log_id, 1, first);
+    let mut copy = Copy::new(&survey);
+    let mut failure = None;
+    let read = recovery::scan_log(storage, source, &mut |r| {
+        if let Err(e) = copy.record(r, &mut writer) {
+            failure = Some(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if read.records != survey.records || read.damage != survey.damage {
+        return Err(changed(source));
+    }
+    let last_number = writer.finish(next_seq)?;
+    let digest = hex(&std::mem::take(&mut copy.hasher).finalize());
+    install(storage, target, last_number, &digest)?;
+    let lost = copy.lost(&survey);
+    Ok(SalvageReport {
+        records: copy.records,
+        first_seq: copy.first,
+        last_seq: copy.last,
+        lost,
+        next_seq,
+        log_id,
+        digest,
+        source: survey,
+    })
+}
+
+/// Past everything the damaged log held, and everything its watermark says was acknowledged.
+fn next_seq(report: &Report) -> u64 {
+    let after_last = report.last_seq.map_or(1, |l| l + 1);
+    let after_durable = report.durable_seq.map_or(1, |d| d + 1);
+    after_last.max(after_durable)
+}
+
+fn changed(source: &Path) -> Error {
+    Error::new(ErrorKind::Corrupt {
+        summary: format!(
+            "the log in {} changed while it was salvaged; nothing usable was written",
+            source.display()
+        ),
+    })
+}
+
+/// Creates `target` (durably, in its parent) and the marker that keeps it from being used.
+fn start_target(storage: &dyn Storage, target: &Path) -> Result<()> {
+    storage
+        .create_dir_all(target)
+        .map_err(|e| Error::io("create directory", target, e))?;
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(storage, parent)?;
+    }
+    let marker = target.join(SALVAGE_MARKER);
+    let file = storage
+        .open(&marker, OpenMode::CreateNew)
+        .map_err(|e| Error::io("create", &marker, e))?;
+    file.write_at(
+        b"walctl salvage in progress: delete this directory and salvage again\n",
+        0,
+    )
+    .map_err(|e| Error::io("write", &marker, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync", &marker, e))?;
+    sync_dir(storage, target)?;
+    Ok(())
+}
+
+/// Renames the new segments into place, reads them back, and removes the marker.
+fn install(storage: &dyn Storage, target: &Path, last: u64, digest: &str) -> Result<()> {
+    for n in 1..=last {
+        let temp = target.join(temp_name(n));
+        let path = Listing::path(target, n);
+        storage
+            .rename(&temp, &path)
+            .map_err(|e| Error::io("rename", &path, e))?;
+    }
+    sync_dir(storage, target)?;
+    let listing = Listing {
+        segments: (1..=last).collect(),
+        ..Listing::default()
+    };
+    let mut hasher = Sha256::new();
+    let back = recovery::scan_listing(
+        storage,
+        target,
+        &listing,
+        &mut |r| {
+            hash_record(&mut hasher, r);
+            ControlFlow::Continue(())
+        },
+        false,
+    )?;
+    let read_back = hex(&hasher.finalize());
+    if back.verdict() != Verdict::Clean || read_back != digest {
+        return Err(Error::new(ErrorKind::Corrupt {
+            summary: format!(
+                "the salvaged log in {} read back differently ({read_back} != {digest}); it \
+                 stays marked incomplete",
+                target.display()
+            ),
+        }));
+    }
+    let marker = target.join(SALVAGE_MARKER);
+    storage
+        .remove(&marker)
+        .map_err(|e| Error::io("remove", &marker, e))?;
+    sync_dir(storage, target)?;
+    Ok(())
+}
+
+/// The copy pass: records into the new log, the digest, and where each damage's loss ends.
+struct Copy {
+    hasher: Sha256,
+    records: u64,
+    first: Option<u64>,
+    last: Option<u64>,
+    /// Damage positions in log order, with the first sequence number found after each.
+    after: Vec<((u64, u64), Option<u64>)>,
+}
+
+impl Copy {
+    fn new(survey: &Report) -> Copy {
+        Copy {
+            hasher: Sha256::new(),
+            records: 0,
+            first: None,
+            last: None,
+            after: survey
+                .damage
+                .iter()
+                .map(|d| ((d.segment, d.offset), None))
+                .collect(),
+        }
+    }
+
+    fn record(&mut self, r: &crate::report::RecordView<'_>, writer: &mut NewLog<'_>) -> Result<()> {
+        let at = (r.location.segment, r.location.offset);
+        for (place, next) in &mut self.after {
+            if next.is_none() && *place < at {
+                *next = Some(r.seq);
+            }
+        }
+        // A damaged log can hold a valid record out of order (a stale copy of an older one):
+        // the new log keeps each sequence number once, in order.
+        if self.last.is_some_and(|l| r.seq <= l) {
+            return Ok(());
+        }
+        writer.push(r)?;
+        hash_record(&mut self.hasher, r);
+        self.records += 1;
+        self.first.get_or_insert(r.seq);
+        self.last = Some(r.seq);
+        Ok(())
+    }
+
+    /// One range per run of lost sequence numbers, named after the first damage that explains
+    /// it (one lost record is often seen twice: its checksum, and the gap it leaves).
+    fn lost(&self, survey: &Report) -> Vec<LostRange> {
+        let durable = survey.durable_seq.unwrap_or(0);
+        let mut lost: Vec<LostRange> = Vec::new();
+        let ranges = survey.damage.iter().zip(&self.after).enumerate();
+        for (i, (d, (_, next))) in ranges {
+            if let Some(range) = lost_at(i, d, *next, durable)
+                && !lost
+                    .iter()
+                    .any(|l| (l.first, l.last) == (range.first, range.last))
+            {
+                lost.push(range);
+            }
+        }
+        lost
+    }
+}
+
+fn lost_at(index: usize, d: &Damage, next: Option<u64>, durable: u64) -> Option<LostRange> {
+    let first = d.last_good_seq.map(|s| s + 1);
+    let from = first.unwrap_or(1);
+    let last = match next {
+        Some(n) if n > from => Some(n - 1),
+        Some(_) => return None,
+        None if durable >= from => Some(durable),
+        None => None,
+    };
+    Some(LostRange {
+        damage: index,
+        first,
+        last,
+    })
+}
