@@ -90,6 +90,16 @@ pub fn salvage(source: &Path, target: &Path, options: &Options) -> Result<Salvag
         }));
     }
     let next_seq = next_seq(&survey);
+    if !crate::format::SEQ_RANGE.contains(&next_seq) {
+        return Err(Error::new(ErrorKind::Corrupt {
+            summary: format!(
+                "the log in {} claims sequence numbers up to {}, past any a log can hold; \
+                 nothing was salvaged",
+                source.display(),
+                next_seq - 1
+            ),
+        }));
+    }
     let log_id = crate::log::random_log_id();
     let first = survey.first_seq.unwrap_or(next_seq);
     start_target(storage, target)?;
@@ -127,8 +137,8 @@ pub fn salvage(source: &Path, target: &Path, options: &Options) -> Result<Salvag
 
 /// Past everything the damaged log held, and everything its watermark says was acknowledged.
 fn next_seq(report: &Report) -> u64 {
-    let after_last = report.last_seq.map_or(1, |l| l + 1);
-    let after_durable = report.durable_seq.map_or(1, |d| d + 1);
+    let after_last = report.last_seq.map_or(1, |l| l.saturating_add(1));
+    let after_durable = report.durable_seq.map_or(1, |d| d.saturating_add(1));
     after_last.max(after_durable)
 }
 

@@ -4,6 +4,7 @@
 use super::scenario::{Damage, Knobs, Outcome, options};
 use super::{log_dir, scan_records};
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use walctl::storage::MemStorage;
 use walctl::{Log, Record, Verdict};
 
@@ -130,10 +131,53 @@ pub fn recover_damaged(storage: &MemStorage, out: &Outcome, knobs: Knobs) {
     });
     if scanned.is_ok() {
         assert_genuine(&records, out, "scan of a damaged log");
+        check_salvage(storage, &records, knobs);
     }
     if let Ok(log) = Log::open(log_dir(), options(storage, knobs))
         && let Ok(records) = log.records()
     {
         assert_genuine(&records, out, "records of a damaged log after open");
+    }
+}
+
+/// Salvage of the damaged log (which it must not change, before `Log::open` may cut a torn tail)
+/// copies exactly the records the scan delivered, in order and unaltered, into a log that scans
+/// clean and whose lost ranges hold none of them.
+fn check_salvage(storage: &MemStorage, scanned: &[Record], knobs: Knobs) {
+    let target = PathBuf::from("/fuzz/salvaged");
+    let report = walctl::salvage(&log_dir(), &target, &options(storage, knobs))
+        .unwrap_or_else(|e| panic!("salvage of a log that scans failed: {e}"));
+    let mut expected: Vec<&Record> = Vec::new();
+    for r in scanned {
+        if expected.last().is_none_or(|l| r.seq > l.seq) {
+            expected.push(r);
+        }
+    }
+    let mut copied = Vec::new();
+    let back = walctl::scan_log(storage, &target, &mut |r| {
+        copied.push(r.to_record());
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap_or_else(|e| panic!("the salvaged log cannot be read: {e}"));
+    assert_eq!(
+        back.verdict(),
+        Verdict::Clean,
+        "salvaged log: {:?}",
+        back.damage
+    );
+    assert_eq!(copied.len(), expected.len(), "salvaged record count");
+    for (c, e) in copied.iter().zip(&expected) {
+        let got = (c.seq, c.kind, &c.key, &c.payload, c.timestamp_nanos);
+        let want = (e.seq, e.kind, &e.key, &e.payload, e.timestamp_nanos);
+        assert!(got == want, "salvaged record {} differs", e.seq);
+    }
+    assert_eq!(report.records, copied.len() as u64);
+    assert!(report.next_seq > copied.last().map_or(0, |r| r.seq));
+    for l in &report.lost {
+        let (from, to) = (l.first.unwrap_or(1), l.last.unwrap_or(u64::MAX));
+        assert!(
+            !copied.iter().any(|r| (from..=to).contains(&r.seq)),
+            "a lost range {l:?} holds a salvaged record"
+        );
     }
 }
