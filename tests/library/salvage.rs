@@ -4,7 +4,7 @@
 
 use crate::util::{built, data_files, dir, payload, plain, segments};
 use std::path::PathBuf;
-use walctl::storage::{CrashMode, Fault, MemStorage};
+use walctl::storage::{CrashMode, Fault, MemStorage, Storage as _};
 use walctl::{ErrorKind, Log, LostRange, Options, Verdict};
 
 fn target() -> PathBuf {
@@ -188,4 +188,25 @@ fn a_crash_at_any_point_of_a_salvage_leaves_no_log_that_looks_complete() {
         complete <= 3,
         "{complete} complete logs before the salvage finished"
     );
+}
+
+#[test]
+fn a_watermark_claiming_the_last_sequence_number_is_refused_before_anything_is_written() {
+    use walctl::format::{SegmentHeader, WATERMARK_SLOT_OFFSETS, WatermarkSlot};
+    let storage = built(3, 100);
+    let seg = segments(&storage).pop().unwrap();
+    let mut bytes = storage.file_bytes(&seg).unwrap();
+    let header = SegmentHeader::decode(&bytes).unwrap();
+    let slot = WatermarkSlot {
+        durable_seq: u64::MAX - 1,
+        generation: 1000,
+        durable_end: 0,
+    }
+    .encode(header.log_id, header.segment);
+    let at = WATERMARK_SLOT_OFFSETS[0] as usize;
+    bytes[at..at + slot.len()].copy_from_slice(&slot);
+    storage.set_file_bytes(&seg, bytes);
+    let err = salvage(&storage).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Corrupt { .. }), "{err}");
+    assert!(!storage.exists(&target()), "nothing written");
 }
