@@ -307,3 +307,41 @@ fn export_never_writes_through_a_planted_output() {
         }
     }
 }
+
+#[test]
+fn salvage_never_writes_through_a_planted_target() {
+    let _serial = serial();
+    for plant in ["victim", "absent", "elsewhere"] {
+        let sb = Sandbox::new();
+        build(&sb, 5);
+        let elsewhere = sb.root.join("elsewhere-dir");
+        fs::create_dir(&elsewhere).expect("a directory to point at");
+        let pointee = match plant {
+            "elsewhere" => elsewhere.clone(),
+            name => sb.root.join(name),
+        };
+        let target = sb.root.join("salvaged");
+        symlink(&pointee, &target).expect("symlink");
+        let (dir, options, to) = (sb.dir.clone(), sb.options(), target.clone());
+        let outcome = guarded(plant, move || {
+            describe(walctl::salvage(&dir, &to, &options))
+        });
+        let Err(e) = outcome else {
+            panic!("salvage wrote through a symlink to {plant}");
+        };
+        assert!(e.contains("salvaged exists"), "{plant}: {e}");
+        assert_eq!(
+            fs::read(sb.root.join("victim")).expect("victim"),
+            VICTIM_BYTES
+        );
+        assert!(
+            !sb.root.join("absent").exists(),
+            "{plant}: created through the link"
+        );
+        assert_eq!(
+            fs::read_dir(&elsewhere).expect("list").count(),
+            0,
+            "{plant}"
+        );
+    }
+}
