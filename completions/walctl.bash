@@ -685,7 +685,7 @@ _walctl() {
             return 0
             ;;
         walctl__subcmd__salvage)
-            opts="-h --to --json --dir --help"
+            opts="-h --to --dry-run --json --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

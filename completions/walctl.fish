@@ -89,6 +89,7 @@ complete -c walctl -n "__fish_walctl_using_subcommand compact" -l json -d 'Print
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c walctl -n "__fish_walctl_using_subcommand salvage" -l to -d 'The directory for the new log (it must not exist)' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand salvage" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
+complete -c walctl -n "__fish_walctl_using_subcommand salvage" -l dry-run -d 'Print what would be salvaged and lost; write nothing'
 complete -c walctl -n "__fish_walctl_using_subcommand salvage" -l json -d 'Print the report as one JSON object'
 complete -c walctl -n "__fish_walctl_using_subcommand salvage" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c walctl -n "__fish_walctl_using_subcommand export-jsonl" -l from -d 'Only records with sequence number >= SEQ (the segments wholly below SEQ are not read, so damage in them is not looked for)' -r

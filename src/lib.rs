@@ -72,7 +72,7 @@ mod window;
 
 pub use compact::{
     CompactReport, Compaction, LostRange, Pass, SalvageReport, Totals, compact, compact_observed,
-    salvage,
+    salvage, salvage_observed,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use format::RecordKind;

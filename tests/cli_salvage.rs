@@ -136,3 +136,32 @@ fn an_interrupted_salvage_is_refused_by_every_command() {
         );
     }
 }
+
+#[test]
+fn a_dry_run_tells_the_cost_and_writes_nothing() {
+    let f = Fixture::clean(5);
+    f.flip_byte(common::clean_offset(3) + 20);
+    let run = f.run(&["salvage", "--to", "salvaged", "--dry-run"]);
+    assert_eq!((run.code, run.stderr.as_str()), (3, ""));
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "would salvage 4 records (1 .. 5) into <TMP>/salvaged"
+    );
+    assert!(
+        lines[1].starts_with("lost: 3 (acknowledged): checksum"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines.last(), Some(&"dry run: nothing was written"));
+    assert!(!f.tmp.path().join("salvaged").exists());
+    let v = json(
+        &f.run(&["salvage", "--to", "salvaged", "--dry-run", "--json"])
+            .stdout,
+    );
+    assert_eq!(
+        (v["dry_run"].as_bool(), v["records"].as_u64()),
+        (Some(true), Some(4))
+    );
+    assert_eq!(v["log_id"], serde_json::Value::Null);
+}

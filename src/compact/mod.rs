@@ -15,7 +15,7 @@ pub(crate) mod install;
 mod new_log;
 mod salvage;
 
-pub use salvage::{LostRange, SalvageReport, salvage};
+pub use salvage::{LostRange, SalvageReport, salvage, salvage_observed};
 
 use new_log::NewLog;
 

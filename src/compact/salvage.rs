@@ -16,12 +16,13 @@
 //! that looks complete and is not.
 
 use super::NewLog;
+use super::Pass;
 use super::hash_record;
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::recovery;
 use crate::repair::{hex, sync_dir};
-use crate::report::{Damage, Report, Verdict};
+use crate::report::{Damage, Location, RecordView, Report, Verdict};
 use crate::segment::{self, Listing, SALVAGE_MARKER, temp_name};
 use crate::storage::{OpenMode, Storage};
 use sha2::{Digest, Sha256};
@@ -72,9 +73,27 @@ pub struct LostRange {
 ///
 /// [`ErrorKind::InvalidOptions`] when `target` exists; [`ErrorKind::Locked`] when a writer is
 /// using `source` (stop it first); [`ErrorKind::Corrupt`] when `source` changed while it was
-/// read or the new log did not read back equal (the marker then stays, and the target is
-/// refused); [`ErrorKind::NotALog`] and I/O errors.
+/// read, claims sequence numbers past the range, or the new log did not read back equal (the
+/// marker then stays, and the target is refused); [`ErrorKind::NotALog`] and I/O errors.
 pub fn salvage(source: &Path, target: &Path, options: &Options) -> Result<SalvageReport> {
+    salvage_observed(source, target, options, false, &mut |_, _| {})
+}
+
+/// [`salvage`], calling `observe` with the pass ([`Pass::Survey`], then [`Pass::Copy`]) and the
+/// location of every record read, for progress over the damaged log's bytes. With `dry_run`
+/// nothing is written: both passes read, and the report says what a salvage would copy and
+/// lose (`digest` is over the records it would copy).
+///
+/// # Errors
+///
+/// As [`salvage`].
+pub fn salvage_observed(
+    source: &Path,
+    target: &Path,
+    options: &Options,
+    dry_run: bool,
+    observe: &mut dyn FnMut(Pass, Location),
+) -> Result<SalvageReport> {
     let storage = &*options.storage;
     if storage.exists(target) {
         return Err(Error::new(ErrorKind::InvalidOptions(format!(
@@ -83,7 +102,10 @@ pub fn salvage(source: &Path, target: &Path, options: &Options) -> Result<Salvag
             target.display()
         ))));
     }
-    let survey = recovery::scan_log(storage, source, &mut |_| ControlFlow::Continue(()))?;
+    let survey = recovery::scan_log(storage, source, &mut |r| {
+        observe(Pass::Survey, r.location);
+        ControlFlow::Continue(())
+    })?;
     if survey.writer_active {
         return Err(Error::new(ErrorKind::Locked {
             path: source.join(segment::LOCK_NAME),
@@ -101,13 +123,47 @@ pub fn salvage(source: &Path, target: &Path, options: &Options) -> Result<Salvag
         }));
     }
     let log_id = crate::log::random_log_id();
-    let first = survey.first_seq.unwrap_or(next_seq);
-    start_target(storage, target)?;
-    let mut writer = NewLog::new(storage, target, options, log_id, 1, first);
-    let mut copy = Copy::new(&survey);
+    let mut writer = None;
+    if !dry_run {
+        start_target(storage, target)?;
+        let first = survey.first_seq.unwrap_or(next_seq);
+        writer = Some(NewLog::new(storage, target, options, log_id, 1, first));
+    }
+    let copy = copy_pass(storage, source, &survey, writer.as_mut(), observe)?;
+    let digest = hex(&copy.hasher.clone().finalize());
+    if let Some(writer) = writer {
+        let last_number = writer.finish(next_seq)?;
+        install(storage, target, last_number, &digest)?;
+    }
+    Ok(SalvageReport {
+        records: copy.records,
+        first_seq: copy.first,
+        last_seq: copy.last,
+        lost: copy.lost(&survey),
+        next_seq,
+        log_id,
+        digest,
+        source: survey,
+    })
+}
+
+/// The second pass: every kept record into the digest and, unless a dry run, the new log. It
+/// must find what the survey found.
+fn copy_pass(
+    storage: &dyn Storage,
+    source: &Path,
+    survey: &Report,
+    mut writer: Option<&mut NewLog<'_>>,
+    observe: &mut dyn FnMut(Pass, Location),
+) -> Result<Copy> {
+    let mut copy = Copy::new(survey);
     let mut failure = None;
     let read = recovery::scan_log(storage, source, &mut |r| {
-        if let Err(e) = copy.record(r, &mut writer) {
+        observe(Pass::Copy, r.location);
+        if copy.record(r)
+            && let Some(w) = writer.as_deref_mut()
+            && let Err(e) = w.push(r)
+        {
             failure = Some(e);
             return ControlFlow::Break(());
         }
@@ -119,20 +175,7 @@ pub fn salvage(source: &Path, target: &Path, options: &Options) -> Result<Salvag
     if read.records != survey.records || read.damage != survey.damage {
         return Err(changed(source));
     }
-    let last_number = writer.finish(next_seq)?;
-    let digest = hex(&std::mem::take(&mut copy.hasher).finalize());
-    install(storage, target, last_number, &digest)?;
-    let lost = copy.lost(&survey);
-    Ok(SalvageReport {
-        records: copy.records,
-        first_seq: copy.first,
-        last_seq: copy.last,
-        lost,
-        next_seq,
-        log_id,
-        digest,
-        source: survey,
-    })
+    Ok(copy)
 }
 
 /// Past everything the damaged log held, and everything its watermark says was acknowledged.
@@ -223,8 +266,12 @@ struct Copy {
     records: u64,
     first: Option<u64>,
     last: Option<u64>,
-    /// Damage positions in log order, with the first sequence number found after each.
-    after: Vec<((u64, u64), Option<u64>)>,
+    /// The first sequence number found after each damage (by index in the survey's list).
+    after: Vec<Option<u64>>,
+    /// Damage positions `(segment, offset)` with their index, in log order.
+    places: Vec<((u64, u64), usize)>,
+    /// How many of `places` the pass has gone past.
+    passed: usize,
 }
 
 impl Copy {
@@ -234,32 +281,42 @@ impl Copy {
             records: 0,
             first: None,
             last: None,
-            after: survey
-                .damage
-                .iter()
-                .map(|d| ((d.segment, d.offset), None))
-                .collect(),
+            after: vec![None; survey.damage.len()],
+            places: {
+                let mut places: Vec<_> = survey
+                    .damage
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| ((d.segment, d.offset), i))
+                    .collect();
+                places.sort_unstable();
+                places
+            },
+            passed: 0,
         }
     }
 
-    fn record(&mut self, r: &crate::report::RecordView<'_>, writer: &mut NewLog<'_>) -> Result<()> {
+    /// Takes the next record of the pass; returns whether it is kept. A damaged log can hold a
+    /// valid record out of order (a stale copy of an older one): the new log keeps each
+    /// sequence number once, in order.
+    fn record(&mut self, r: &RecordView<'_>) -> bool {
+        // Records come in log order: each damage passed since the last record is followed by
+        // this one.
         let at = (r.location.segment, r.location.offset);
-        for (place, next) in &mut self.after {
-            if next.is_none() && *place < at {
-                *next = Some(r.seq);
-            }
+        while let Some(&(place, i)) = self.places.get(self.passed)
+            && place < at
+        {
+            self.after[i] = Some(r.seq);
+            self.passed += 1;
         }
-        // A damaged log can hold a valid record out of order (a stale copy of an older one):
-        // the new log keeps each sequence number once, in order.
         if self.last.is_some_and(|l| r.seq <= l) {
-            return Ok(());
+            return false;
         }
-        writer.push(r)?;
         hash_record(&mut self.hasher, r);
         self.records += 1;
         self.first.get_or_insert(r.seq);
         self.last = Some(r.seq);
-        Ok(())
+        true
     }
 
     /// One range per run of lost sequence numbers, named after the first damage that explains
@@ -268,7 +325,7 @@ impl Copy {
         let durable = survey.durable_seq.unwrap_or(0);
         let mut lost: Vec<LostRange> = Vec::new();
         let ranges = survey.damage.iter().zip(&self.after).enumerate();
-        for (i, (d, (_, next))) in ranges {
+        for (i, (d, next)) in ranges {
             if let Some(range) = lost_at(i, d, *next, durable)
                 && !lost
                     .iter()

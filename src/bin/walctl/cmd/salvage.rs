@@ -28,7 +28,9 @@ Examples:
   sha256 of the salvaged records: 9c1f... (the same read back from the new log)
   the damaged log in /srv/app/wal was only read
   $ walctl --dir /srv/app/wal.salvaged verify | head -1
-  status          clean";
+  status          clean
+  $ walctl salvage --to /srv/app/wal.salvaged --dry-run --json | jq -c '.lost[] | [.first, .last]'
+  [1074,1074]";
 
 /// Copy every valid record of a damaged log, sequence numbers kept, into a new log in DIR.
 ///
@@ -43,6 +45,9 @@ pub struct Args {
     /// The directory for the new log (it must not exist).
     #[arg(long, value_name = "DIR")]
     to: PathBuf,
+    /// Print what would be salvaged and lost; write nothing.
+    #[arg(long)]
+    dry_run: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -59,7 +64,22 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         storage: std::sync::Arc::new(FsStorage::new()),
         ..walctl::Options::default()
     };
-    let report = match walctl::salvage(dir, &target, &options) {
+    // One bar over the damaged log's bytes per pass: the survey, then the copy.
+    let mut progress = crate::select::Progress::labelled(out, dir, "checking");
+    let mut pass = walctl::Pass::Survey;
+    let salvaged = walctl::salvage_observed(dir, &target, &options, args.dry_run, &mut |p, at| {
+        if p != pass {
+            pass = p;
+            progress.restart(if args.dry_run {
+                "counting"
+            } else {
+                "salvaging"
+            });
+        }
+        progress.update(at);
+    });
+    progress.finish();
+    let report = match salvaged {
         Ok(report) => report,
         // A salvage that failed copied nothing usable: exit 2, not the damage codes, which
         // here say what a finished salvage lost.
@@ -75,36 +95,56 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         }
     };
     if args.json {
-        json::write_line(out.stdout(), &to_json(dir, &target, &report))?;
+        json::write_line(out.stdout(), &to_json(dir, &target, args.dry_run, &report))?;
     } else {
-        print(out, dir, &target, &report)?;
+        print(out, dir, &target, args.dry_run, &report)?;
     }
     Ok(Exit::from_verdict(report.source.verdict()))
 }
 
-fn print(out: &mut Output, dir: &Path, target: &Path, r: &SalvageReport) -> Result<()> {
+fn print(
+    out: &mut Output,
+    dir: &Path,
+    target: &Path,
+    dry_run: bool,
+    r: &SalvageReport,
+) -> Result<()> {
     let range = match (r.first_seq, r.last_seq) {
         (Some(a), Some(b)) => format!(" ({a} .. {b})"),
         _ => String::new(),
     };
     let w = out.stdout();
-    writeln!(
-        w,
-        "salvaged {} records{range} into {}, a new log (id {:016x})",
-        r.records,
-        target.display(),
-        r.log_id
-    )?;
+    if dry_run {
+        writeln!(
+            w,
+            "would salvage {} records{range} into {}",
+            r.records,
+            target.display()
+        )?;
+    } else {
+        writeln!(
+            w,
+            "salvaged {} records{range} into {}, a new log (id {:016x})",
+            r.records,
+            target.display(),
+            r.log_id
+        )?;
+    }
     for lost in &r.lost {
         writeln!(w, "lost: {}", describe(r, lost))?;
     }
     writeln!(w, "next sequence number: {}", r.next_seq)?;
-    writeln!(
-        w,
-        "sha256 of the salvaged records: {} (the same read back from the new log)",
-        r.digest
-    )?;
-    writeln!(w, "the damaged log in {} was only read", dir.display())?;
+    if dry_run {
+        writeln!(w, "sha256 of the records to salvage: {}", r.digest)?;
+        writeln!(w, "dry run: nothing was written")?;
+    } else {
+        writeln!(
+            w,
+            "sha256 of the salvaged records: {} (the same read back from the new log)",
+            r.digest
+        )?;
+        writeln!(w, "the damaged log in {} was only read", dir.display())?;
+    }
     Ok(())
 }
 
@@ -131,7 +171,7 @@ fn describe(r: &SalvageReport, lost: &LostRange) -> String {
     )
 }
 
-fn to_json(dir: &Path, target: &Path, r: &SalvageReport) -> Value {
+fn to_json(dir: &Path, target: &Path, dry_run: bool, r: &SalvageReport) -> Value {
     let durable = r.source.durable_seq.unwrap_or(0);
     let lost: Vec<Value> = r
         .lost
@@ -146,6 +186,7 @@ fn to_json(dir: &Path, target: &Path, r: &SalvageReport) -> Value {
         })
         .collect();
     json!({
+        "dry_run": dry_run,
         "source": dir.display().to_string(),
         "target": target.display().to_string(),
         "source_status": r.source.verdict().as_str(),
@@ -153,7 +194,7 @@ fn to_json(dir: &Path, target: &Path, r: &SalvageReport) -> Value {
         "first_seq": r.first_seq,
         "last_seq": r.last_seq,
         "next_seq": r.next_seq,
-        "log_id": format!("{:016x}", r.log_id),
+        "log_id": (!dry_run).then(|| format!("{:016x}", r.log_id)),
         "sha256": r.digest,
         "lost": lost,
         "damage": r.source.damage.iter().map(json::damage).collect::<Vec<_>>(),
