@@ -6,26 +6,11 @@ mod common;
 
 use common::{Fixture, json, json_lines, records};
 use sha2::{Digest as _, Sha256};
-use walctl::{Entry, RecordKind};
-
-/// A log with text, binary, keyed and tombstone records.
-fn mixed() -> Fixture {
-    let f = Fixture::clean(2);
-    f.append(
-        &[
-            Entry::keyed(b"user:7", b"{\"name\":\"Ada\"}"),
-            Entry::data(b"\x00\xff binary \x1b"),
-            Entry::keyed(b"\xfekey", b""),
-            Entry::tombstone(b"user:7"),
-        ],
-        true,
-    );
-    f
-}
+use walctl::RecordKind;
 
 #[test]
 fn export_has_header_records_and_a_trailer_with_count_and_digest() {
-    let f = mixed();
+    let f = Fixture::mixed();
     let run = f.run(&["export-jsonl"]);
     assert_eq!((run.code, run.stderr.as_str()), (0, ""));
     let lines: Vec<&str> = run.stdout.lines().collect();
@@ -52,7 +37,7 @@ fn export_has_header_records_and_a_trailer_with_count_and_digest() {
 
 #[test]
 fn record_lines_name_their_encodings() {
-    let f = mixed();
+    let f = Fixture::mixed();
     let lines = json_lines(&f.run(&["export-jsonl"]).stdout);
     let text = &lines[3];
     assert_eq!(
@@ -97,7 +82,7 @@ fn record_lines_name_their_encodings() {
 
 #[test]
 fn export_then_reimport_with_append_jsonl_gives_the_same_records() {
-    let f = mixed();
+    let f = Fixture::mixed();
     let export = f.run(&["export-jsonl"]);
     let target = Fixture::empty();
     let run = target.run_stdin(&["append", "--jsonl", "--sync"], export.stdout);

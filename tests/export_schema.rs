@@ -9,25 +9,9 @@ mod schema;
 
 use common::{Fixture, json};
 use serde_json::Value;
-use walctl::Entry;
 
 fn schema() -> Value {
     schema::load("export.schema.json")
-}
-
-/// A log with text, binary, keyed and tombstone records.
-fn mixed() -> Fixture {
-    let f = Fixture::clean(2);
-    f.append(
-        &[
-            Entry::keyed(b"user:7", b"{\"name\":\"Ada\"}"),
-            Entry::data(b"\x00\xff binary \x1b"),
-            Entry::keyed(b"\xfekey", b""),
-            Entry::tombstone(b"user:7"),
-        ],
-        true,
-    );
-    f
 }
 
 /// Validates every line of `output` and returns the lines' kinds.
@@ -46,7 +30,7 @@ fn validate(output: &str, what: &str) -> Vec<String> {
 
 #[test]
 fn every_line_of_an_export_of_a_mixed_log_validates() {
-    let f = mixed();
+    let f = Fixture::mixed();
     let run = f.run(&["export-jsonl"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let kinds = validate(&run.stdout, "export");
@@ -57,7 +41,7 @@ fn every_line_of_an_export_of_a_mixed_log_validates() {
 
 #[test]
 fn filtered_exports_validate_with_every_filter_set() {
-    let f = mixed();
+    let f = Fixture::mixed();
     for args in [
         &["--from", "2", "--to", "5", "--limit", "2"][..],
         &["--key", "user:7"],
@@ -95,7 +79,7 @@ fn exports_of_torn_and_corrupt_logs_validate_with_their_damage() {
 
 #[test]
 fn dump_json_lines_are_record_lines_in_every_payload_encoding() {
-    let f = mixed();
+    let f = Fixture::mixed();
     for payload in ["text", "hex", "base64"] {
         let run = f.run(&["dump", "--json", "--payload", payload]);
         assert_eq!(run.code, 0, "{}", run.stderr);
@@ -108,7 +92,7 @@ fn dump_json_lines_are_record_lines_in_every_payload_encoding() {
 fn the_schema_refuses_lines_that_break_it() {
     let schema = schema();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let f = mixed();
+    let f = Fixture::mixed();
     let run = f.run(&["export-jsonl"]);
     let record = json(run.stdout.lines().nth(1).unwrap());
     assert!(validator.is_valid(&record));

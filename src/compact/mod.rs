@@ -230,22 +230,8 @@ fn install_new(
         new_last,
     };
     install::commit(storage, dir, marker)?;
-    let listing = Listing {
-        segments: (marker.new_first..=marker.new_last).collect(),
-        ..Listing::default()
-    };
-    let mut hasher = Sha256::new();
-    let back = recovery::scan_listing(
-        storage,
-        dir,
-        &listing,
-        &mut |r| {
-            hash_record(&mut hasher, r);
-            ControlFlow::Continue(())
-        },
-        false, // this compaction holds the writer lock: no other writer is active
-    )?;
-    out.digest_installed = hex(&hasher.finalize());
+    let (back, digest) = read_back(storage, dir, marker.new_first..=marker.new_last)?;
+    out.digest_installed = digest;
     if back.verdict() != Verdict::Clean || out.digest_installed != out.digest_expected {
         // Keep the old log: undo the switch before anything old is removed.
         for n in marker.new_first..=marker.new_last {
@@ -399,6 +385,32 @@ impl Rule<'_> {
     fn keeps_key(&self, seq: u64) -> bool {
         self.plan.before.is_none_or(|b| seq >= b)
     }
+}
+
+/// Reads segments `numbers` of `dir` (just written by this process, which holds the writer lock
+/// or owns the directory: no other writer is active) and returns their report and the digest of
+/// their records (below).
+fn read_back(
+    storage: &dyn Storage,
+    dir: &Path,
+    numbers: std::ops::RangeInclusive<u64>,
+) -> Result<(Report, String)> {
+    let listing = Listing {
+        segments: numbers.collect(),
+        ..Listing::default()
+    };
+    let mut hasher = Sha256::new();
+    let report = recovery::scan_listing(
+        storage,
+        dir,
+        &listing,
+        &mut |r| {
+            hash_record(&mut hasher, r);
+            ControlFlow::Continue(())
+        },
+        false,
+    )?;
+    Ok((report, hex(&hasher.finalize())))
 }
 
 /// SHA-256 input for one record: its identity and content, not its location (FORMAT.md §6.6).

@@ -15,9 +15,9 @@
 //! crash at any point leaves either no log or a directory every command refuses, never a log
 //! that looks complete and is not.
 
-use super::NewLog;
 use super::Pass;
 use super::hash_record;
+use super::{NewLog, read_back};
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::recovery;
@@ -227,26 +227,11 @@ fn install(storage: &dyn Storage, target: &Path, last: u64, digest: &str) -> Res
             .map_err(|e| Error::io("rename", &path, e))?;
     }
     sync_dir(storage, target)?;
-    let listing = Listing {
-        segments: (1..=last).collect(),
-        ..Listing::default()
-    };
-    let mut hasher = Sha256::new();
-    let back = recovery::scan_listing(
-        storage,
-        target,
-        &listing,
-        &mut |r| {
-            hash_record(&mut hasher, r);
-            ControlFlow::Continue(())
-        },
-        false,
-    )?;
-    let read_back = hex(&hasher.finalize());
-    if back.verdict() != Verdict::Clean || read_back != digest {
+    let (back, digest_back) = read_back(storage, target, 1..=last)?;
+    if back.verdict() != Verdict::Clean || digest_back != digest {
         return Err(Error::new(ErrorKind::Corrupt {
             summary: format!(
-                "the salvaged log in {} read back differently ({read_back} != {digest}); it \
+                "the salvaged log in {} read back differently ({digest_back} != {digest}); it \
                  stays marked incomplete",
                 target.display()
             ),

@@ -137,6 +137,21 @@ impl Fixture {
         file.write_all(&vec![0; n]).expect("append zeros");
     }
 
+    /// Two text records, then keyed, binary, empty-payload and tombstone ones, all synced.
+    pub fn mixed() -> Fixture {
+        let f = Fixture::clean(2);
+        f.append(
+            &[
+                Entry::keyed(b"user:7", b"{\"name\":\"Ada\"}"),
+                Entry::data(b"\x00\xff binary \x1b"),
+                Entry::keyed(b"\xfekey", b""),
+                Entry::tombstone(b"user:7"),
+            ],
+            true,
+        );
+        f
+    }
+
     /// A clean log of `synced` synced records plus one unsynced record cut short by `cut` bytes:
     /// the torn tail a writer killed mid-write leaves.
     pub fn torn(synced: u64, cut: u64) -> Fixture {
