@@ -64,6 +64,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         storage: std::sync::Arc::new(FsStorage::new()),
         ..walctl::Options::default()
     };
+    let existed = std::fs::symlink_metadata(&target).is_ok();
     // One bar over the damaged log's bytes per pass: the survey, then the copy.
     let mut progress = crate::select::Progress::labelled(out, dir, "checking");
     let mut pass = walctl::Pass::Survey;
@@ -84,8 +85,17 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         // A salvage that failed copied nothing usable: exit 2, not the damage codes, which
         // here say what a finished salvage lost.
         Err(e) if !matches!(e.kind(), ErrorKind::Locked { .. }) => {
+            let leftover = if !existed && std::fs::symlink_metadata(&target).is_ok() {
+                format!(
+                    " (what was written to {} is marked incomplete and refused by every \
+                     command: delete it before salvaging again)",
+                    target.display()
+                )
+            } else {
+                String::new()
+            };
             anyhow::bail!(
-                "salvaging the log in {} into {}: {e}",
+                "salvaging the log in {} into {}: {e}{leftover}",
                 dir.display(),
                 target.display()
             )
