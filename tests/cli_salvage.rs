@@ -165,3 +165,33 @@ fn a_dry_run_tells_the_cost_and_writes_nothing() {
     );
     assert_eq!(v["log_id"], serde_json::Value::Null);
 }
+
+#[test]
+fn a_loss_straddling_the_watermark_says_how_far_it_was_acknowledged() {
+    let f = Fixture::clean(5);
+    f.append(
+        &[walctl::Entry::data(b"u6"), walctl::Entry::data(b"u7")],
+        false,
+    );
+    // Zero the end of record 5 (synced) and the start of record 6 (not): record 7 stays valid.
+    let from = common::clean_offset(5) + 10;
+    common::Fixture::overwrite(&f.segment(1), from, &[0; 50]);
+    let run = salvage(&f, false);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let lost: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("lost: "))
+        .collect();
+    assert_eq!(lost.len(), 1, "{}", run.stdout);
+    assert!(
+        lost[0].starts_with("lost: 5 .. 6 (acknowledged through 5): "),
+        "{}",
+        lost[0]
+    );
+    let seqs: Vec<u64> = records(&f.tmp.path().join("salvaged"))
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 7]);
+}

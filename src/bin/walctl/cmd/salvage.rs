@@ -169,8 +169,9 @@ fn describe(r: &SalvageReport, lost: &LostRange) -> String {
         (None, None) => "an unknown number never acknowledged".into(),
     };
     let acked = match (lost.first.unwrap_or(1), lost.last) {
-        (a, Some(_)) if a <= durable => " (acknowledged)",
-        _ => "",
+        (a, Some(b)) if a <= durable && b <= durable => " (acknowledged)".to_string(),
+        (a, Some(_)) if a <= durable => format!(" (acknowledged through {durable})"),
+        _ => String::new(),
     };
     let d = &r.source.damage[lost.damage];
     format!(
