@@ -177,3 +177,28 @@ fn an_export_of_another_log_names_both_logs() {
         )
     );
 }
+
+#[test]
+fn a_long_log_is_merged_across_batches() {
+    // More records than one batch of the log's scan holds (256): the merge must carry on
+    // across batch boundaries, and still find one record dropped from the third batch.
+    let f = Fixture::clean(700);
+    let target = export(&f, &[]);
+    let run = against(&f, &target, false);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert!(
+        run.stdout.contains("agrees: 700 records match it"),
+        "{}",
+        run.stdout
+    );
+    forge(&target, |mut lines| {
+        lines.remove(599); // record 600
+        lines
+    });
+    let run = against(&f, &target, true);
+    assert_eq!(run.code, 3);
+    assert_eq!(
+        json(&run.stdout)["log"]["problems"],
+        serde_json::json!(["1 record in the log but missing from the export: 600"])
+    );
+}

@@ -7,8 +7,9 @@
 //! the log inside the export's range may be missing from it.
 //!
 //! Both sides stream: the log is scanned on a second thread from the export's first sequence
-//! number, its records handed over a small bounded channel, and merged with the export's lines
-//! as they are read. Neither is held in memory, whatever their size.
+//! number, its records handed over in batches of about 1 MiB (two at most waiting), and merged
+//! with the export's lines as they are read. Neither is held in memory, whatever their size or
+//! the size of their records.
 
 use crate::json::{self, RecordLine, segment_file};
 use anyhow::{Context as _, Result};
@@ -20,8 +21,18 @@ use std::thread::JoinHandle;
 use walctl::storage::FsStorage;
 use walctl::{Record, Report, Verdict};
 
-/// Records in flight between the log's scan and the merge; bounds memory to a few records.
-const CHANNEL_RECORDS: usize = 64;
+/// Records travel from the log's scan to the merge in batches of at most this many bytes (or
+/// one record, if larger) ...
+const BATCH_BYTES: usize = 1 << 20;
+
+/// ... and of at most this many records ...
+const BATCH_RECORDS: usize = 256;
+
+/// ... with at most this many batches waiting: memory stays a few MiB whatever the log holds.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// What the scan thread hands over.
+type Batches = Receiver<Vec<Record>>;
 
 /// Problems of one kind listed by number; the rest are counted.
 const LISTED_MAX: usize = 20;
@@ -31,7 +42,9 @@ pub struct Audit {
     dir: PathBuf,
     /// Whether the export claims every record of its range (selected by position only).
     complete: bool,
-    log: Option<(Receiver<Record>, JoinHandle<Result<Report>>)>,
+    log: Option<(Batches, JoinHandle<Result<Report>>)>,
+    /// The rest of the batch being merged.
+    batch: std::vec::IntoIter<Record>,
     /// The next record of the log not yet matched with a line.
     pending: Option<Record>,
     first_exported: Option<u64>,
@@ -76,6 +89,7 @@ impl Audit {
             dir: dir.to_path_buf(),
             complete: !by_content,
             log: None,
+            batch: Vec::new().into_iter(),
             pending: None,
             first_exported: None,
             matched: 0,
@@ -116,7 +130,13 @@ impl Audit {
     }
 
     fn next_from_log(&mut self) -> Option<Record> {
-        self.log.as_ref().and_then(|(rx, _)| rx.recv().ok())
+        loop {
+            if let Some(r) = self.batch.next() {
+                return Some(r);
+            }
+            let (rx, _) = self.log.as_ref()?;
+            self.batch = rx.recv().ok()?.into_iter();
+        }
     }
 
     fn compare(&mut self, r: &Record, value: &Value, number: u64) {
@@ -206,19 +226,33 @@ impl Audit {
     }
 }
 
-/// Scans the log in `dir` from `from` on a thread, sending each record until the receiver goes.
-fn spawn_scan(dir: &Path, from: u64) -> (Receiver<Record>, JoinHandle<Result<Report>>) {
-    let (tx, rx) = mpsc::sync_channel(CHANNEL_RECORDS);
+/// Scans the log in `dir` from `from` on a thread, sending its records in batches until the
+/// receiver goes.
+fn spawn_scan(dir: &Path, from: u64) -> (Batches, JoinHandle<Result<Report>>) {
+    let (tx, rx) = mpsc::sync_channel::<Vec<Record>>(BATCHES_IN_FLIGHT);
     let dir = dir.to_path_buf();
     let scan = std::thread::spawn(move || {
-        walctl::scan_log_from(&FsStorage::new(), &dir, from, &mut |r| {
-            if tx.send(r.to_record()).is_ok() {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        let report = walctl::scan_log_from(&FsStorage::new(), &dir, from, &mut |r| {
+            bytes += r.payload.len() + r.key.map_or(0, <[u8]>::len);
+            batch.push(r.to_record());
+            if bytes < BATCH_BYTES && batch.len() < BATCH_RECORDS {
+                return ControlFlow::Continue(());
+            }
+            bytes = 0;
+            if tx.send(std::mem::take(&mut batch)).is_ok() {
                 ControlFlow::Continue(())
             } else {
                 ControlFlow::Break(())
             }
         })
-        .with_context(|| format!("reading the log in {}", dir.display()))
+        .with_context(|| format!("reading the log in {}", dir.display()))?;
+        if !batch.is_empty() {
+            // The receiver may be gone already: then nobody needs these.
+            let _ = tx.send(batch);
+        }
+        Ok(report)
     });
     (rx, scan)
 }
