@@ -195,3 +195,14 @@ fn a_loss_straddling_the_watermark_says_how_far_it_was_acknowledged() {
         .collect();
     assert_eq!(seqs, [1, 2, 3, 4, 7]);
 }
+
+#[test]
+fn a_log_with_a_live_writer_is_not_salvaged() {
+    let f = Fixture::clean(3);
+    let writer = walctl::Log::open(&f.dir, common::writer_options()).unwrap();
+    let run = salvage(&f, false);
+    drop(writer);
+    assert_eq!((run.code, run.stdout.as_str()), (4, ""), "{}", run.stderr);
+    assert!(run.stderr.contains("locked"), "{}", run.stderr);
+    assert!(!f.tmp.path().join("salvaged").exists());
+}
