@@ -235,3 +235,70 @@ fn a_dry_run_reports_what_a_salvage_would_do_and_writes_nothing() {
         (done.records, &done.lost, done.next_seq, &done.digest)
     );
 }
+
+#[test]
+fn salvage_follows_its_protocol_order() {
+    // FORMAT.md §6.7, step by step in the trace. The crash sweep above checks outcomes; this
+    // checks the order, including the parent's fsync, which the in-memory crash model does not
+    // make matter (directories survive its crashes).
+    use walctl::storage::TraceOp::{Create, CreateDir, Remove, Rename, SyncData, SyncDir};
+    let storage = damaged(30);
+    let start = storage.op_count() as usize;
+    salvage(&storage).unwrap();
+    let trace = storage.trace().split_off(start);
+    let marker = target().join(walctl::segment::SALVAGE_MARKER);
+    let at = |f: &dyn Fn(&walctl::storage::OpRecord) -> bool| {
+        trace
+            .iter()
+            .position(f)
+            .expect("the step is in the trace")
+    };
+    let last = |f: &dyn Fn(&walctl::storage::OpRecord) -> bool| {
+        trace
+            .iter()
+            .rposition(f)
+            .expect("the step is in the trace")
+    };
+    let made = at(&|op| op.op == CreateDir && op.path == target());
+    let parent_synced = at(&|op| op.op == SyncDir && op.path == std::path::Path::new("/"));
+    let marker_made = at(&|op| op.op == Create && op.path == marker);
+    let marker_synced = at(&|op| op.op == SyncData && op.path == marker);
+    let target_synced = at(&|op| op.op == SyncDir && op.path == target());
+    let first_segment =
+        at(&|op| op.op == Create && op.path != marker && op.path.starts_with(target()));
+    let last_temp_synced =
+        last(&|op| op.op == SyncData && op.path.to_string_lossy().ends_with(".wal.tmp"));
+    let first_rename = at(&|op| op.op == Rename);
+    let last_rename = last(&|op| op.op == Rename);
+    let removed = at(&|op| op.op == Remove && op.path == marker);
+    let final_sync = last(&|op| op.op == SyncDir && op.path == target());
+    assert!(
+        made < parent_synced && parent_synced < marker_made,
+        "{trace:#?}"
+    );
+    assert!(marker_made < marker_synced && marker_synced < target_synced);
+    assert!(
+        target_synced < first_segment,
+        "no segment before the marker is durable"
+    );
+    assert!(
+        last_temp_synced < first_rename,
+        "every segment synced before any rename"
+    );
+    let synced_after_renames = trace[last_rename..removed]
+        .iter()
+        .any(|op| op.op == SyncDir && op.path == target());
+    assert!(
+        synced_after_renames,
+        "the renames are durable before the marker goes"
+    );
+    assert!(removed < final_sync, "the marker's removal is made durable");
+    let reads_only = |op: &&walctl::storage::OpRecord| {
+        use walctl::storage::TraceOp::{List, Lock, Open, Read};
+        !op.path.starts_with(dir()) || matches!(op.op, Read | Open | List | Lock)
+    };
+    assert!(
+        trace.iter().all(|op| reads_only(&op)),
+        "the damaged log is only read"
+    );
+}
