@@ -13,7 +13,6 @@ use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use walctl::storage::FsStorage;
 use walctl::{ErrorKind, LostRange, SalvageReport};
 
 const EXAMPLES: &str = "\
@@ -60,10 +59,7 @@ pub struct Args {
 pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     let target = std::path::absolute(&args.to)
         .with_context(|| format!("resolving {}", args.to.display()))?;
-    let options = walctl::Options {
-        storage: std::sync::Arc::new(FsStorage::new()),
-        ..walctl::Options::default()
-    };
+    let options = walctl::Options::default();
     let existed = std::fs::symlink_metadata(&target).is_ok();
     // One bar over the damaged log's bytes per pass: the survey, then the copy.
     let mut progress = crate::select::Progress::labelled(out, dir, "checking");
@@ -160,7 +156,6 @@ fn print(
 
 /// `1074 (acknowledged): checksum in ... at offset ...`
 fn describe(r: &SalvageReport, lost: &LostRange) -> String {
-    let durable = r.source.durable_seq.unwrap_or(0);
     let seqs = match (lost.first, lost.last) {
         (Some(a), Some(b)) if a == b => a.to_string(),
         (Some(a), Some(b)) => format!("{a} .. {b}"),
@@ -168,10 +163,10 @@ fn describe(r: &SalvageReport, lost: &LostRange) -> String {
         (Some(a), None) => format!("from {a} on, an unknown number never acknowledged"),
         (None, None) => "an unknown number never acknowledged".into(),
     };
-    let acked = match (lost.first.unwrap_or(1), lost.last) {
-        (a, Some(b)) if a <= durable && b <= durable => " (acknowledged)".to_string(),
-        (a, Some(_)) if a <= durable => format!(" (acknowledged through {durable})"),
-        _ => String::new(),
+    let acked = match (acknowledged_through(r, lost), lost.last) {
+        (Some(d), Some(b)) if b <= d => " (acknowledged)".to_string(),
+        (Some(d), _) => format!(" (acknowledged through {d})"),
+        (None, _) => String::new(),
     };
     let d = &r.source.damage[lost.damage];
     format!(
@@ -183,7 +178,6 @@ fn describe(r: &SalvageReport, lost: &LostRange) -> String {
 }
 
 fn to_json(dir: &Path, target: &Path, dry_run: bool, r: &SalvageReport) -> Value {
-    let durable = r.source.durable_seq.unwrap_or(0);
     let lost: Vec<Value> = r
         .lost
         .iter()
@@ -191,7 +185,7 @@ fn to_json(dir: &Path, target: &Path, dry_run: bool, r: &SalvageReport) -> Value
             json!({
                 "first": l.first,
                 "last": l.last,
-                "acknowledged": l.last.is_some() && l.first.unwrap_or(1) <= durable,
+                "acknowledged": acknowledged_through(r, l).is_some(),
                 "damage": json::damage(&r.source.damage[l.damage]),
             })
         })
@@ -210,4 +204,12 @@ fn to_json(dir: &Path, target: &Path, dry_run: bool, r: &SalvageReport) -> Value
         "lost": lost,
         "damage": r.source.damage.iter().map(json::damage).collect::<Vec<_>>(),
     })
+}
+
+/// The last sequence number of `lost` the damaged log's watermark proves synced, if any was.
+/// A range with no known end lies past everything acknowledged.
+fn acknowledged_through(r: &SalvageReport, lost: &LostRange) -> Option<u64> {
+    let durable = r.source.durable_seq?;
+    let last = lost.last?;
+    (lost.first.unwrap_or(1) <= durable).then_some(last.min(durable))
 }

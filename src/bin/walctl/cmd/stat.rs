@@ -156,12 +156,8 @@ fn table(dir: &Path, r: &Report, t: &Times) -> Table {
         &format!("{} .. {}", opt(time(t.first)), opt(time(t.last))),
     ]);
     table.add_row(["durable through", &seq(r.durable_seq)]);
-    let unsynced = match (r.last_seq, r.durable_seq) {
-        (Some(l), Some(d)) if l > d => (l - d).to_string(),
-        (Some(l), None) => r.first_seq.map_or(0, |f| l - f + 1).to_string(),
-        _ => "0".to_string(),
-    };
-    table.add_row(["not proven durable", &unsynced]);
+    let unsynced = unproven(r.first_seq, r.last_seq, r.durable_seq);
+    table.add_row(["not proven durable", &unsynced.to_string()]);
     table.add_row(["writer active", if r.writer_active { "yes" } else { "no" }]);
     table
 }
@@ -208,12 +204,18 @@ fn segment_state(s: &SegmentReport) -> String {
     if s.compacted {
         state.push_str(", compacted");
     }
-    let unproven = match (s.first_seq, s.last_seq) {
-        (Some(first), Some(last)) => last.saturating_sub(s.durable_seq.unwrap_or(0).max(first - 1)),
-        _ => 0,
-    };
+    let unproven = unproven(s.first_seq, s.last_seq, s.durable_seq);
     if unproven > 0 {
         state.push_str(&format!(", {unproven} not proven durable"));
     }
     state
+}
+
+/// Records from `first` to `last` that no watermark (`durable`) proves synced: for the whole
+/// log and for one segment alike.
+fn unproven(first: Option<u64>, last: Option<u64>, durable: Option<u64>) -> u64 {
+    match (first, last) {
+        (Some(first), Some(last)) => last.saturating_sub(durable.unwrap_or(0).max(first - 1)),
+        _ => 0,
+    }
 }
