@@ -248,16 +248,10 @@ fn salvage_follows_its_protocol_order() {
     let trace = storage.trace().split_off(start);
     let marker = target().join(walctl::segment::SALVAGE_MARKER);
     let at = |f: &dyn Fn(&walctl::storage::OpRecord) -> bool| {
-        trace
-            .iter()
-            .position(f)
-            .expect("the step is in the trace")
+        trace.iter().position(f).expect("the step is in the trace")
     };
     let last = |f: &dyn Fn(&walctl::storage::OpRecord) -> bool| {
-        trace
-            .iter()
-            .rposition(f)
-            .expect("the step is in the trace")
+        trace.iter().rposition(f).expect("the step is in the trace")
     };
     let made = at(&|op| op.op == CreateDir && op.path == target());
     let parent_synced = at(&|op| op.op == SyncDir && op.path == std::path::Path::new("/"));
