@@ -95,12 +95,10 @@ pub fn salvage_observed(
     observe: &mut dyn FnMut(Pass, Location),
 ) -> Result<SalvageReport> {
     let storage = &*options.storage;
+    // Checked first so that a mistyped target is refused before a long survey; the exclusive
+    // create in `start_target` is what keeps a name planted in between from being used.
     if storage.exists(target) {
-        return Err(Error::new(ErrorKind::InvalidOptions(format!(
-            "{} exists: salvage writes a new log into a directory it creates, never into an \
-             existing one",
-            target.display()
-        ))));
+        return Err(target_exists(target));
     }
     let survey = recovery::scan_log(storage, source, &mut |r| {
         observe(Pass::Survey, r.location);
@@ -194,12 +192,31 @@ fn changed(source: &Path) -> Error {
     })
 }
 
+/// The refusal of a target that exists, whatever it is.
+fn target_exists(target: &Path) -> Error {
+    Error::new(ErrorKind::InvalidOptions(format!(
+        "{} exists: salvage writes a new log into a directory it creates, never into an \
+         existing one",
+        target.display()
+    )))
+}
+
 /// Creates `target` (durably, in its parent) and the marker that keeps it from being used.
 fn start_target(storage: &dyn Storage, target: &Path) -> Result<()> {
-    storage
-        .create_dir_all(target)
-        .map_err(|e| Error::io("create directory", target, e))?;
-    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+    let parent = target.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent {
+        storage
+            .create_dir_all(parent)
+            .map_err(|e| Error::io("create directory", parent, e))?;
+    }
+    storage.create_dir_new(target).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            target_exists(target)
+        } else {
+            Error::io("create directory", target, e)
+        }
+    })?;
+    if let Some(parent) = parent {
         sync_dir(storage, parent)?;
     }
     let marker = target.join(SALVAGE_MARKER);

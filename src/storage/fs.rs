@@ -49,6 +49,14 @@ impl Storage for FsStorage {
         builder.create(dir)
     }
 
+    fn create_dir_new(&self, dir: &Path) -> io::Result<()> {
+        // mkdir(2) fails with EEXIST on any existing name and never follows a final symlink.
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
         for entry in fs::read_dir(dir)? {

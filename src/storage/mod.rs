@@ -55,6 +55,22 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// # Errors
     /// The operating system's error.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Creates exactly `dir` (mode 0700 where the platform has modes), whose parent exists,
+    /// failing with [`io::ErrorKind::AlreadyExists`] when anything has that name, a symlink
+    /// included: whoever gets `Ok` made the directory, so nothing planted there is written
+    /// through.
+    ///
+    /// The default checks, then creates, which a name planted in between defeats; both shipped
+    /// backends create atomically.
+    ///
+    /// # Errors
+    /// The operating system's error.
+    fn create_dir_new(&self, dir: &Path) -> io::Result<()> {
+        if self.exists(dir) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        self.create_dir_all(dir)
+    }
     /// Names of the entries of a directory (files only; order unspecified).
     ///
     /// # Errors

@@ -345,3 +345,50 @@ fn salvage_never_writes_through_a_planted_target() {
         );
     }
 }
+
+#[test]
+fn salvage_never_writes_through_a_target_planted_after_its_check() {
+    // The planted test above shows the early check; this one plants the symlink while the
+    // damaged log is being read, after that check and before the target is created.
+    let _serial = serial();
+    for plant in ["victim", "absent", "elsewhere"] {
+        let sb = Sandbox::new();
+        build(&sb, 5);
+        let elsewhere = sb.root.join("elsewhere-dir");
+        fs::create_dir(&elsewhere).expect("a directory to point at");
+        let pointee = match plant {
+            "elsewhere" => elsewhere.clone(),
+            name => sb.root.join(name),
+        };
+        let target = sb.root.join("salvaged");
+        let (dir, options, to) = (sb.dir.clone(), sb.options(), target.clone());
+        let outcome = guarded(plant, move || {
+            let mut planted = false;
+            let result = walctl::salvage_observed(&dir, &to, &options, false, &mut |_, _| {
+                if !planted {
+                    symlink(&pointee, &to).expect("symlink");
+                    planted = true;
+                }
+            });
+            assert!(planted, "the survey reported no record");
+            describe(result)
+        });
+        let Err(e) = outcome else {
+            panic!("salvage wrote through a symlink to {plant} planted during its survey");
+        };
+        assert!(e.contains("salvaged exists"), "{plant}: {e}");
+        assert_eq!(
+            fs::read(sb.root.join("victim")).expect("victim"),
+            VICTIM_BYTES
+        );
+        assert!(
+            !sb.root.join("absent").exists(),
+            "{plant}: created through the link"
+        );
+        assert_eq!(
+            fs::read_dir(&elsewhere).expect("list").count(),
+            0,
+            "{plant}"
+        );
+    }
+}

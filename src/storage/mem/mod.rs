@@ -314,6 +314,18 @@ impl Storage for MemStorage {
         Ok(())
     }
 
+    fn create_dir_new(&self, dir: &Path) -> io::Result<()> {
+        // Parents are not modelled (create_dir_all records only the leaf), so only the name
+        // itself is checked.
+        let mut st = self.lock();
+        check(st.begin(TraceOp::CreateDir, dir, 0, 0))?;
+        if st.live.contains_key(dir) || st.dirs.iter().any(|d| d == dir) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        st.dirs.push(dir.to_path_buf());
+        Ok(())
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut st = self.lock();
         check(st.begin(TraceOp::List, dir, 0, 0))?;
