@@ -17,8 +17,8 @@ pub(crate) struct LogScan {
     expect: Option<(u64, bool)>,
     prev_number: Option<u64>,
     log_first_seq: Option<u64>,
-    /// `first_seq` of the first segment whose header could be read.
-    first_header_seq: Option<u64>,
+    /// Number and `first_seq` of the first segment whose header could be read.
+    first_header: Option<(u64, u64)>,
     /// Last valid sequence number before the current segment.
     prev_last: Option<u64>,
     /// `first_seq` of the last segment whose header could be read.
@@ -48,7 +48,7 @@ impl LogScan {
                 .and_then(|h| h.as_ref().ok())
                 .map(|h| h.log_first_seq),
             tail: None,
-            first_header_seq: None,
+            first_header: None,
             prev_last: None,
             last_first_seq: None,
         }
@@ -227,7 +227,8 @@ impl LogScan {
         let next = s.last_seq.map_or(header.first_seq, |l| l + 1);
         self.expect = Some((next, !header.is_compacted()));
         self.prev_last = self.report.last_seq;
-        self.first_header_seq.get_or_insert(header.first_seq);
+        self.first_header
+            .get_or_insert((seg.segment, header.first_seq));
         self.last_first_seq = Some(header.first_seq);
     }
 
@@ -250,13 +251,18 @@ impl LogScan {
     }
 
     fn check_head(&mut self) {
-        let (Some(first_seg), Some(log_first), Some(first_present)) = (
+        let (Some(first_seg), Some(log_first), Some((number, first_present))) = (
             self.report.segments.first(),
             self.log_first_seq,
-            self.first_header_seq,
+            self.first_header,
         ) else {
             return;
         };
+        // An oldest segment whose header cannot be read is damage of its own; where it started
+        // is unknown, so nothing before it can be called missing.
+        if number != first_seg.segment {
+            return;
+        }
         if first_present > log_first {
             let why = format!(
                 "the log starts at sequence {log_first} but its oldest segment starts at {first_present}"

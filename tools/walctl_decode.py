@@ -127,7 +127,7 @@ def scan(logdir):
     ids = [h["log_id"] for h in headers if h]
     log_id = ids[-1] if ids else None
     records, corrupt, tail, expect, w_sealed, w_last = [], False, None, None, 0, 0
-    first_header = next((h for h in headers if h), None)
+    first_header = headers[0] if headers else None  # unreadable: its own damage, no head check
     if first_header and headers[-1] and first_header["first_seq"] > headers[-1]["log_first_seq"]:
         corrupt = True                            # missing head
     for i, (n, b, h) in enumerate(zip(names, data, headers)):

@@ -224,6 +224,26 @@ mod tests {
     }
 
     #[test]
+    fn first_nonzero_sees_words_that_cancel_each_other_out() {
+        // The words of a block are folded together; a fold that lets two non-zero words cancel
+        // (xor of equal words, a sum that wraps to zero) would call damage zeros.
+        let pairs: [(u64, u64); 3] = [(u64::MAX, u64::MAX), (1, u64::MAX), (0x8000, 0x8000)];
+        for (a, b) in pairs {
+            for (i, j) in [(0, 1), (3, 7), (0, 7)] {
+                let mut bytes = vec![0u8; 192];
+                bytes[64 + 8 * i..64 + 8 * i + 8].copy_from_slice(&a.to_ne_bytes());
+                bytes[64 + 8 * j..64 + 8 * j + 8].copy_from_slice(&b.to_ne_bytes());
+                let expected = bytes.iter().position(|&x| x != 0);
+                assert_eq!(
+                    first_nonzero(&bytes),
+                    expected,
+                    "{a:#x} at {i}, {b:#x} at {j}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn crc32c_check_values_match_the_spec() {
         assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
         assert_eq!(crc32c::crc32c(&[0u8; 32]), 0x8a91_36aa);

@@ -1,6 +1,6 @@
 //! One test per row of the decision table in FORMAT.md §8.
 
-use crate::util::{self, dir, plain as options, scan, segments};
+use crate::util::{self, crafted, dir, edit, plain as options, scan, segments};
 use std::sync::Arc;
 use walctl::format::{SEGMENT_HEADER_SIZE, SegmentHeader};
 use walctl::storage::{LockKind, MemStorage, Storage};
@@ -24,12 +24,6 @@ fn with_unsynced_tail() -> (MemStorage, u64) {
 
 fn last_segment(storage: &MemStorage) -> std::path::PathBuf {
     segments(storage).pop().unwrap()
-}
-
-fn edit(storage: &MemStorage, path: &std::path::Path, f: impl FnOnce(&mut Vec<u8>)) {
-    let mut bytes = storage.file_bytes(path).unwrap();
-    f(&mut bytes);
-    storage.set_file_bytes(path, bytes);
 }
 
 #[test]
@@ -367,44 +361,6 @@ fn preallocated_segment_damaged_below_the_watermark_is_corruption() {
     let victim = records[2].location;
     edit(&storage, &last, |b| b[victim.offset as usize + 35] ^= 1);
     assert_eq!(scan(&storage, &dir()).0.verdict(), Verdict::Corrupt);
-}
-
-/// A one-segment log crafted byte by byte: header with `first_seq`, an optional watermark
-/// slot, and records with the given sequence numbers.
-fn crafted(first_seq: u64, watermark: Option<u64>, seqs: &[u64]) -> MemStorage {
-    use walctl::format::{self, RecordKind, RecordMeta, SEGMENT_DATA_START, WatermarkSlot};
-    let header = SegmentHeader {
-        version: format::FORMAT_VERSION,
-        flags: 0,
-        log_id: 77,
-        segment: 1,
-        first_seq,
-        log_first_seq: first_seq,
-        created_nanos: 0,
-    };
-    let mut bytes = header.encode().to_vec();
-    bytes.resize(SEGMENT_DATA_START as usize, 0);
-    if let Some(w) = watermark {
-        let slot = WatermarkSlot {
-            durable_seq: w,
-            generation: 1,
-            durable_end: 0, // unknown: open scans the whole segment, as these cases need
-        }
-        .encode(77, 1);
-        bytes[8192..8192 + slot.len()].copy_from_slice(&slot);
-    }
-    for &seq in seqs {
-        let meta = RecordMeta {
-            seq,
-            timestamp_nanos: 1,
-            kind: RecordKind::Data,
-        };
-        format::encode_record(&mut bytes, &format::binding(77, 1), meta, None, b"x");
-    }
-    let storage = MemStorage::new();
-    storage.create_dir_all(&dir()).unwrap();
-    storage.set_file_bytes(&dir().join("00000000000000000001.wal"), bytes);
-    storage
 }
 
 #[test]

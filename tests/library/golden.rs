@@ -206,3 +206,64 @@ fn check_worked_example(dir: &std::path::Path) {
         ]
     );
 }
+
+/// The value of one cell of FORMAT.md's limits table: terms such as `16 KiB` or `32 B` joined
+/// by `+`.
+fn table_value(cell: &str) -> u64 {
+    cell.split('+')
+        .map(|term| {
+            let mut words = term.split_whitespace();
+            let n: u64 = words.next().expect("a number").parse().expect("a number");
+            let unit = match words.next() {
+                None | Some("B") => 1,
+                Some("KiB") => 1 << 10,
+                Some("MiB") => 1 << 20,
+                Some("GiB") => 1 << 30,
+                Some(other) => panic!("unknown unit {other} in {cell:?}"),
+            };
+            n * unit
+        })
+        .sum()
+}
+
+#[test]
+fn the_limits_in_format_md_are_the_limits_the_code_enforces() {
+    let spec =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/FORMAT.md"))
+            .unwrap();
+    let code: &[(&str, u64)] = &[
+        (
+            "RECORD_SIZE_MAX_DEFAULT",
+            u64::from(format::RECORD_SIZE_MAX_DEFAULT),
+        ),
+        ("RECORD_SIZE_LIMIT", u64::from(format::RECORD_SIZE_LIMIT)),
+        (
+            "KEY_SIZE_MAX_DEFAULT",
+            u64::from(format::KEY_SIZE_MAX_DEFAULT),
+        ),
+        ("KEY_SIZE_LIMIT", u64::from(format::KEY_SIZE_LIMIT)),
+        ("SEGMENT_SIZE_DEFAULT", format::SEGMENT_SIZE_DEFAULT),
+        ("SEGMENT_SIZE_MIN", format::SEGMENT_SIZE_MIN),
+        ("SEGMENT_SIZE_LIMIT", format::SEGMENT_SIZE_LIMIT),
+        ("SEGMENT_FILE_LIMIT", format::SEGMENT_FILE_LIMIT),
+    ];
+    let section = spec
+        .split("## 4. Limits")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("FORMAT.md has its limits section");
+    let mut checked = Vec::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let names = cells[1].split(',').map(|n| n.trim().trim_matches('`'));
+        for (name, value) in names.zip(cells[2].split(',')) {
+            let (_, ours) = code
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("FORMAT.md names {name}, which the test does not know"));
+            assert_eq!(table_value(value), *ours, "{name}: FORMAT.md says {value}");
+            checked.push(name.to_string());
+        }
+    }
+    assert_eq!(checked.len(), code.len(), "rows checked: {checked:?}");
+}

@@ -13,6 +13,7 @@ mod lock;
 mod model;
 mod poison;
 mod protocol;
+mod report_fields;
 mod resume;
 mod salvage;
 mod scan_from;

@@ -161,3 +161,63 @@ pub fn seqs_and_lengths(records: &[Record], what: &str) -> Vec<(u64, usize)> {
         })
         .collect()
 }
+
+/// Rewrites the bytes of one file of `storage`.
+pub fn edit(storage: &MemStorage, path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = storage.file_bytes(path).expect("the file exists");
+    f(&mut bytes);
+    storage.set_file_bytes(path, bytes);
+}
+
+/// One segment of log 77 crafted byte by byte: header with `first_seq` (also the log's first),
+/// an optional watermark slot, and one-byte records with the given sequence numbers.
+pub fn crafted_segment(
+    number: u64,
+    first_seq: u64,
+    watermark: Option<u64>,
+    seqs: &[u64],
+) -> Vec<u8> {
+    use walctl::format::{
+        self, RecordKind, RecordMeta, SEGMENT_DATA_START, SegmentHeader, WatermarkSlot,
+    };
+    let header = SegmentHeader {
+        version: format::FORMAT_VERSION,
+        flags: 0,
+        log_id: 77,
+        segment: number,
+        first_seq,
+        log_first_seq: first_seq,
+        created_nanos: 0,
+    };
+    let mut bytes = header.encode().to_vec();
+    bytes.resize(SEGMENT_DATA_START as usize, 0);
+    if let Some(w) = watermark {
+        let slot = WatermarkSlot {
+            durable_seq: w,
+            generation: 1,
+            durable_end: 0, // unknown: open scans the whole segment, as these cases need
+        }
+        .encode(77, number);
+        bytes[8192..8192 + slot.len()].copy_from_slice(&slot);
+    }
+    for &seq in seqs {
+        let meta = RecordMeta {
+            seq,
+            timestamp_nanos: 1,
+            kind: RecordKind::Data,
+        };
+        format::encode_record(&mut bytes, &format::binding(77, number), meta, None, b"x");
+    }
+    bytes
+}
+
+/// A one-segment log made of [`crafted_segment`] number 1.
+pub fn crafted(first_seq: u64, watermark: Option<u64>, seqs: &[u64]) -> MemStorage {
+    let storage = MemStorage::new();
+    storage.create_dir_all(&dir()).expect("mkdir");
+    storage.set_file_bytes(
+        &dir().join("00000000000000000001.wal"),
+        crafted_segment(1, first_seq, watermark, seqs),
+    );
+    storage
+}

@@ -1,0 +1,198 @@
+//! The fields of a scan's report beyond its verdict: where each damage is and how long, the
+//! record before it, what cutting there would lose, a live writer's unfinished record, the
+//! durable watermark and the byte count. `verify`, `stat` and repair's plan print them; the
+//! mutation run of TESTING.md (family 10) found that no test pinned them down.
+
+use crate::util::{self, crafted, crafted_segment, dir, edit, plain as options, scan, segments};
+use walctl::format::{SEGMENT_DATA_START, WATERMARK_SLOT_OFFSETS, WATERMARK_SLOT_SIZE};
+use walctl::storage::{CrashMode, LockKind, MemStorage, Storage};
+use walctl::{DamageClass, DamageKind, InProgress, Log, Report, Verdict};
+
+/// A log of several sealed segments (500-byte records, 16 KiB segments) whose last segment
+/// ends in `unsynced` records no sync covered, after a process crash. `synced` records come
+/// first; 0 means no sync at all (rotation still syncs every sealed segment).
+fn rotated(synced: u64, unsynced: u64) -> MemStorage {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    util::append_n(&log, synced, 500);
+    if synced > 0 {
+        log.sync().unwrap();
+    }
+    util::append_n(&log, unsynced, 500);
+    let crashed = storage.crash(CrashMode::KeepAll);
+    drop(log);
+    assert!(segments(&crashed).len() >= 3, "the log rotated");
+    crashed
+}
+
+fn kinds_and_classes(report: &Report) -> Vec<(DamageKind, DamageClass)> {
+    report.damage.iter().map(|d| (d.kind, d.class)).collect()
+}
+
+#[test]
+fn bytes_is_the_sum_of_the_segment_files() {
+    let storage = rotated(60, 3);
+    let (report, _) = scan(&storage, &dir());
+    let total: u64 = segments(&storage)
+        .iter()
+        .map(|p| storage.file_bytes(p).unwrap().len() as u64)
+        .sum();
+    assert_eq!(report.bytes, total);
+}
+
+#[test]
+fn a_missing_segment_is_reported_at_the_first_missing_number_after_the_last_good_record() {
+    let storage = rotated(100, 0);
+    let (before, records) = scan(&storage, &dir());
+    let segs = segments(&storage);
+    storage.delete_file(&segs[1]);
+    storage.delete_file(&segs[2]);
+    let (report, _) = scan(&storage, &dir());
+    let d = &report.damage[0];
+    assert_eq!((d.kind, d.segment), (DamageKind::MissingSegment, 2));
+    assert_eq!(d.last_good_seq, before.segments[0].last_seq);
+    let after = records.iter().filter(|r| r.location.segment > 3).count();
+    assert_eq!(d.records_after, after as u64);
+    assert!(d.detail.contains("segments 2 to 3"), "{}", d.detail);
+}
+
+#[test]
+fn a_missing_head_and_a_torn_tail_are_each_classified() {
+    // The missing head is reported first, in front of damage found earlier: the index of the
+    // tail's first damage must move with it, or the wrong damage would be called torn.
+    let storage = rotated(60, 3);
+    let segs = segments(&storage);
+    storage.delete_file(&segs[0]);
+    edit(&storage, segs.last().unwrap(), |b| b.truncate(b.len() - 7));
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(
+        kinds_and_classes(&report),
+        [
+            (DamageKind::MissingHead, DamageClass::Corrupt),
+            (DamageKind::TruncatedRecord, DamageClass::Torn)
+        ]
+    );
+}
+
+#[test]
+fn damage_to_the_first_record_names_the_record_before_the_log_as_the_last_good_one() {
+    // A log starts after 1 once compaction has dropped its head.
+    for first in [1, 50] {
+        let storage = crafted(first, None, &[first, first + 1, first + 2]);
+        let seg = segments(&storage).pop().unwrap();
+        edit(&storage, &seg, |b| b[SEGMENT_DATA_START as usize + 32] ^= 1);
+        let (report, _) = scan(&storage, &dir());
+        let d = &report.damage[0];
+        assert_eq!((d.segment, d.offset), (1, SEGMENT_DATA_START), "{first}");
+        assert_eq!(d.last_good_seq, (first > 1).then(|| first - 1), "{first}");
+    }
+}
+
+#[test]
+fn damage_in_the_preamble_is_located_to_the_byte_or_the_slot() {
+    let storage = rotated(100, 0);
+    let first = segments(&storage).remove(0);
+    edit(&storage, &first, |b| b[200] = 0x5a);
+    let (report, _) = scan(&storage, &dir());
+    let d = &report.damage[0];
+    assert_eq!(
+        (d.kind, d.segment, d.offset, d.length),
+        (DamageKind::BadSegmentHeader, 1, 200, 1)
+    );
+
+    let storage = rotated(100, 0);
+    let first = segments(&storage).remove(0);
+    let slot = WATERMARK_SLOT_OFFSETS[0];
+    edit(&storage, &first, |b| b[slot as usize + 3] ^= 0x40);
+    let (report, _) = scan(&storage, &dir());
+    let d = &report.damage[0];
+    assert_eq!(
+        (d.kind, d.segment, d.offset, d.length),
+        (
+            DamageKind::BadWatermark,
+            1,
+            slot,
+            WATERMARK_SLOT_SIZE as u64
+        )
+    );
+}
+
+#[test]
+fn a_segment_cut_inside_its_preamble_is_a_bad_header_over_the_whole_file() {
+    let storage = rotated(100, 0);
+    let first = segments(&storage).remove(0);
+    edit(&storage, &first, |b| b.truncate(5000));
+    let (report, _) = scan(&storage, &dir());
+    let d = &report.damage[0];
+    assert_eq!(
+        (d.kind, d.segment, d.offset, d.length),
+        (DamageKind::BadSegmentHeader, 1, 0, 5000)
+    );
+    assert_eq!(report.verdict(), Verdict::Corrupt);
+}
+
+#[test]
+fn a_live_writers_unfinished_record_is_located_exactly() {
+    let storage = rotated(60, 3);
+    let last = segments(&storage).pop().unwrap();
+    edit(&storage, &last, |b| b.truncate(b.len() - 7));
+    let len = storage.file_bytes(&last).unwrap().len() as u64;
+    let _writer = storage
+        .try_lock(&dir().join("LOCK"), LockKind::Exclusive)
+        .unwrap();
+    let (report, _) = scan(&storage, &dir());
+    let seg = report.segments.last().unwrap();
+    assert_eq!(
+        report.in_progress,
+        Some(InProgress {
+            segment: seg.segment,
+            offset: seg.valid_len,
+            length: len - seg.valid_len,
+        })
+    );
+    assert!(len - seg.valid_len > 7, "a whole record minus 7 bytes");
+}
+
+#[test]
+fn the_durable_watermark_is_the_last_sealed_record_until_the_last_segment_is_synced() {
+    let storage = rotated(0, 100);
+    let (report, _) = scan(&storage, &dir());
+    let [.., sealed, last] = report.segments.as_slice() else {
+        panic!("the log rotated");
+    };
+    assert!(sealed.sealed && !last.sealed);
+    assert_eq!(sealed.durable_seq, sealed.last_seq);
+    assert!(
+        last.durable_seq < sealed.last_seq,
+        "no sync reached the last segment: {:?}",
+        last.durable_seq
+    );
+    assert_eq!(report.durable_seq, sealed.last_seq);
+}
+
+#[test]
+fn a_log_no_sync_ever_reached_has_no_durable_watermark() {
+    let storage = crafted(1, None, &[1, 2, 3]);
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Clean);
+    assert_eq!(report.durable_seq, None);
+    assert_eq!(report.segments[0].durable_seq, None);
+}
+
+#[test]
+fn an_empty_sealed_segment_proves_durable_everything_before_its_first_number() {
+    let storage = MemStorage::new();
+    storage.create_dir_all(&dir()).unwrap();
+    storage.set_file_bytes(
+        &dir().join("00000000000000000001.wal"),
+        crafted_segment(1, 10, None, &[]),
+    );
+    storage.set_file_bytes(
+        &dir().join("00000000000000000002.wal"),
+        crafted_segment(2, 10, None, &[10, 11]),
+    );
+    let (report, records) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Clean, "{:?}", report.damage);
+    assert_eq!(records.len(), 2);
+    assert_eq!(report.segments[0].durable_seq, Some(9));
+}
