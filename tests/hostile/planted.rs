@@ -310,46 +310,25 @@ fn export_never_writes_through_a_planted_output() {
 
 #[test]
 fn salvage_never_writes_through_a_planted_target() {
-    let _serial = serial();
-    for plant in ["victim", "absent", "elsewhere"] {
-        let sb = Sandbox::new();
-        build(&sb, 5);
-        let elsewhere = sb.root.join("elsewhere-dir");
-        fs::create_dir(&elsewhere).expect("a directory to point at");
-        let pointee = match plant {
-            "elsewhere" => elsewhere.clone(),
-            name => sb.root.join(name),
-        };
-        let target = sb.root.join("salvaged");
-        symlink(&pointee, &target).expect("symlink");
-        let (dir, options, to) = (sb.dir.clone(), sb.options(), target.clone());
-        let outcome = guarded(plant, move || {
-            describe(walctl::salvage(&dir, &to, &options))
-        });
-        let Err(e) = outcome else {
-            panic!("salvage wrote through a symlink to {plant}");
-        };
-        assert!(e.contains("salvaged exists"), "{plant}: {e}");
-        assert_eq!(
-            fs::read(sb.root.join("victim")).expect("victim"),
-            VICTIM_BYTES
-        );
-        assert!(
-            !sb.root.join("absent").exists(),
-            "{plant}: created through the link"
-        );
-        assert_eq!(
-            fs::read_dir(&elsewhere).expect("list").count(),
-            0,
-            "{plant}"
-        );
-    }
+    salvage_into_a_planted_target(Planted::Before);
 }
 
 #[test]
 fn salvage_never_writes_through_a_target_planted_after_its_check() {
-    // The planted test above shows the early check; this one plants the symlink while the
-    // damaged log is being read, after that check and before the target is created.
+    salvage_into_a_planted_target(Planted::DuringSurvey);
+}
+
+/// When the symlink at salvage's target appears.
+#[derive(Clone, Copy, PartialEq)]
+enum Planted {
+    /// Before salvage starts: its early check refuses it.
+    Before,
+    /// While salvage reads the damaged log, after that check and before it creates the target:
+    /// only the exclusive creation can refuse it.
+    DuringSurvey,
+}
+
+fn salvage_into_a_planted_target(when: Planted) {
     let _serial = serial();
     for plant in ["victim", "absent", "elsewhere"] {
         let sb = Sandbox::new();
@@ -361,20 +340,22 @@ fn salvage_never_writes_through_a_target_planted_after_its_check() {
             name => sb.root.join(name),
         };
         let target = sb.root.join("salvaged");
+        if when == Planted::Before {
+            symlink(&pointee, &target).expect("symlink");
+        }
         let (dir, options, to) = (sb.dir.clone(), sb.options(), target.clone());
         let outcome = guarded(plant, move || {
-            let mut planted = false;
+            let mut pending = (when == Planted::DuringSurvey).then_some(pointee);
             let result = walctl::salvage_observed(&dir, &to, &options, false, &mut |_, _| {
-                if !planted {
-                    symlink(&pointee, &to).expect("symlink");
-                    planted = true;
+                if let Some(p) = pending.take() {
+                    symlink(&p, &to).expect("symlink");
                 }
             });
-            assert!(planted, "the survey reported no record");
+            assert!(pending.is_none(), "the survey reported no record");
             describe(result)
         });
         let Err(e) = outcome else {
-            panic!("salvage wrote through a symlink to {plant} planted during its survey");
+            panic!("salvage wrote through a symlink to {plant}");
         };
         assert!(e.contains("salvaged exists"), "{plant}: {e}");
         assert_eq!(
