@@ -196,3 +196,45 @@ fn an_empty_sealed_segment_proves_durable_everything_before_its_first_number() {
     assert_eq!(records.len(), 2);
     assert_eq!(report.segments[0].durable_seq, Some(9));
 }
+
+#[test]
+fn repairs_dry_run_plans_to_cut_exactly_the_bytes_after_the_valid_prefix() {
+    let storage = rotated(60, 3);
+    let last = segments(&storage).pop().unwrap();
+    edit(&storage, &last, |b| b.truncate(b.len() - 7));
+    let len = storage.file_bytes(&last).unwrap().len() as u64;
+    let (report, outcome) = walctl::truncate_partial(&dir(), &options(&storage), true).unwrap();
+    let seg = report.segments.last().unwrap();
+    let walctl::RepairOutcome::Cut(plan) = outcome else {
+        panic!("a torn tail was not planned for: {outcome:?}");
+    };
+    assert_eq!(
+        (plan.segment, plan.offset, plan.length, plan.last_seq),
+        (
+            seg.segment,
+            seg.valid_len,
+            len - seg.valid_len,
+            report.last_seq
+        )
+    );
+    assert_eq!(
+        storage.file_bytes(&last).unwrap().len() as u64,
+        len,
+        "a dry run"
+    );
+}
+
+#[test]
+fn repair_reports_a_lock_that_fails_as_an_io_error_not_as_another_writer() {
+    let storage = rotated(60, 3);
+    storage.set_faults(Some(Box::new(|op: &walctl::storage::OpRecord| {
+        (op.op == walctl::storage::TraceOp::Lock).then_some(walctl::storage::Fault::Errno(5))
+    })));
+    let err = walctl::truncate_partial(&dir(), &options(&storage), true).unwrap_err();
+    assert!(
+        matches!(err.kind(), walctl::ErrorKind::Io { .. }),
+        "{:?}: {err}",
+        err.kind()
+    );
+    assert!(err.to_string().contains("LOCK"), "{err}");
+}
