@@ -238,3 +238,43 @@ fn repair_reports_a_lock_that_fails_as_an_io_error_not_as_another_writer() {
     );
     assert!(err.to_string().contains("LOCK"), "{err}");
 }
+
+#[test]
+fn repair_saves_the_cut_bytes_under_a_free_name_with_their_digest() {
+    use sha2::Digest;
+    let storage = rotated(60, 3);
+    let last = segments(&storage).pop().unwrap();
+    edit(&storage, &last, |b| b.truncate(b.len() - 7));
+    let before = storage.file_bytes(&last).unwrap();
+    let opts = options(&storage);
+    let (_, planned) = walctl::truncate_partial(&dir(), &opts, true).unwrap();
+    let walctl::RepairOutcome::Cut(plan) = planned else {
+        panic!("no cut planned: {planned:?}");
+    };
+    // An earlier cut at the same offset keeps its name; this one takes the next free one.
+    let seg_name = last.file_name().unwrap().to_str().unwrap();
+    let taken = format!("{seg_name}.cut-{:020}", plan.offset);
+    storage.set_file_bytes(&dir().join(&taken), b"an earlier cut".to_vec());
+    let (_, done) = walctl::truncate_partial(&dir(), &opts, false).unwrap();
+    let walctl::RepairOutcome::Cut(cut) = done else {
+        panic!("nothing was cut: {done:?}");
+    };
+    assert!(
+        cut.side_file.ends_with(&format!("{taken}-1")),
+        "{}",
+        cut.side_file
+    );
+    let saved = storage
+        .file_bytes(&dir().join(format!("{taken}-1")))
+        .unwrap();
+    assert_eq!(saved, before[plan.offset as usize..]);
+    let digest: String = sha2::Sha256::digest(&saved)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(cut.sha256, digest);
+    assert_eq!(
+        storage.file_bytes(&dir().join(&taken)).unwrap(),
+        b"an earlier cut"
+    );
+}
