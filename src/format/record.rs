@@ -318,6 +318,59 @@ mod tests {
         assert_eq!(d, Decoded::Invalid(Invalid::Malformed));
     }
 
+    /// A record with any field values, both checksums correct: what only a buggy or hostile
+    /// writer produces, so only the field checks can refuse it.
+    fn forged(kind: u8, flags: u8, seq: u64, key_len: u16, body: &[u8]) -> Vec<u8> {
+        let mut h = [0u8; RECORD_HEADER_SIZE];
+        let payload_len = body.len() - usize::from(key_len);
+        h[8..12].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        h[12..14].copy_from_slice(&key_len.to_le_bytes());
+        h[14] = kind;
+        h[15] = flags;
+        h[16..24].copy_from_slice(&seq.to_le_bytes());
+        let header_state = crc32c::crc32c_append(binding_seed(&BIND), &h[8..32]);
+        let body_state = crc32c::crc32c_append(header_state, body);
+        h[0..4].copy_from_slice(&crc_mask(body_state).to_le_bytes());
+        h[4..8].copy_from_slice(&crc_mask(header_state).to_le_bytes());
+        [&h[..], body].concat()
+    }
+
+    #[test]
+    fn fields_no_writer_produces_are_malformed_even_with_valid_checksums() {
+        let data = RecordKind::Data.to_byte();
+        let tomb = RecordKind::Tombstone.to_byte();
+        let key = RECORD_FLAG_HAS_KEY;
+        // (kind, flags, seq, key_len, body length, whether it is a record), with limits of a
+        // 4-byte key and a 10-byte body.
+        let cases = [
+            (data, key, 1, 4, 10, true),
+            (data, key, 1, 5, 10, false),
+            (data, key, 1, 4, 11, false),
+            (data, 0, 1, 0, 10, true),
+            (data, 0, 1, 0, 11, false),
+            (data, 0, 1, 3, 10, false),
+            (data, key | 0x02, 1, 1, 1, false),
+            (0x7f, 0, 1, 0, 1, false),
+            (tomb, key, 1, 2, 2, true),
+            (tomb, 0, 1, 0, 0, false),
+            (tomb, key, 1, 2, 3, false),
+            (data, 0, 0, 0, 1, false),
+            (data, 0, u64::MAX, 0, 1, false),
+            (data, 0, u64::MAX - 1, 0, 1, true),
+        ];
+        for (kind, flags, seq, key_len, body_len, valid) in cases {
+            let body = vec![b'b'; body_len];
+            let bytes = forged(kind, flags, seq, key_len, &body);
+            let got = decode_record(&bytes, &BIND, 10, 4);
+            let case = (kind, flags, seq, key_len, body_len);
+            if valid {
+                assert!(matches!(got, Decoded::Record(_)), "{case:?}: {got:?}");
+            } else {
+                assert_eq!(got, Decoded::Invalid(Invalid::Malformed), "{case:?}");
+            }
+        }
+    }
+
     #[test]
     fn hostile_length_claiming_past_the_end_is_truncated() {
         let mut out = Vec::new();
