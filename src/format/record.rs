@@ -372,6 +372,31 @@ mod tests {
     }
 
     #[test]
+    fn limits_outside_the_formats_ceilings_are_refused() {
+        let ok = (
+            RECORD_SIZE_MAX_DEFAULT,
+            KEY_SIZE_MAX_DEFAULT,
+            SEGMENT_SIZE_DEFAULT,
+        );
+        assert!(check_limits(ok.0, ok.1, ok.2).is_ok());
+        assert!(check_limits(RECORD_SIZE_LIMIT, 1, SEGMENT_SIZE_MIN).is_ok());
+        assert!(check_limits(1, KEY_SIZE_LIMIT, SEGMENT_SIZE_LIMIT).is_ok());
+        for (record, key, segment) in [
+            (0, ok.1, ok.2),
+            (RECORD_SIZE_LIMIT + 1, ok.1, ok.2),
+            (ok.0, 0, ok.2),
+            (ok.0, ok.1, SEGMENT_SIZE_MIN - 1),
+            (ok.0, ok.1, SEGMENT_SIZE_LIMIT + 1),
+        ] {
+            let err = check_limits(record, key, segment).unwrap_err();
+            assert!(
+                matches!(err.kind(), ErrorKind::InvalidOptions(_)),
+                "{record} {key} {segment}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn hostile_length_claiming_past_the_end_is_truncated() {
         let mut out = Vec::new();
         encode_record(&mut out, &BIND, meta(1), None, &[1u8; 100]);
