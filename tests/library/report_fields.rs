@@ -244,13 +244,18 @@ fn repair_saves_the_cut_bytes_under_a_free_name_with_their_digest() {
     use sha2::Digest;
     let storage = rotated(60, 3);
     let last = segments(&storage).pop().unwrap();
-    edit(&storage, &last, |b| b.truncate(b.len() - 7));
+    // A torn record, then garbage: 1.5 MiB to save, more than the 1 MiB copied at a time.
+    edit(&storage, &last, |b| {
+        b.truncate(b.len() - 7);
+        b.extend((0..3u32 << 19).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    });
     let before = storage.file_bytes(&last).unwrap();
     let opts = options(&storage);
     let (_, planned) = walctl::truncate_partial(&dir(), &opts, true).unwrap();
     let walctl::RepairOutcome::Cut(plan) = planned else {
         panic!("no cut planned: {planned:?}");
     };
+    assert!(plan.length > 1 << 20, "{plan:?}");
     // An earlier cut at the same offset keeps its name; this one takes the next free one.
     let seg_name = last.file_name().unwrap().to_str().unwrap();
     let taken = format!("{seg_name}.cut-{:020}", plan.offset);
