@@ -195,6 +195,45 @@ mod tests {
     }
 
     #[test]
+    fn header_fields_no_writer_produces_are_refused_even_with_a_valid_checksum() {
+        let good = SegmentHeader {
+            version: FORMAT_VERSION,
+            flags: SEGMENT_FLAG_COMPACTED | SEGMENT_FLAG_PREALLOCATED,
+            log_id: 9,
+            segment: 3,
+            first_seq: 100,
+            log_first_seq: 1,
+            created_nanos: 5,
+        };
+        // Rewrites bytes `at..` of the encoded header and seals it with a correct checksum.
+        let forged = |at: usize, bytes: &[u8]| {
+            let mut b = good.encode();
+            b[at..at + bytes.len()].copy_from_slice(bytes);
+            let crc = crc_mask(crc32c::crc32c(&b[..60]));
+            b[60..64].copy_from_slice(&crc.to_le_bytes());
+            SegmentHeader::decode(&b)
+        };
+        assert_eq!(forged(0, &[]), Ok(good));
+        for version in [1, FORMAT_VERSION] {
+            assert!(
+                forged(8, &version.to_le_bytes()).is_ok(),
+                "version {version}"
+            );
+        }
+        for version in [0, FORMAT_VERSION + 1] {
+            let got = forged(8, &version.to_le_bytes());
+            assert_eq!(got, Err(HeaderFault::Version(version)));
+        }
+        let size = forged(10, &65u16.to_le_bytes());
+        assert_eq!(size, Err(HeaderFault::Version(FORMAT_VERSION)));
+        assert_eq!(forged(12, &4u32.to_le_bytes()), Err(HeaderFault::Flags(4)));
+        for (at, seq) in [(32, 0), (32, u64::MAX), (40, 0), (40, u64::MAX)] {
+            assert!(forged(at, &seq.to_le_bytes()).is_err(), "{seq} at {at}");
+        }
+        assert!(forged(40, &(u64::MAX - 1).to_le_bytes()).is_ok());
+    }
+
+    #[test]
     fn watermark_slot_never_validates_when_zero_or_foreign() {
         assert_eq!(WatermarkSlot::decode(&[0u8; 32], 1, 1), None);
         let s = WatermarkSlot {
