@@ -283,3 +283,30 @@ fn repair_saves_the_cut_bytes_under_a_free_name_with_their_digest() {
         b"an earlier cut"
     );
 }
+
+#[test]
+fn repair_reports_the_journals_and_the_side_files_own_errors() {
+    use walctl::storage::{Fault, OpRecord, TraceOp};
+    // EIO opening the journal, or creating the side file: the repair refuses with that error,
+    // not with what a retry or a fallback would meet next (a name that exists, too many names).
+    for (op, name) in [(TraceOp::Open, "repair.jsonl"), (TraceOp::Create, ".cut-")] {
+        let storage = rotated(60, 3);
+        let last = segments(&storage).pop().unwrap();
+        edit(&storage, &last, |b| b.truncate(b.len() - 7));
+        let before = storage.file_bytes(&last).unwrap();
+        storage.set_faults(Some(Box::new(move |o: &OpRecord| {
+            (o.op == op && o.path.to_string_lossy().contains(name)).then_some(Fault::Errno(5))
+        })));
+        let err = walctl::truncate_partial(&dir(), &options(&storage), false).unwrap_err();
+        storage.set_faults(None);
+        let walctl::ErrorKind::Io { source, .. } = err.kind() else {
+            panic!("{name}: {err}");
+        };
+        assert_eq!(source.raw_os_error(), Some(5), "{name}: {err}");
+        assert_eq!(
+            storage.file_bytes(&last).unwrap(),
+            before,
+            "{name}: nothing cut"
+        );
+    }
+}
