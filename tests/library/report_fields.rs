@@ -25,6 +25,15 @@ fn rotated(synced: u64, unsynced: u64) -> MemStorage {
     crashed
 }
 
+/// [`rotated`] with its last record cut short by 7 bytes: the segment and its new length.
+fn torn_tail() -> (MemStorage, std::path::PathBuf, u64) {
+    let storage = rotated(60, 3);
+    let last = segments(&storage).pop().unwrap();
+    edit(&storage, &last, |b| b.truncate(b.len() - 7));
+    let len = storage.file_bytes(&last).unwrap().len() as u64;
+    (storage, last, len)
+}
+
 fn kinds_and_classes(report: &Report) -> Vec<(DamageKind, DamageClass)> {
     report.damage.iter().map(|d| (d.kind, d.class)).collect()
 }
@@ -133,10 +142,7 @@ fn a_segment_cut_inside_its_preamble_is_a_bad_header_over_the_whole_file() {
 
 #[test]
 fn a_live_writers_unfinished_record_is_located_exactly() {
-    let storage = rotated(60, 3);
-    let last = segments(&storage).pop().unwrap();
-    edit(&storage, &last, |b| b.truncate(b.len() - 7));
-    let len = storage.file_bytes(&last).unwrap().len() as u64;
+    let (storage, _, len) = torn_tail();
     let _writer = storage
         .try_lock(&dir().join("LOCK"), LockKind::Exclusive)
         .unwrap();
@@ -199,10 +205,7 @@ fn an_empty_sealed_segment_proves_durable_everything_before_its_first_number() {
 
 #[test]
 fn repairs_dry_run_plans_to_cut_exactly_the_bytes_after_the_valid_prefix() {
-    let storage = rotated(60, 3);
-    let last = segments(&storage).pop().unwrap();
-    edit(&storage, &last, |b| b.truncate(b.len() - 7));
-    let len = storage.file_bytes(&last).unwrap().len() as u64;
+    let (storage, last, len) = torn_tail();
     let (report, outcome) = walctl::truncate_partial(&dir(), &options(&storage), true).unwrap();
     let seg = report.segments.last().unwrap();
     let walctl::RepairOutcome::Cut(plan) = outcome else {
@@ -290,9 +293,7 @@ fn repair_reports_the_journals_and_the_side_files_own_errors() {
     // EIO opening the journal, or creating the side file: the repair refuses with that error,
     // not with what a retry or a fallback would meet next (a name that exists, too many names).
     for (op, name) in [(TraceOp::Open, "repair.jsonl"), (TraceOp::Create, ".cut-")] {
-        let storage = rotated(60, 3);
-        let last = segments(&storage).pop().unwrap();
-        edit(&storage, &last, |b| b.truncate(b.len() - 7));
+        let (storage, last, _) = torn_tail();
         let before = storage.file_bytes(&last).unwrap();
         storage.set_faults(Some(Box::new(move |o: &OpRecord| {
             (o.op == op && o.path.to_string_lossy().contains(name)).then_some(Fault::Errno(5))
