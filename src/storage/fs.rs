@@ -42,19 +42,12 @@ impl StorageLock for FsLock {}
 
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir)
+        private_dirs(true).create(dir)
     }
 
     fn create_dir_new(&self, dir: &Path) -> io::Result<()> {
         // mkdir(2) fails with EEXIST on any existing name and never follows a final symlink.
-        let mut builder = fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir)
+        private_dirs(false).create(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -122,6 +115,15 @@ impl Storage for FsStorage {
     fn locks_outlive_their_holder(&self) -> bool {
         true
     }
+}
+
+/// Creates directories with mode 0700 where the platform has modes.
+fn private_dirs(recursive: bool) -> fs::DirBuilder {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(recursive);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
 }
 
 impl StorageFile for FsFile {

@@ -23,7 +23,7 @@ use file::MemFile;
 /// Kinds of traced operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TraceOp {
-    /// `create_dir_all`.
+    /// `create_dir_all` or `create_dir_new`.
     CreateDir,
     /// `list`.
     List,
