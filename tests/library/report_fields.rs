@@ -69,10 +69,8 @@ fn a_missing_segment_is_reported_at_the_first_missing_number_after_the_last_good
 fn a_missing_head_and_a_torn_tail_are_each_classified() {
     // The missing head is reported first, in front of damage found earlier: the index of the
     // tail's first damage must move with it, or the wrong damage would be called torn.
-    let storage = rotated(60, 3);
-    let segs = segments(&storage);
-    storage.delete_file(&segs[0]);
-    edit(&storage, segs.last().unwrap(), |b| b.truncate(b.len() - 7));
+    let (storage, _, _) = torn_tail();
+    storage.delete_file(&segments(&storage)[0]);
     let (report, _) = scan(&storage, &dir());
     assert_eq!(
         kinds_and_classes(&report),
@@ -228,21 +226,6 @@ fn repairs_dry_run_plans_to_cut_exactly_the_bytes_after_the_valid_prefix() {
 }
 
 #[test]
-fn repair_reports_a_lock_that_fails_as_an_io_error_not_as_another_writer() {
-    let storage = rotated(60, 3);
-    storage.set_faults(Some(Box::new(|op: &walctl::storage::OpRecord| {
-        (op.op == walctl::storage::TraceOp::Lock).then_some(walctl::storage::Fault::Errno(5))
-    })));
-    let err = walctl::truncate_partial(&dir(), &options(&storage), true).unwrap_err();
-    assert!(
-        matches!(err.kind(), walctl::ErrorKind::Io { .. }),
-        "{:?}: {err}",
-        err.kind()
-    );
-    assert!(err.to_string().contains("LOCK"), "{err}");
-}
-
-#[test]
 fn repair_saves_the_cut_bytes_under_a_free_name_with_their_digest() {
     use sha2::Digest;
     let storage = rotated(60, 3);
@@ -267,11 +250,7 @@ fn repair_saves_the_cut_bytes_under_a_free_name_with_their_digest() {
     let walctl::RepairOutcome::Cut(cut) = done else {
         panic!("nothing was cut: {done:?}");
     };
-    assert!(
-        cut.side_file.ends_with(&format!("{taken}-1")),
-        "{}",
-        cut.side_file
-    );
+    assert_eq!(cut.side_file, format!("{taken}-1"));
     let saved = storage
         .file_bytes(&dir().join(format!("{taken}-1")))
         .unwrap();
@@ -288,11 +267,17 @@ fn repair_saves_the_cut_bytes_under_a_free_name_with_their_digest() {
 }
 
 #[test]
-fn repair_reports_the_journals_and_the_side_files_own_errors() {
+fn repair_reports_the_locks_the_journals_and_the_side_files_own_errors() {
     use walctl::storage::{Fault, OpRecord, TraceOp};
-    // EIO opening the journal, or creating the side file: the repair refuses with that error,
-    // not with what a retry or a fallback would meet next (a name that exists, too many names).
-    for (op, name) in [(TraceOp::Open, "repair.jsonl"), (TraceOp::Create, ".cut-")] {
+    // EIO taking the lock, opening the journal or creating the side file: the repair refuses
+    // with that error, not with what a retry or a fallback would meet next (another writer, a
+    // name that exists, too many names), and cuts nothing.
+    let cases = [
+        (TraceOp::Lock, "LOCK"),
+        (TraceOp::Open, "repair.jsonl"),
+        (TraceOp::Create, ".cut-"),
+    ];
+    for (op, name) in cases {
         let (storage, last, _) = torn_tail();
         let before = storage.file_bytes(&last).unwrap();
         storage.set_faults(Some(Box::new(move |o: &OpRecord| {
@@ -304,6 +289,7 @@ fn repair_reports_the_journals_and_the_side_files_own_errors() {
             panic!("{name}: {err}");
         };
         assert_eq!(source.raw_os_error(), Some(5), "{name}: {err}");
+        assert!(err.to_string().contains(name), "{err}");
         assert_eq!(
             storage.file_bytes(&last).unwrap(),
             before,
