@@ -5,7 +5,7 @@
 
 use crate::classify::LogScan;
 use crate::compact::install;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::format::{HeaderFault, SEGMENT_DATA_START, SegmentHeader};
 use crate::report::Report;
 use crate::scan::{self, SegmentScan, Visit};
@@ -326,14 +326,8 @@ fn read_headers(
     let mut out = Vec::with_capacity(listing.segments.len());
     for &number in &listing.segments {
         let segment::Opened { path, header, .. } = segment::open_with_header(storage, dir, number)?;
-        if let Err(HeaderFault::Version(v)) = header {
-            return Err(Error::new(ErrorKind::UnsupportedVersion {
-                path,
-                found: u32::from(v),
-            }));
-        }
-        if let Err(HeaderFault::Flags(f)) = header {
-            return Err(Error::new(ErrorKind::UnsupportedVersion { path, found: f }));
+        if let Some(err) = header.err().and_then(|fault| fault.unsupported(&path)) {
+            return Err(err);
         }
         out.push(header);
     }

@@ -11,10 +11,10 @@
 //! needs the whole log, which is `verify`'s job.
 
 use crate::compact::install;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::format::{
-    self, Decoded, HeaderFault, KEY_SIZE_LIMIT, RECORD_SIZE_LIMIT, SEGMENT_DATA_START,
-    SEGMENT_FILE_LIMIT, SegmentHeader,
+    self, Decoded, KEY_SIZE_LIMIT, RECORD_SIZE_LIMIT, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT,
+    SegmentHeader,
 };
 use crate::recovery;
 use crate::report::{Location, RecordView};
@@ -180,7 +180,7 @@ fn read(cursor: Option<Cursor>, records: u64) -> After {
 }
 
 /// The segment's header and the sequence number its watermark slot says was durable; `None`
-/// when the header is short or damaged (an error for a newer version).
+/// when the header is short or damaged (an error for a newer version or unknown flags).
 fn header_of(
     file: &dyn StorageFile,
     len: u64,
@@ -197,11 +197,8 @@ fn header_of(
             let durable = scan::read_watermark(&preamble, &h).map(|w| w.durable_seq);
             Ok(Some((h, durable)))
         }
-        Err(HeaderFault::Version(v)) => Err(Error::new(ErrorKind::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: u32::from(v),
-        })),
-        _ => Ok(None),
+        Ok(_) => Ok(None),
+        Err(fault) => fault.unsupported(path).map_or(Ok(None), Err),
     }
 }
 

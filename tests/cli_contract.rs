@@ -123,3 +123,45 @@ fn garbage_segments_never_panic_and_exit_per_the_contract() {
         assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
     }
 }
+
+#[test]
+fn a_log_from_a_newer_walctl_is_refused_by_every_command_and_left_unchanged() {
+    // A newer walctl's segment (FORMAT.md §2.1, §10): a well-formed header of version 3. Every
+    // command must say so and point at the upgrade, never call it damage or cut it.
+    let f = Fixture::clean(3);
+    let seg = f.segment(1);
+    let mut header = std::fs::read(&seg).unwrap()[..64].to_vec();
+    header[8..10].copy_from_slice(&(walctl::format::FORMAT_VERSION + 1).to_le_bytes());
+    let crc = walctl::format::crc_mask(crc32c::crc32c(&header[..60]));
+    header[60..64].copy_from_slice(&crc.to_le_bytes());
+    Fixture::overwrite(&seg, 0, &header);
+    let before = f.snapshot();
+    for args in [
+        &["verify"][..],
+        &["dump"],
+        &["stat"],
+        &["export-jsonl"],
+        &["append", "x"],
+        &["sync"],
+        &["repair", "--truncate-partial", "--yes"],
+        &["compact", "--before", "2"],
+        &["get", "k"],
+        &["salvage", "--to", "salvaged"],
+    ] {
+        let run = f.run(args);
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (2, ""),
+            "{args:?}: {run:?}"
+        );
+        assert!(
+            run.stderr
+                .contains("<DIR>/00000000000000000001.wal needs format version")
+                && run.stderr.trim_end().ends_with("upgrade walctl"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(f.snapshot(), before);
+    assert!(!f.tmp.path().join("salvaged").exists());
+}

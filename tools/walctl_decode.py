@@ -36,9 +36,9 @@ def header(b):                                    # §2.1; None when unreadable
     if len(b) < 64 or b[:8] != MAGIC or mask(crc32c(b[:60])) != struct.unpack_from("<I", b, 60)[0]:
         return None
     ver, size, flags, log_id, seg, first, log_first, created = struct.unpack_from("<HHIQQQQQ", b, 8)
-    if ver not in (1, 2) or size != 64 or flags & ~3:  # §10: version 2 adds durable_end, unused here
+    if ver > 2 or flags & ~3:                     # §10: version 2 adds durable_end, unused here
         raise SystemExit("unsupported version or flags")
-    if not (0 < first < 2**64 - 1 and 0 < log_first < 2**64 - 1):
+    if ver == 0 or size != 64 or not (0 < first < 2**64 - 1 and 0 < log_first < 2**64 - 1):
         return None
     return dict(flags=flags, log_id=log_id, segment=seg, first_seq=first, log_first_seq=log_first)
 

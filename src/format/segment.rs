@@ -29,12 +29,30 @@ pub enum HeaderFault {
     Short,
     /// The magic bytes differ: not a walctl segment, or mangled in transfer.
     Magic,
-    /// The header checksum does not match.
+    /// The header checksum does not match, or a field holds what no writer of a known version
+    /// writes (version 0, another header size, a sequence number out of range): damage.
     Checksum,
     /// A newer format version than this code reads.
     Version(u16),
     /// Flag bits this version does not know.
     Flags(u32),
+}
+
+impl HeaderFault {
+    /// The error for a header this walctl is too old to read, a newer version or an unknown
+    /// flag (FORMAT.md §8 row 12); `None` for damage. Every reader maps faults through this, so
+    /// none of them can take a newer segment for a damaged one.
+    pub(crate) fn unsupported(self, path: &std::path::Path) -> Option<crate::Error> {
+        let found = match self {
+            HeaderFault::Version(v) => u32::from(v),
+            HeaderFault::Flags(f) => f,
+            HeaderFault::Short | HeaderFault::Magic | HeaderFault::Checksum => return None,
+        };
+        Some(crate::Error::new(crate::ErrorKind::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+        }))
+    }
 }
 
 impl SegmentHeader {
@@ -83,9 +101,12 @@ impl SegmentHeader {
             return Err(HeaderFault::Checksum);
         }
         let version = le_u16(b, 8);
-        if version == 0 || version > FORMAT_VERSION || le_u16(b, 10) as usize != SEGMENT_HEADER_SIZE
-        {
+        if version > FORMAT_VERSION {
             return Err(HeaderFault::Version(version));
+        }
+        // Not newer, so "upgrade walctl" would be the wrong advice: no version writes these.
+        if version == 0 || le_u16(b, 10) as usize != SEGMENT_HEADER_SIZE {
+            return Err(HeaderFault::Checksum);
         }
         let flags = le_u32(b, 12);
         if flags & !SEGMENT_FLAGS_KNOWN != 0 {
@@ -220,12 +241,19 @@ mod tests {
                 "version {version}"
             );
         }
-        for version in [0, FORMAT_VERSION + 1] {
+        for version in [FORMAT_VERSION + 1, u16::MAX] {
             let got = forged(8, &version.to_le_bytes());
             assert_eq!(got, Err(HeaderFault::Version(version)));
         }
+        assert_eq!(forged(8, &0u16.to_le_bytes()), Err(HeaderFault::Checksum));
         let size = forged(10, &65u16.to_le_bytes());
-        assert_eq!(size, Err(HeaderFault::Version(FORMAT_VERSION)));
+        assert_eq!(size, Err(HeaderFault::Checksum));
+        // A newer version may have a header of another size: still newer, not damage.
+        let newer = [(FORMAT_VERSION + 1).to_le_bytes(), 128u16.to_le_bytes()].concat();
+        assert_eq!(
+            forged(8, &newer),
+            Err(HeaderFault::Version(FORMAT_VERSION + 1))
+        );
         assert_eq!(forged(12, &4u32.to_le_bytes()), Err(HeaderFault::Flags(4)));
         for (at, seq) in [(32, 0), (32, u64::MAX), (40, 0), (40, u64::MAX)] {
             assert!(forged(at, &seq.to_le_bytes()).is_err(), "{seq} at {at}");

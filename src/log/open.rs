@@ -7,9 +7,7 @@
 
 use super::{Active, Log, OpenReport, SyncState, WriteState};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{
-    self, FORMAT_VERSION, HeaderFault, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SegmentHeader,
-};
+use crate::format::{self, FORMAT_VERSION, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT, SegmentHeader};
 use crate::options::Options;
 use crate::repair::{self, TailCut};
 use crate::scan;
@@ -220,16 +218,13 @@ fn recover_last(
 fn last_header(preamble: &[u8], number: u64, len: u64, path: &Path) -> Result<SegmentHeader> {
     match SegmentHeader::decode(preamble) {
         Ok(h) if h.segment == number && len >= SEGMENT_DATA_START => Ok(h),
-        Err(HeaderFault::Version(v)) => Err(Error::new(ErrorKind::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: u32::from(v),
-        })),
-        Err(HeaderFault::Flags(f)) => Err(Error::new(ErrorKind::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: f,
-        })),
-        _ => Err(corrupt(path, 0, "the last segment's header is damaged")),
+        Ok(_) => Err(damaged(path)),
+        Err(fault) => Err(fault.unsupported(path).unwrap_or_else(|| damaged(path))),
     }
+}
+
+fn damaged(path: &Path) -> Error {
+    corrupt(path, 0, "the last segment's header is damaged")
 }
 
 /// Scans the last segment: only its tail when its slot says where the durable records end

@@ -1,4 +1,5 @@
-//! One test per row of the decision table in FORMAT.md §8.
+//! One test per row of the decision table in FORMAT.md §8; row 12, a newer version, is in
+//! `versions.rs`.
 
 use crate::util::{self, crafted, dir, edit, plain as options, scan, segments};
 use std::sync::Arc;

@@ -21,3 +21,4 @@ mod sequences;
 mod sweeps;
 mod tail;
 mod util;
+mod versions;
