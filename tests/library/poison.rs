@@ -127,6 +127,43 @@ fn too_large_records_and_keys_are_refused_before_any_write() {
 }
 
 #[test]
+fn a_tombstone_without_a_key_or_with_a_payload_is_refused_not_a_panic() {
+    // `Entry`'s fields are public, so a caller can build what the format forbids (FORMAT.md
+    // §3); the encoder asserts the shape, so the check before it must refuse first. In a batch,
+    // one such entry refuses the whole batch.
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    let keyless = walctl::Entry {
+        key: None,
+        ..walctl::Entry::tombstone(b"k")
+    };
+    let with_payload = walctl::Entry {
+        payload: b"p",
+        ..walctl::Entry::tombstone(b"k")
+    };
+    let before = storage.op_count();
+    for bad in [keyless, with_payload] {
+        let err = log.append_entry(&bad).unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidOptions(why) if why.contains("tombstone")),
+            "{bad:?}: {err}"
+        );
+        let mut out = Vec::new();
+        let batch = [walctl::Entry::data(b"ok"), bad];
+        assert!(log.append_batch(&batch, None, &mut out).is_err());
+        assert!(out.is_empty(), "{bad:?}");
+    }
+    assert_eq!(storage.op_count(), before, "nothing touched the storage");
+    assert_eq!(log.next_seq(), 1);
+    assert_eq!(
+        log.append_entry(&walctl::Entry::tombstone(b"k"))
+            .unwrap()
+            .seq,
+        1
+    );
+}
+
+#[test]
 fn expect_next_seq_mismatch_appends_nothing() {
     let storage = MemStorage::new();
     let log = Log::open(dir(), options(&storage)).unwrap();

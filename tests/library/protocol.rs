@@ -52,6 +52,39 @@ fn syncs_are_acknowledged_only_after_their_fdatasync() {
 }
 
 #[test]
+fn with_every_append_synced_each_append_call_returns_durable() {
+    // `SyncPolicy::EveryAppend`: whichever call appends (one record, one and sync, a batch,
+    // with a write buffer that would otherwise hold them), it returns only after the fdatasync
+    // covering it, and a power loss right after keeps every record.
+    let storage = MemStorage::new();
+    let opts = walctl::Options {
+        sync_policy: walctl::SyncPolicy::EveryAppend,
+        write_buffer: 1 << 20,
+        ..options(&storage)
+    };
+    let log = Log::open(dir(), opts).unwrap();
+    let mut out = Vec::new();
+    for i in 0..20u64 {
+        let p = payload(i, if i % 7 == 0 { 9_000 } else { 300 });
+        let last = match i % 3 {
+            0 => log.append(&p).unwrap().seq,
+            1 => log.append_and_sync(&walctl::Entry::data(&p)).unwrap().seq,
+            _ => {
+                out.clear();
+                let batch = [walctl::Entry::data(&p), walctl::Entry::data(&p)];
+                log.append_batch(&batch, None, &mut out).unwrap();
+                out[1].seq
+            }
+        };
+        assert_synced_before(&storage.trace(), storage.op_count() as usize);
+        assert_eq!(log.durable_seq(), last);
+        let (report, records) = crate::util::scan(&storage.crash(CrashMode::DropUnsynced), &dir());
+        assert_eq!(report.records, last, "{i}");
+        assert_eq!(records.last().map(|r| r.seq), Some(last));
+    }
+}
+
+#[test]
 fn new_segments_are_synced_and_named_durably_before_they_hold_records() {
     let storage = MemStorage::new();
     let log = Log::open(dir(), options(&storage)).unwrap();

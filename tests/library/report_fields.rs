@@ -297,3 +297,34 @@ fn repair_reports_the_locks_the_journals_and_the_side_files_own_errors() {
         );
     }
 }
+
+#[test]
+fn repair_refuses_when_every_side_file_name_is_taken_and_cuts_nothing() {
+    // A thousand earlier cuts at the same offset: the search for a free name is bounded, and
+    // running out of names must refuse the cut, never overwrite an earlier side file.
+    let (storage, last, _) = torn_tail();
+    let before = storage.file_bytes(&last).unwrap();
+    let (_, planned) = walctl::truncate_partial(&dir(), &options(&storage), true).unwrap();
+    let walctl::RepairOutcome::Cut(plan) = planned else {
+        panic!("no cut planned: {planned:?}");
+    };
+    let seg_name = last.file_name().unwrap().to_str().unwrap();
+    let base = format!("{seg_name}.cut-{:020}", plan.offset);
+    for attempt in 0..1000 {
+        let name = if attempt == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{attempt}")
+        };
+        storage.set_file_bytes(&dir().join(name), vec![attempt as u8]);
+    }
+    let err = walctl::truncate_partial(&dir(), &options(&storage), false).unwrap_err();
+    assert!(err.to_string().contains("too many side files"), "{err}");
+    assert_eq!(storage.file_bytes(&last).unwrap(), before, "nothing cut");
+    let kept = storage.file_bytes(&dir().join(format!("{base}-999")));
+    assert_eq!(
+        kept,
+        Some(vec![(999 % 256) as u8]),
+        "no side file overwritten"
+    );
+}
