@@ -4,8 +4,8 @@
 //! need real files or processes (locking, the golden file) use temporary directories.
 
 mod compaction;
-mod compaction_checks;
 mod concurrency;
+mod copy_checks;
 mod crash;
 mod decision_table;
 mod faults;

@@ -1,11 +1,12 @@
-//! Compaction's own safety checks, each driven into firing: the old log changing while it is
-//! copied, the installed log reading back other than what was copied (bad bytes, or valid
-//! records with other contents), and a reader holding the old segments past the wait. In each
-//! case no record may be lost: the old log stays, or the new one is whole. Coverage
-//! (TESTING.md) showed no test reached these branches.
+//! The safety checks of the two commands that copy a log, compaction and salvage, each driven
+//! into firing: the source changing while it is copied, the new log reading back other than
+//! what was copied (bad bytes, or valid records with other contents), and a reader holding the
+//! old segments past the wait. Compaction must keep the old log or install a whole new one;
+//! salvage must never leave a target that reads as a complete log. Coverage (TESTING.md)
+//! showed no test reached these branches.
 
 use crate::util::{built, data_files, dir, options, scan, segments};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use walctl::format::{self, RECORD_HEADER_SIZE, SEGMENT_DATA_START, crc_mask};
 use walctl::storage::{DirSync, LockKind, MemStorage, OpenMode, Storage, StorageFile, StorageLock};
@@ -67,16 +68,36 @@ fn a_log_damaged_while_it_is_copied_keeps_the_old_log_and_leaves_nothing_new() {
     }
 }
 
-/// A disk that rots one byte of the new log between its commit and its read-back: after
-/// the rename that commits a compaction (FORMAT.md §6.6 step 2), `rot` rewrites the first new
-/// segment, still named `N.wal.tmp`.
+/// A disk that rots bytes between a copy's commit and its read-back: after the rename to a
+/// name ending in `trigger`, `rot` rewrites the file `victim` picks.
 #[derive(Debug)]
-struct RotAfterCommit {
+struct Rotting {
     inner: MemStorage,
+    trigger: &'static str,
+    victim: fn(&MemStorage, &Path) -> PathBuf,
     rot: fn(&mut [u8]),
 }
 
-impl Storage for RotAfterCommit {
+/// Compaction's commit is the rename to `COMPACTION` (FORMAT.md §6.6 step 2); its first new
+/// segment is still named `N.wal.tmp` then.
+fn compaction_rotting(storage: &MemStorage, rot: fn(&mut [u8])) -> Rotting {
+    Rotting {
+        inner: storage.clone(),
+        trigger: "COMPACTION",
+        victim: |inner, _| {
+            let mut temps: Vec<_> = inner
+                .files()
+                .into_iter()
+                .filter(|p| p.to_string_lossy().ends_with(".wal.tmp"))
+                .collect();
+            temps.sort();
+            temps.swap_remove(0)
+        },
+        rot,
+    }
+}
+
+impl Storage for Rotting {
     fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
         self.inner.create_dir_all(dir)
     }
@@ -88,15 +109,10 @@ impl Storage for RotAfterCommit {
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
         self.inner.rename(from, to)?;
-        if to.ends_with("COMPACTION") {
-            let mut temps: Vec<_> = self
-                .inner
-                .files()
-                .into_iter()
-                .filter(|p| p.to_string_lossy().ends_with(".wal.tmp"))
-                .collect();
-            temps.sort();
-            crate::util::edit(&self.inner, &temps[0], |b| (self.rot)(b));
+        if to.ends_with(self.trigger) {
+            crate::util::edit(&self.inner, &(self.victim)(&self.inner, to), |b| {
+                (self.rot)(b)
+            });
         }
         Ok(())
     }
@@ -119,6 +135,12 @@ fn flip_a_bit(b: &mut [u8]) {
     b[SEGMENT_DATA_START as usize + RECORD_HEADER_SIZE] ^= 1;
 }
 
+/// Damages the segment's first watermark slot: every record reads back the same, but the log
+/// is no longer clean.
+fn rot_the_slot(b: &mut [u8]) {
+    b[4096] ^= 1;
+}
+
 /// Changes the first record's first payload byte and seals it with correct checksums: the
 /// read-back finds a clean log whose digest differs.
 fn forge_a_record(b: &mut [u8]) {
@@ -137,14 +159,12 @@ fn a_new_log_that_reads_back_differently_is_undone_and_the_old_log_kept() {
     for (rot, what) in [
         (flip_a_bit as fn(&mut [u8]), "bad bytes"),
         (forge_a_record, "a valid record with other contents"),
+        (rot_the_slot, "a damaged slot"),
     ] {
         let storage = built(120, 200);
         let before = data_files(&storage);
         let rotting = Options {
-            storage: Arc::new(RotAfterCommit {
-                inner: storage.clone(),
-                rot,
-            }),
+            storage: Arc::new(compaction_rotting(&storage, rot)),
             ..options(&storage)
         };
         let err = walctl::compact(&dir(), &rotting, &drop_before(51)).unwrap_err();
@@ -205,4 +225,97 @@ fn a_reader_holding_on_defers_the_cleanup_to_the_next_open() {
     assert_eq!(seqs(&storage), (51..=120).collect::<Vec<_>>());
     assert!(storage.file_bytes(&marker).is_none(), "open finished it");
     assert!(old.iter().all(|p| storage.file_bytes(p).is_none()));
+}
+
+/// The salvage target of these tests.
+fn target() -> PathBuf {
+    PathBuf::from("/salvaged")
+}
+
+/// Whether `target` is refused as a log: an unfinished salvage must never pass for one.
+fn assert_marked_incomplete(storage: &MemStorage, what: &str) {
+    let marker = target().join(walctl::segment::SALVAGE_MARKER);
+    assert!(storage.file_bytes(&marker).is_some(), "{what}: marker");
+    let err = Log::open(target(), options(storage)).unwrap_err();
+    assert!(err.to_string().contains("salvage"), "{what}: {err}");
+}
+
+/// A record of the last segment goes bad: one record fewer, and new damage.
+fn damage_a_record(storage: &MemStorage) {
+    let last = segments(storage).pop().unwrap();
+    crate::util::edit(storage, &last, |b| b[SEGMENT_DATA_START as usize + 40] ^= 1);
+}
+
+/// A sealed segment's slot goes bad: every record still there, but new damage.
+fn damage_a_slot(storage: &MemStorage) {
+    let sealed = segments(storage).swap_remove(1);
+    crate::util::edit(storage, &sealed, |b| b[4096] ^= 1);
+}
+
+/// A writer starts and appends: one record more, no damage.
+fn a_writer_appends(storage: &MemStorage) {
+    let log = Log::open(dir(), options(storage)).unwrap();
+    log.append(b"appended during the salvage").unwrap();
+    log.sync().unwrap();
+}
+
+#[test]
+fn a_log_changed_while_it_is_salvaged_leaves_a_target_marked_incomplete() {
+    for (change, what) in [
+        (damage_a_record as fn(&MemStorage), "a damaged record"),
+        (damage_a_slot, "a damaged slot"),
+        (a_writer_appends, "an append"),
+    ] {
+        let storage = built(120, 200);
+        let mut changed = false;
+        let mut observe = |pass, _| {
+            if pass == Pass::Copy && !changed {
+                changed = true;
+                change(&storage);
+            }
+        };
+        let err =
+            walctl::salvage_observed(&dir(), &target(), &options(&storage), false, &mut observe)
+                .unwrap_err();
+        assert!(changed);
+        let summary = corrupt_summary(&err);
+        assert!(
+            summary.contains("changed while it was salvaged"),
+            "{what}: {summary}"
+        );
+        assert_marked_incomplete(&storage, what);
+    }
+}
+
+#[test]
+fn a_salvaged_log_that_reads_back_differently_stays_marked_incomplete() {
+    for (rot, what) in [
+        (flip_a_bit as fn(&mut [u8]), "bad bytes"),
+        (forge_a_record, "a valid record with other contents"),
+        (rot_the_slot, "a damaged slot"),
+    ] {
+        let storage = built(120, 200);
+        let rotting = Options {
+            storage: Arc::new(Rotting {
+                inner: storage.clone(),
+                trigger: "00000000000000000001.wal",
+                victim: |_, to| to.to_path_buf(),
+                rot,
+            }),
+            ..options(&storage)
+        };
+        let err = walctl::salvage(&dir(), &target(), &rotting).unwrap_err();
+        let summary = corrupt_summary(&err);
+        assert!(
+            summary.contains("read back differently")
+                && summary.contains("stays marked incomplete"),
+            "{what}: {summary}"
+        );
+        assert_marked_incomplete(&storage, what);
+        assert_eq!(
+            seqs(&storage),
+            (1..=120).collect::<Vec<_>>(),
+            "{what}: the source"
+        );
+    }
 }
