@@ -5,11 +5,10 @@
 //! salvage must never leave a target that reads as a complete log. Coverage (TESTING.md)
 //! showed no test reached these branches.
 
-use crate::util::{built, data_files, dir, options, scan, segments};
+use crate::util::{Hooked, Hooks, built, data_files, dir, options, scan, segments};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use walctl::format::{self, RECORD_HEADER_SIZE, SEGMENT_DATA_START, crc_mask};
-use walctl::storage::{DirSync, LockKind, MemStorage, OpenMode, Storage, StorageFile, StorageLock};
+use walctl::storage::MemStorage;
 use walctl::{Compaction, ErrorKind, Log, Options, Pass, Verdict};
 
 fn drop_before(seq: u64) -> Compaction {
@@ -72,7 +71,6 @@ fn a_log_damaged_while_it_is_copied_keeps_the_old_log_and_leaves_nothing_new() {
 /// name ending in `trigger`, `rot` rewrites the file `victim` picks.
 #[derive(Debug)]
 struct Rotting {
-    inner: MemStorage,
     trigger: &'static str,
     victim: fn(&MemStorage, &Path) -> PathBuf,
     rot: fn(&mut [u8]),
@@ -80,9 +78,8 @@ struct Rotting {
 
 /// Compaction's commit is the rename to `COMPACTION` (FORMAT.md §6.6 step 2); its first new
 /// segment is still named `N.wal.tmp` then.
-fn compaction_rotting(storage: &MemStorage, rot: fn(&mut [u8])) -> Rotting {
+fn compaction_rotting(rot: fn(&mut [u8])) -> Rotting {
     Rotting {
-        inner: storage.clone(),
         trigger: "COMPACTION",
         victim: |inner, _| {
             let mut temps: Vec<_> = inner
@@ -97,36 +94,11 @@ fn compaction_rotting(storage: &MemStorage, rot: fn(&mut [u8])) -> Rotting {
     }
 }
 
-impl Storage for Rotting {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn StorageFile>> {
-        self.inner.open(path, mode)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)?;
+impl Hooks for Rotting {
+    fn after_rename(&self, inner: &MemStorage, to: &Path) {
         if to.ends_with(self.trigger) {
-            crate::util::edit(&self.inner, &(self.victim)(&self.inner, to), |b| {
-                (self.rot)(b)
-            });
+            crate::util::edit(inner, &(self.victim)(inner, to), |b| (self.rot)(b));
         }
-        Ok(())
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<DirSync> {
-        self.inner.sync_dir(dir)
-    }
-    fn try_lock(&self, path: &Path, kind: LockKind) -> std::io::Result<Box<dyn StorageLock>> {
-        self.inner.try_lock(path, kind)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.inner.exists(path)
     }
 }
 
@@ -164,7 +136,7 @@ fn a_new_log_that_reads_back_differently_is_undone_and_the_old_log_kept() {
         let storage = built(120, 200);
         let before = data_files(&storage);
         let rotting = Options {
-            storage: Arc::new(compaction_rotting(&storage, rot)),
+            storage: Hooked::storage(&storage, compaction_rotting(rot)),
             ..options(&storage)
         };
         let err = walctl::compact(&dir(), &rotting, &drop_before(51)).unwrap_err();
@@ -296,12 +268,14 @@ fn a_salvaged_log_that_reads_back_differently_stays_marked_incomplete() {
     ] {
         let storage = built(120, 200);
         let rotting = Options {
-            storage: Arc::new(Rotting {
-                inner: storage.clone(),
-                trigger: "00000000000000000001.wal",
-                victim: |_, to| to.to_path_buf(),
-                rot,
-            }),
+            storage: Hooked::storage(
+                &storage,
+                Rotting {
+                    trigger: "00000000000000000001.wal",
+                    victim: |_, to| to.to_path_buf(),
+                    rot,
+                },
+            ),
             ..options(&storage)
         };
         let err = walctl::salvage(&dir(), &target(), &rotting).unwrap_err();

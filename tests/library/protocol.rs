@@ -293,3 +293,54 @@ fn a_large_buffered_flush_writes_each_byte_of_the_segment_once() {
         writes.len()
     );
 }
+
+/// A file system that refuses directory fsyncs once `refuse` is set (EINVAL and kin, reported by
+/// the storage as `DirSync::Unsupported`).
+#[derive(Debug, Default)]
+struct DirSyncRefused {
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl crate::util::Hooks for std::sync::Arc<DirSyncRefused> {
+    fn dir_sync(&self, synced: walctl::storage::DirSync) -> walctl::storage::DirSync {
+        if self.refuse.load(std::sync::atomic::Ordering::Relaxed) {
+            walctl::storage::DirSync::Unsupported
+        } else {
+            synced
+        }
+    }
+}
+
+#[test]
+fn a_file_system_without_directory_fsync_is_reported_as_degraded_durability() {
+    // New segments and renames are then less durable than the protocol needs; the writer must
+    // say so (at open, or from the first rotation that met it) rather than claim full
+    // durability. Its identity is reported alike: the log id every segment header carries.
+    for refuse_at_open in [false, true] {
+        let storage = MemStorage::new();
+        let hooks = std::sync::Arc::new(DirSyncRefused::default());
+        hooks
+            .refuse
+            .store(refuse_at_open, std::sync::atomic::Ordering::Relaxed);
+        let opts = walctl::Options {
+            storage: crate::util::Hooked::storage(&storage, std::sync::Arc::clone(&hooks)),
+            ..options(&storage)
+        };
+        let log = Log::open(dir(), opts).unwrap();
+        assert_eq!(log.open_report().durability_degraded, refuse_at_open);
+        assert_eq!(log.durability_degraded(), refuse_at_open);
+        hooks
+            .refuse
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for i in 1..=40u64 {
+            log.append(&payload(i, 1000)).unwrap();
+        }
+        assert!(log.durability_degraded(), "rotation met the refusal");
+        assert!(!log.open_report().durability_degraded || refuse_at_open);
+        assert_eq!(log.dir(), dir());
+        for seg in crate::util::segments(&storage) {
+            let header = storage.file_bytes(&seg).unwrap();
+            assert_eq!(header[16..24], log.log_id().to_le_bytes(), "{seg:?}");
+        }
+    }
+}

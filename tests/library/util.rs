@@ -3,7 +3,7 @@
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use walctl::storage::{MemStorage, Storage};
+use walctl::storage::{DirSync, LockKind, MemStorage, OpenMode, Storage, StorageFile, StorageLock};
 use walctl::{Log, Options, Record, Report};
 
 /// The log directory used in memory.
@@ -220,4 +220,61 @@ pub fn crafted(first_seq: u64, watermark: Option<u64>, seqs: &[u64]) -> MemStora
         crafted_segment(1, first_seq, watermark, seqs),
     );
     storage
+}
+
+/// What a [`Hooked`] storage does besides delegating to its `MemStorage`: the cases no
+/// `Fault` expresses, because the operation succeeds and something else happens too.
+pub trait Hooks: Send + Sync + std::fmt::Debug + 'static {
+    /// Runs after a rename to `to` succeeded.
+    fn after_rename(&self, _inner: &MemStorage, _to: &Path) {}
+    /// What a successful directory fsync reports.
+    fn dir_sync(&self, synced: DirSync) -> DirSync {
+        synced
+    }
+}
+
+/// A `MemStorage` with [`Hooks`]; clones of the inner storage see everything it does.
+#[derive(Debug)]
+pub struct Hooked<H> {
+    inner: MemStorage,
+    hooks: H,
+}
+
+impl<H: Hooks> Hooked<H> {
+    /// The storage to put in `Options`.
+    pub fn storage(inner: &MemStorage, hooks: H) -> Arc<dyn Storage> {
+        Arc::new(Hooked {
+            inner: inner.clone(),
+            hooks,
+        })
+    }
+}
+
+impl<H: Hooks> Storage for Hooked<H> {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn StorageFile>> {
+        self.inner.open(path, mode)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)?;
+        self.hooks.after_rename(&self.inner, to);
+        Ok(())
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<DirSync> {
+        Ok(self.hooks.dir_sync(self.inner.sync_dir(dir)?))
+    }
+    fn try_lock(&self, path: &Path, kind: LockKind) -> std::io::Result<Box<dyn StorageLock>> {
+        self.inner.try_lock(path, kind)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.inner.exists(path)
+    }
 }
