@@ -400,3 +400,26 @@ fn get_through_a_writer_refuses_a_corrupt_log_rather_than_answer_from_part_of_it
     // The writer itself is not poisoned: appending needs only the last segment.
     log.append(b"still appends").unwrap();
 }
+
+#[test]
+fn get_never_answers_from_a_record_that_changed_since_it_was_indexed() {
+    // The index keeps where each key's value is; bytes changed under it afterwards (a disk
+    // rotting, a hand edit) must be refused when read, not returned as the value.
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    log.append_entry(&Entry::keyed(&key(1), b"first")).unwrap();
+    log.sync().unwrap();
+    let indexed = log.get(&key(1)).unwrap().unwrap();
+    let path = dir().join(walctl::segment::segment_name(indexed.location.segment));
+    let at = (indexed.location.offset + u64::from(indexed.location.length) - 1) as usize;
+    crate::util::edit(&storage, &path, |b| b[at] ^= 1);
+    let err = log.get(&key(1)).unwrap_err();
+    let ErrorKind::Corrupt { summary } = err.kind() else {
+        panic!("{err}");
+    };
+    assert!(summary.contains("no longer checks out"), "{summary}");
+    assert!(
+        summary.contains(&format!("offset {}", indexed.location.offset)),
+        "{summary}"
+    );
+}

@@ -229,3 +229,24 @@ fn a_segment_of_another_log_after_the_cursor_is_damage_not_a_lost_cursor() {
         }
     );
 }
+
+#[test]
+fn a_damaged_or_cut_preamble_after_the_cursor_is_damage_at_its_start() {
+    // A segment is named only once its preamble is written and synced, so a header failing
+    // its checksum, or a file ending inside the preamble, is damage, never a wait.
+    let damages: [fn(&mut Vec<u8>); 2] = [|b| b[20] ^= 1, |b| b.truncate(5000)];
+    for damage in damages {
+        let storage = MemStorage::new();
+        let log = Log::open(dir(), plain(&storage)).unwrap();
+        append_n(&log, 60, 500);
+        drop(log);
+        crate::util::edit(&storage, &segments(&storage)[1], damage);
+        let (after, got) = follow(&storage, None);
+        assert!(got.iter().all(|r| r.location.segment == 1));
+        let at_start = After::Damaged {
+            segment: 2,
+            offset: 0,
+        };
+        assert_eq!(after, at_start);
+    }
+}
