@@ -178,3 +178,31 @@ fn directory_without_segments_is_not_a_log() {
     assert_eq!((run.code, run.stdout.as_str()), (2, ""));
     assert!(run.stderr.contains("is not a walctl log"), "{}", run.stderr);
 }
+
+#[test]
+fn text_notes_a_live_writer_its_record_in_progress_and_stray_files() {
+    let f = Fixture::clean(3);
+    std::fs::write(f.dir.join("1.wal"), "a segment renamed by hand").unwrap();
+    let writer = walctl::Log::open(&f.dir, common::writer_options()).unwrap();
+    let run = f.run(&["verify"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert!(
+        run.stdout.ends_with(
+            "note: a writer held the lock during the scan\n\
+             note: ignored 1.wal: not a segment name\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    // What the writer has begun to write past its last record is its business, not damage.
+    f.append_zeros(40);
+    let run = f.run(&["verify"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    let note = format!(
+        "note: a writer is active; its record in progress at offset {} of \
+         00000000000000000001.wal (40 bytes) is not damage\n",
+        clean_offset(4)
+    );
+    assert!(run.stdout.contains(&note), "{}", run.stdout);
+    drop(writer);
+}
