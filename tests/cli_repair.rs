@@ -183,31 +183,10 @@ fn sha2_of(bytes: &[u8]) -> Vec<u8> {
     sha2::Sha256::digest(bytes).to_vec()
 }
 
-/// Runs `repair --truncate-partial` on a pseudo-terminal (through util-linux `script`) with
-/// `answer` typed at the prompt; `None` when `script` is not installed.
-fn repair_on_a_terminal(f: &Fixture, answer: &str) -> Option<common::Run> {
-    let inner = format!(
-        "'{}' --dir '{}' repair --truncate-partial",
-        env!("CARGO_BIN_EXE_walctl"),
-        f.dir.display()
-    );
-    let mut cmd = assert_cmd::Command::new("script");
-    cmd.args(["-qec", &inner, "/dev/null"])
-        .write_stdin(answer.to_string());
-    let run = f.run_cmd(&mut cmd);
-    if run.code == -1 || run.stderr.contains("No such file") {
-        return None;
-    }
-    Some(run)
-}
-
 #[test]
 fn on_a_terminal_yes_at_the_prompt_cuts() {
     let f = Fixture::torn(2, 3);
-    let Some(run) = repair_on_a_terminal(&f, "y\n") else {
-        eprintln!(
-            "util-linux `script` is not installed; the prompt is covered by the refusal test"
-        );
+    let Some(run) = f.run_on_a_terminal(&["repair", "--truncate-partial"], "y\n") else {
         return;
     };
     assert_eq!(run.code, 0, "{run:?}");
@@ -224,10 +203,7 @@ fn on_a_terminal_yes_at_the_prompt_cuts() {
 fn on_a_terminal_no_at_the_prompt_changes_nothing() {
     let f = Fixture::torn(2, 3);
     let before = f.snapshot();
-    let Some(run) = repair_on_a_terminal(&f, "n\n") else {
-        eprintln!(
-            "util-linux `script` is not installed; the prompt is covered by the refusal test"
-        );
+    let Some(run) = f.run_on_a_terminal(&["repair", "--truncate-partial"], "n\n") else {
         return;
     };
     assert_eq!(run.code, 2, "{run:?}");

@@ -206,3 +206,32 @@ fn text_notes_a_live_writer_its_record_in_progress_and_stray_files() {
     assert!(run.stdout.contains(&note), "{}", run.stdout);
     drop(writer);
 }
+
+#[test]
+fn on_a_terminal_the_progress_scan_reaches_the_same_verdict_and_text() {
+    // With a person watching, verify scans in order to drive its bar instead of verifying
+    // segments in parallel: the two paths must agree on every line of the report.
+    let f = Fixture::rotated(30);
+    let last = f.segment(10);
+    let len = std::fs::metadata(&last).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(len - 9)
+        .unwrap();
+    let plain = f.run(&["verify"]);
+    assert_eq!(plain.code, 3, "an acknowledged record cut short: {plain:?}");
+    let Some(watched) = f.run_on_a_terminal(&["verify"], "") else {
+        return;
+    };
+    assert_eq!(watched.code, plain.code, "{watched:?}");
+    for line in plain.stdout.lines() {
+        let line = line.replace("<DIR>", &f.dir.display().to_string());
+        assert!(
+            watched.stdout.contains(&line),
+            "{line:?} in {}",
+            watched.stdout
+        );
+    }
+}

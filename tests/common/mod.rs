@@ -196,6 +196,30 @@ impl Fixture {
         self.run_cmd(self.walctl().args(args))
     }
 
+    /// Runs `walctl --dir <log> <args>` on a pseudo-terminal through util-linux `script`, so
+    /// that stdin and stderr are terminals (prompts and progress bars on), with `input` typed.
+    /// Stdout and stderr arrive merged in `stdout`, with the terminal's `\r` removed. `None`
+    /// when `script` is not installed.
+    pub fn run_on_a_terminal(&self, args: &[&str], input: &str) -> Option<Run> {
+        let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+        let inner = format!(
+            "'{}' --dir '{}' {}",
+            env!("CARGO_BIN_EXE_walctl"),
+            self.dir.display(),
+            quoted.join(" ")
+        );
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &inner, "/dev/null"])
+            .write_stdin(input.to_string());
+        let mut run = self.run_cmd(&mut cmd);
+        if run.code == -1 || run.stderr.contains("No such file") {
+            eprintln!("util-linux `script` is not installed: skipped");
+            return None;
+        }
+        run.stdout.retain(|c| c != '\r');
+        Some(run)
+    }
+
     /// Like [`Fixture::run`], with `input` on stdin.
     pub fn run_stdin(&self, args: &[&str], input: impl Into<Vec<u8>>) -> Run {
         self.run_cmd(self.walctl().args(args).write_stdin(input))
