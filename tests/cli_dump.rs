@@ -468,3 +468,36 @@ fn follow_sees_appends_into_preallocated_space() {
     }
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn follow_across_a_compaction_prints_each_matching_record_once_and_stops_at_to() {
+    // The compaction rewrites the log under the follower (its cursor is lost): it must start
+    // over from the oldest segment without printing a record twice, keep applying --key, and
+    // end by itself once --to is passed, since nothing appended later can be at or below it.
+    let f = Fixture::empty();
+    let entries = [
+        Entry::keyed(b"k", b"v1"),
+        Entry::keyed(b"other", b"o2"),
+        Entry::keyed(b"k", b"v3"),
+    ];
+    f.append(&entries, true);
+    let (child, mut stdout) =
+        spawn_dump(&f.dir, &["--json", "--follow", "--key", "k", "--to", "6"]);
+    expect_seq(&mut stdout, 1);
+    expect_seq(&mut stdout, 3);
+    let compact = f.run(&["compact", "--before", "2"]);
+    assert_eq!(compact.code, 0, "{compact:?}");
+    let later = [
+        Entry::keyed(b"other", b"o4"),
+        Entry::keyed(b"k", b"v5"),
+        Entry::keyed(b"k", b"v6"),
+        Entry::keyed(b"k", b"v7"),
+    ];
+    f.append(&later, true);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let seqs: Vec<_> = json_lines(&rest).iter().map(|v| v["seq"].clone()).collect();
+    assert_eq!(seqs, [5, 6]);
+    let (code, stderr) = finish(child);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+}
