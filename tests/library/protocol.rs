@@ -263,6 +263,16 @@ fn small_appends_keep_a_chunk_of_zeros_ahead_of_the_data() {
 }
 
 #[test]
+fn a_chunk_larger_than_the_zero_buffer_is_written_whole_and_no_further() {
+    // The zeros go out 1 MiB at a time: 2.5 MiB takes two whole rounds and a half one.
+    let storage = MemStorage::new();
+    let chunk = 5 << 19;
+    let log = Log::open(dir(), preallocating(&storage, chunk, 0)).unwrap();
+    log.append(&payload(1, 100)).unwrap();
+    assert_eq!(segment_len(&storage), SEGMENT_DATA_START + chunk);
+}
+
+#[test]
 fn a_large_buffered_flush_writes_each_byte_of_the_segment_once() {
     // Zeros written where the data lands next, before any sync, would buy nothing and double
     // the page-cache writes of a bulk load.
