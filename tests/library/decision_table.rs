@@ -134,6 +134,40 @@ fn damage_to_the_last_acknowledged_record_is_corruption() {
 }
 
 #[test]
+fn a_torn_slot_write_leaves_the_previous_slots_proof() {
+    // Slots alternate between two places, so a crash that tears the newest leaves the one
+    // before it: records acknowledged by the earlier sync stay proven, and their damage is
+    // corruption, not a torn tail (FORMAT.md §2.2).
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    util::append_n(&log, 5, 100);
+    log.sync().unwrap();
+    util::append_n(&log, 5, 100);
+    log.sync().unwrap();
+    drop(log);
+    let (_, records) = scan(&storage, &dir());
+    let last = last_segment(&storage);
+    let bytes = storage.file_bytes(&last).unwrap();
+    let header = SegmentHeader::decode(&bytes).unwrap();
+    let newest = walctl::format::WATERMARK_SLOT_OFFSETS
+        .into_iter()
+        .map(|at| at as usize)
+        .max_by_key(|&at| {
+            walctl::format::WatermarkSlot::decode(&bytes[at..], header.log_id, header.segment)
+                .map(|slot| slot.generation)
+        })
+        .unwrap();
+    edit(&storage, &last, |b| {
+        b[newest..newest + 32].fill(0xA5);
+        let third = records[2].location;
+        b[(third.offset + 40) as usize] ^= 1;
+    });
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(report.durable_seq, Some(5), "the earlier slot's proof");
+    assert_eq!(report.verdict(), Verdict::Corrupt, "{:?}", report.damage);
+}
+
+#[test]
 fn acknowledged_records_missing_at_a_clean_boundary_is_corruption() {
     let storage = util::built(10, 100);
     let last = last_segment(&storage);
