@@ -423,3 +423,30 @@ fn get_never_answers_from_a_record_that_changed_since_it_was_indexed() {
         "{summary}"
     );
 }
+
+#[test]
+fn the_key_index_follows_appends_made_after_it_was_built() {
+    // `get` builds the index once; every later append, single or batched (into an `out` that
+    // already holds results), must update it with its own location.
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    let value = |k: u8| log.get(&key(k)).unwrap().map(|r| r.payload);
+    log.append_entry(&Entry::keyed(&key(1), b"v1")).unwrap();
+    assert_eq!(value(1), Some(b"v1".to_vec()), "built here");
+    log.append_entry(&Entry::keyed(&key(1), b"v2")).unwrap();
+    assert_eq!(value(1), Some(b"v2".to_vec()));
+    let mut out = Vec::new();
+    log.append_batch(&[Entry::keyed(&key(2), b"w1")], None, &mut out)
+        .unwrap();
+    let (k1, k3) = (key(1), key(3));
+    let batch = [Entry::keyed(&k1, b"v3"), Entry::keyed(&k3, b"x1")];
+    log.append_batch(&batch, None, &mut out).unwrap();
+    assert_eq!(
+        [value(1), value(2), value(3)],
+        [
+            Some(b"v3".to_vec()),
+            Some(b"w1".to_vec()),
+            Some(b"x1".to_vec())
+        ]
+    );
+}

@@ -225,3 +225,42 @@ fn buffered_appends_reach_the_os_on_sync_and_a_failed_buffer_write_poisons() {
         "the lost record 102 was never durable or visible; its number is free"
     );
 }
+
+#[test]
+fn a_batch_failing_in_a_later_segment_reports_only_what_it_appended_after_what_out_held() {
+    // `append_batch` adds to `out`: what the caller kept there stays, the records of segments
+    // sealed during the call are reported, and those of the failed write are not.
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), crate::util::plain(&storage)).unwrap();
+    let mut out = Vec::new();
+    log.append_batch(&[walctl::Entry::data(b"kept")], None, &mut out)
+        .unwrap();
+    let earlier = out.clone();
+    storage.set_faults(Some(Box::new(|op| {
+        let second = op
+            .path
+            .to_string_lossy()
+            .contains("00000000000000000002.wal");
+        (op.op == TraceOp::Write && second && op.offset >= walctl::format::SEGMENT_DATA_START)
+            .then_some(Fault::Errno(5))
+    })));
+    let big = payload(0, 1000);
+    let batch = vec![walctl::Entry::data(&big); 40];
+    assert!(log.append_batch(&batch, None, &mut out).is_err());
+    storage.set_faults(None);
+    assert_eq!(out[..1], earlier[..]);
+    let reported: Vec<u64> = out[1..].iter().map(|a| a.seq).collect();
+    assert!(
+        !reported.is_empty(),
+        "segment 1 was sealed with records of the batch"
+    );
+    assert_eq!(reported, (2..2 + reported.len() as u64).collect::<Vec<_>>());
+    assert!(out.iter().all(|a| a.location.segment == 1));
+    let (_, records) = scan(&storage, &dir());
+    assert_eq!(
+        records.len(),
+        out.len(),
+        "what is reported is what the log holds"
+    );
+    assert_eq!(log.next_seq(), out.len() as u64 + 1);
+}
