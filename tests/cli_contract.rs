@@ -78,6 +78,18 @@ fn version_prints_the_crate_version() {
     );
 }
 
+/// Runs `walctl <args>` on the fixture's log, asserts exit 2 with nothing on stdout (the
+/// command could not run), and returns stderr.
+fn exits_2_saying_nothing_on_stdout(f: &Fixture, args: &[&str]) -> String {
+    let run = f.run(args);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (2, ""),
+        "{args:?}: {run:?}"
+    );
+    run.stderr
+}
+
 #[test]
 fn a_file_where_the_log_should_be_is_not_a_log() {
     let f = Fixture::empty();
@@ -89,17 +101,8 @@ fn a_file_where_the_log_should_be_is_not_a_log() {
         &["export-jsonl"],
         &["sync"],
     ] {
-        let run = f.run(args);
-        assert_eq!(
-            (run.code, run.stdout.as_str()),
-            (2, ""),
-            "{args:?}: {run:?}"
-        );
-        assert!(
-            run.stderr.starts_with("walctl: "),
-            "{args:?}: {}",
-            run.stderr
-        );
+        let stderr = exits_2_saying_nothing_on_stdout(&f, args);
+        assert!(stderr.starts_with("walctl: "), "{args:?}: {stderr}");
     }
 }
 
@@ -148,18 +151,11 @@ fn a_log_from_a_newer_walctl_is_refused_by_every_command_and_left_unchanged() {
         &["get", "k"],
         &["salvage", "--to", "salvaged"],
     ] {
-        let run = f.run(args);
-        assert_eq!(
-            (run.code, run.stdout.as_str()),
-            (2, ""),
-            "{args:?}: {run:?}"
-        );
+        let stderr = exits_2_saying_nothing_on_stdout(&f, args);
         assert!(
-            run.stderr
-                .contains("<DIR>/00000000000000000001.wal needs format version")
-                && run.stderr.trim_end().ends_with("upgrade walctl"),
-            "{args:?}: {}",
-            run.stderr
+            stderr.contains("<DIR>/00000000000000000001.wal needs format version")
+                && stderr.trim_end().ends_with("upgrade walctl"),
+            "{args:?}: {stderr}"
         );
     }
     assert_eq!(f.snapshot(), before);

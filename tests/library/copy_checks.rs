@@ -73,12 +73,12 @@ fn a_log_damaged_while_it_is_copied_keeps_the_old_log_and_leaves_nothing_new() {
 struct Rotting {
     trigger: &'static str,
     victim: fn(&MemStorage, &Path) -> PathBuf,
-    rot: fn(&mut [u8]),
+    rot: Rot,
 }
 
 /// Compaction's commit is the rename to `COMPACTION` (FORMAT.md §6.6 step 2); its first new
 /// segment is still named `N.wal.tmp` then.
-fn compaction_rotting(rot: fn(&mut [u8])) -> Rotting {
+fn compaction_rotting(rot: Rot) -> Rotting {
     Rotting {
         trigger: "COMPACTION",
         victim: |inner, _| {
@@ -126,13 +126,19 @@ fn forge_a_record(b: &mut [u8]) {
     b[at..at + 4].copy_from_slice(&crc_mask(body).to_le_bytes());
 }
 
+/// A change to a new segment's bytes, as a rotting disk makes it.
+type Rot = fn(&mut [u8]);
+
+/// Each way the new log may read back: only the verdict differs, only the digest, or both.
+const ROTS: [(Rot, &str); 3] = [
+    (flip_a_bit, "bad bytes"),
+    (forge_a_record, "a valid record with other contents"),
+    (rot_the_slot, "a damaged slot"),
+];
+
 #[test]
 fn a_new_log_that_reads_back_differently_is_undone_and_the_old_log_kept() {
-    for (rot, what) in [
-        (flip_a_bit as fn(&mut [u8]), "bad bytes"),
-        (forge_a_record, "a valid record with other contents"),
-        (rot_the_slot, "a damaged slot"),
-    ] {
+    for (rot, what) in ROTS {
         let storage = built(120, 200);
         let before = data_files(&storage);
         let rotting = Options {
@@ -261,11 +267,7 @@ fn a_log_changed_while_it_is_salvaged_leaves_a_target_marked_incomplete() {
 
 #[test]
 fn a_salvaged_log_that_reads_back_differently_stays_marked_incomplete() {
-    for (rot, what) in [
-        (flip_a_bit as fn(&mut [u8]), "bad bytes"),
-        (forge_a_record, "a valid record with other contents"),
-        (rot_the_slot, "a damaged slot"),
-    ] {
+    for (rot, what) in ROTS {
         let storage = built(120, 200);
         let rotting = Options {
             storage: Hooked::storage(
