@@ -27,7 +27,10 @@ use std::sync::mpsc;
 /// # Errors
 ///
 /// [`ErrorKind::NotALog`] when `dir` holds no segments, [`ErrorKind::UnsupportedVersion`] for a
-/// newer format, I/O errors. Damage is never an error: it is in the report.
+/// newer format or unknown flags, I/O errors. Damage is never an error: it is in the report.
+///
+/// [`ErrorKind::NotALog`]: crate::ErrorKind::NotALog
+/// [`ErrorKind::UnsupportedVersion`]: crate::ErrorKind::UnsupportedVersion
 pub fn scan_log(storage: &dyn Storage, dir: &Path, visit: &mut Visit<'_>) -> Result<Report> {
     scan_log_as(storage, dir, visit, false)
 }
@@ -182,7 +185,8 @@ fn scan_segments(
 ///
 /// # Errors
 ///
-/// [`ErrorKind::NotALog`] when there is no segment; the listing's errors.
+/// [`ErrorKind::NotALog`](crate::ErrorKind::NotALog) when there is no segment; the listing's
+/// errors.
 pub(crate) fn live_segments(storage: &dyn Storage, dir: &Path) -> Result<(Listing, u64)> {
     let mut listing = segment::list(storage, dir)?;
     install::choose(&mut listing, install::read_marker(storage, dir)?);

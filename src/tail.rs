@@ -87,7 +87,10 @@ pub enum After {
 /// # Errors
 ///
 /// [`ErrorKind::NotALog`] when `dir` holds no segments, [`ErrorKind::UnsupportedVersion`] for a
-/// newer format, I/O errors.
+/// newer format or unknown flags, I/O errors.
+///
+/// [`ErrorKind::NotALog`]: crate::ErrorKind::NotALog
+/// [`ErrorKind::UnsupportedVersion`]: crate::ErrorKind::UnsupportedVersion
 pub fn read_after(
     storage: &dyn Storage,
     dir: &Path,
