@@ -141,7 +141,13 @@ pub(crate) fn read_at(
             summary: format!("{} at offset {}: {why}", path.display(), location.offset),
         })
     };
-    let header = header.map_err(|_| corrupt("unreadable segment header"))?;
+    // A segment rewritten by a newer walctl since the index was built is refused as every
+    // reader refuses it, not called damage.
+    let header = header.map_err(|fault| {
+        fault
+            .unsupported(&path)
+            .unwrap_or_else(|| corrupt("unreadable segment header"))
+    })?;
     let mut bytes = vec![0u8; location.length as usize];
     file.read_at(&mut bytes, location.offset)
         .map_err(|e| Error::io("read", &path, e))?;

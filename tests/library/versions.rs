@@ -10,14 +10,22 @@ use walctl::format::{FORMAT_VERSION, SEGMENT_FLAGS_KNOWN, crc_mask};
 use walctl::storage::MemStorage;
 use walctl::{Compaction, DamageKind, Error, ErrorKind, Log, Result, Verdict};
 
-/// Rewrites a segment's header as a newer walctl would: `version` at byte 8 and `flags` at 12,
-/// sealed with a correct checksum, so the header is well-formed but not one this walctl knows.
-fn from_the_future(storage: &MemStorage, path: &Path, version: u16, flags: u32) {
+/// Changes a segment's header with `change` and seals it again with a correct checksum, so only
+/// the field checks behind the checksum can refuse it.
+fn reseal_header(storage: &MemStorage, path: &Path, change: impl FnOnce(&mut [u8])) {
     edit(storage, path, |b| {
-        b[8..10].copy_from_slice(&version.to_le_bytes());
-        b[12..16].copy_from_slice(&flags.to_le_bytes());
+        change(&mut b[..60]);
         let crc = crc_mask(crc32c::crc32c(&b[..60]));
         b[60..64].copy_from_slice(&crc.to_le_bytes());
+    });
+}
+
+/// Rewrites a segment's header as a newer walctl would: `version` at byte 8 and `flags` at 12,
+/// well-formed but not one this walctl knows.
+fn from_the_future(storage: &MemStorage, path: &Path, version: u16, flags: u32) {
+    reseal_header(storage, path, |h| {
+        h[8..10].copy_from_slice(&version.to_le_bytes());
+        h[12..16].copy_from_slice(&flags.to_le_bytes());
     });
 }
 
@@ -131,10 +139,8 @@ fn a_header_no_version_writes_is_damage_not_a_newer_version() {
     // wrote it, so "upgrade walctl" would mislead; it is a damaged header (FORMAT.md §2.1).
     for (version, size) in [(0, 64u16), (FORMAT_VERSION, 65)] {
         let (storage, path) = newer(1, version, 0);
-        edit(&storage, &path, |b| {
-            b[10..12].copy_from_slice(&size.to_le_bytes());
-            let crc = crc_mask(crc32c::crc32c(&b[..60]));
-            b[60..64].copy_from_slice(&crc.to_le_bytes());
+        reseal_header(&storage, &path, |h| {
+            h[10..12].copy_from_slice(&size.to_le_bytes())
         });
         let (report, _) = crate::util::scan(&storage, &dir());
         assert_eq!(report.verdict(), Verdict::Corrupt, "{version} {size}");
@@ -145,4 +151,19 @@ fn a_header_no_version_writes_is_damage_not_a_newer_version() {
             "{version} {size}"
         );
     }
+}
+
+#[test]
+fn get_refuses_a_segment_rewritten_by_a_newer_walctl_after_it_built_its_index() {
+    // The index was built from the old bytes; reading a value back must refuse the newer
+    // segment as the scans do, not report it as a damaged one.
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    log.append_entry(&walctl::Entry::keyed(b"k", b"v")).unwrap();
+    log.sync().unwrap();
+    assert!(log.get(b"k").unwrap().is_some(), "the index is built");
+    let path = segments(&storage).pop().unwrap();
+    let version = FORMAT_VERSION + 1;
+    from_the_future(&storage, &path, version, 0);
+    refused("get", log.get(b"k"), &path, u32::from(version));
 }
