@@ -340,7 +340,6 @@ fn a_file_system_without_directory_fsync_is_reported_as_degraded_durability() {
             log.append(&payload(i, 1000)).unwrap();
         }
         assert!(log.durability_degraded(), "rotation met the refusal");
-        assert!(!log.open_report().durability_degraded || refuse_at_open);
         assert_eq!(log.dir(), dir());
         for seg in crate::util::segments(&storage) {
             let header = storage.file_bytes(&seg).unwrap();

@@ -254,6 +254,14 @@ impl<H: Hooks> Storage for Hooked<H> {
     fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
         self.inner.create_dir_all(dir)
     }
+    // Delegated although the trait has defaults: the wrapper must not trade MemStorage's
+    // exclusive creation for the default's check-then-create.
+    fn create_dir_new(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_new(dir)
+    }
+    fn locks_outlive_their_holder(&self) -> bool {
+        self.inner.locks_outlive_their_holder()
+    }
     fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
         self.inner.list(dir)
     }
