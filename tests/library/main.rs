@@ -10,6 +10,7 @@ mod crash;
 mod decision_table;
 mod faults;
 mod golden;
+mod layout;
 mod lock;
 mod model;
 mod poison;
