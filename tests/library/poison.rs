@@ -124,6 +124,13 @@ fn too_large_records_and_keys_are_refused_before_any_write() {
     ));
     assert_eq!(storage.op_count(), before, "nothing touched the storage");
     assert!(!log.is_poisoned());
+
+    // The limits are inclusive: a key of exactly 8 bytes, and key plus payload of exactly 1000.
+    let at_limit = log
+        .append_entry(&walctl::Entry::keyed(b"12345678", &[1u8; 992]))
+        .expect("a record at both limits");
+    assert_eq!(at_limit.seq, 1);
+    log.append(&[0u8; 1000]).expect("a payload at the record limit");
 }
 
 #[test]
