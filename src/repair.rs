@@ -15,7 +15,7 @@ use crate::segment::{JOURNAL_NAME, LOCK_NAME, Listing, segment_name};
 use crate::storage::{DirSync, OpenMode, Storage, StorageFile, StorageLock};
 use sha2::{Digest, Sha256};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A tail that was cut (or, in a plan, would be).
@@ -257,6 +257,34 @@ pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<DirSync> {
     storage
         .sync_dir(dir)
         .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// The directories that creating `dir` would make: `dir` and each missing ancestor, deepest
+/// first. Call it before creating them, and hand the result to [`sync_parents`] after.
+pub(crate) fn missing_dirs(storage: &dyn Storage, dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !storage.exists(a))
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Fsyncs the parent of every directory in `created`: a new directory's entry lives in its
+/// parent, and a power loss could otherwise take the directory, and every file synced inside
+/// it, away. A relative path's first component lives in the current directory (`wal`'s
+/// parent is `.`, not the empty path). Returns `Unsupported` if any parent refused.
+pub(crate) fn sync_parents(storage: &dyn Storage, created: &[PathBuf]) -> Result<DirSync> {
+    let mut outcome = DirSync::Synced;
+    for dir in created {
+        let parent = match dir.parent() {
+            None => continue,
+            Some(p) if p.as_os_str().is_empty() => Path::new("."),
+            Some(p) => p,
+        };
+        if sync_dir(storage, parent)? == DirSync::Unsupported {
+            outcome = DirSync::Unsupported;
+        }
+    }
+    Ok(outcome)
 }
 
 /// Lower-case hex of `bytes`.

@@ -21,7 +21,7 @@ use super::{NewLog, read_back};
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::recovery;
-use crate::repair::{hex, sync_dir};
+use crate::repair::{hex, missing_dirs, sync_dir, sync_parents};
 use crate::report::{Damage, Location, RecordView, Report, Verdict};
 use crate::segment::{self, Listing, SALVAGE_MARKER, temp_name};
 use crate::storage::{OpenMode, Storage};
@@ -203,8 +203,8 @@ fn target_exists(target: &Path) -> Error {
 
 /// Creates `target` (durably, in its parent) and the marker that keeps it from being used.
 fn start_target(storage: &dyn Storage, target: &Path) -> Result<()> {
-    let parent = target.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(parent) = parent {
+    let created = missing_dirs(storage, target);
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         storage
             .create_dir_all(parent)
             .map_err(|e| Error::io("create directory", parent, e))?;
@@ -216,9 +216,7 @@ fn start_target(storage: &dyn Storage, target: &Path) -> Result<()> {
             Error::io("create directory", target, e)
         }
     })?;
-    if let Some(parent) = parent {
-        sync_dir(storage, parent)?;
-    }
+    sync_parents(storage, &created)?;
     let marker = target.join(SALVAGE_MARKER);
     let file = storage
         .open(&marker, OpenMode::CreateNew)

@@ -31,12 +31,11 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
         if !options.create {
             return Err(Error::not_a_log(dir, "the directory does not exist"));
         }
+        let created = repair::missing_dirs(storage, dir);
         storage
             .create_dir_all(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            note(&mut opened, repair::sync_dir(storage, parent)?);
-        }
+        note(&mut opened, repair::sync_parents(storage, &created)?);
     }
     let lock = repair::acquire_lock(storage, dir, &options)?;
     crate::compact::install::ensure_readers_lock(storage, dir)?;

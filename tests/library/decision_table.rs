@@ -67,6 +67,25 @@ fn zero_filled_tail_is_a_torn_tail() {
 }
 
 #[test]
+fn zeros_in_place_of_whole_records_without_preallocation_are_a_torn_tail() {
+    // Without `Options::preallocate` no segment carries PREALLOCATED (FORMAT.md §2.1), so
+    // zeros where records were, ending at a record boundary, are still a torn tail: only a
+    // preallocated segment may end in zeros.
+    let (storage, _) = with_unsynced_tail();
+    let last = last_segment(&storage);
+    let bytes = storage.file_bytes(&last).unwrap();
+    assert!(!SegmentHeader::decode(&bytes).unwrap().is_preallocated());
+    let record = walctl::format::encoded_len(0, 100);
+    edit(&storage, &last, |b| {
+        let n = b.len();
+        b[n - 2 * record..].fill(0);
+    });
+    let (report, records) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::TornTail);
+    assert_eq!(records.len(), 6);
+}
+
+#[test]
 fn garbage_tail_is_a_torn_tail() {
     let (storage, _) = with_unsynced_tail();
     let last = last_segment(&storage);

@@ -6,7 +6,7 @@
 use crate::util::{dir, options, payload};
 use std::path::{Path, PathBuf};
 use walctl::format::{SEGMENT_DATA_START, WATERMARK_SLOT_OFFSETS, WATERMARK_SLOT_SIZE};
-use walctl::storage::{CrashMode, MemStorage, OpRecord, TraceOp};
+use walctl::storage::{CrashMode, MemStorage, OpRecord, Storage, TraceOp};
 use walctl::{Compaction, Log};
 
 fn is_segment(p: &Path) -> bool {
@@ -143,6 +143,59 @@ fn open_syncs_the_last_segment_and_directory_before_reading_it() {
             .any(|o| o.op == TraceOp::SyncData && o.path == last)
     );
     assert!(trace[..first_read].iter().any(|o| o.op == TraceOp::SyncDir));
+}
+
+/// Checks that `parent` was synced after `created` was created and before the first record
+/// was written.
+fn parent_synced_before_records(trace: &[OpRecord], created: &str, parent: &str) {
+    let made = index_of(trace, 0, |o| {
+        o.op == TraceOp::CreateDir && o.path == Path::new(created)
+    })
+    .unwrap_or_else(|| panic!("{created} was not created"));
+    let synced = index_of(trace, made, |o| {
+        o.op == TraceOp::SyncDir && o.path == Path::new(parent)
+    })
+    .unwrap_or_else(|| panic!("{parent} was not synced after {created} was created"));
+    // (A handle keeps the name it was opened under, the segment's `.tmp` name.)
+    let first_record = index_of(trace, 0, |o| {
+        o.op == TraceOp::Write && o.offset >= SEGMENT_DATA_START
+    })
+    .expect("the record was written");
+    assert!(
+        synced < first_record,
+        "{parent} synced after the first record"
+    );
+}
+
+#[test]
+fn creating_a_log_syncs_every_new_directory_into_its_parent_before_any_record() {
+    // A new directory's entry lives in its parent: without that fsync a power loss could take
+    // the whole log with it, synced records and all (FORMAT.md §6.2). Every ancestor the open
+    // created needs it too.
+    let storage = MemStorage::new();
+    storage.create_dir_all(Path::new("/data")).unwrap();
+    let log = Log::open("/data/a/b/log", options(&storage)).unwrap();
+    log.append(b"first").unwrap();
+    log.sync().unwrap();
+    let trace = storage.trace();
+    parent_synced_before_records(&trace, "/data/a/b/log", "/data/a/b");
+    parent_synced_before_records(&trace, "/data/a/b/log", "/data/a");
+    parent_synced_before_records(&trace, "/data/a/b/log", "/data");
+    let synced: Vec<_> = trace.iter().filter(|o| o.op == TraceOp::SyncDir).collect();
+    assert!(
+        !synced.iter().any(|o| o.path == Path::new("/")),
+        "/data existed, so its parent needs no sync"
+    );
+}
+
+#[test]
+fn creating_a_log_at_a_relative_name_syncs_the_current_directory() {
+    // `--dir wal`: the parent of `wal` is the empty path, which names no directory; the entry
+    // lives in `.`.
+    let storage = MemStorage::new();
+    let log = Log::open("wal", options(&storage)).unwrap();
+    log.append(b"first").unwrap();
+    parent_synced_before_records(&storage.trace(), "wal", ".");
 }
 
 #[test]

@@ -296,3 +296,33 @@ fn salvage_follows_its_protocol_order() {
         "the damaged log is only read"
     );
 }
+
+#[test]
+fn salvage_into_missing_ancestors_syncs_each_new_directory_into_its_parent() {
+    // `salvage --to /rescue/2026/log` where neither `/rescue` nor `/rescue/2026` exists: every
+    // directory the salvage creates is made durable in its parent before the marker is.
+    use walctl::storage::TraceOp::{Create, SyncDir};
+    let storage = damaged(30);
+    let start = storage.op_count() as usize;
+    let to = PathBuf::from("/rescue/2026/log");
+    walctl::salvage(&dir(), &to, &plain(&storage)).unwrap();
+    let trace = storage.trace().split_off(start);
+    let marker = to.join(walctl::segment::SALVAGE_MARKER);
+    let marker_made = trace
+        .iter()
+        .position(|op| op.op == Create && op.path == marker)
+        .expect("the marker was created");
+    for parent in ["/rescue/2026", "/rescue", "/"] {
+        assert!(
+            trace[..marker_made]
+                .iter()
+                .any(|op| op.op == SyncDir && op.path == std::path::Path::new(parent)),
+            "{parent} was not synced before the marker was created"
+        );
+    }
+    assert_eq!(
+        Log::open(&to, plain(&storage)).unwrap().next_seq(),
+        61,
+        "the salvaged log opens"
+    );
+}
