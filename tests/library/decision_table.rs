@@ -3,7 +3,7 @@
 
 use crate::util::{self, crafted, dir, edit, plain as options, scan, segments};
 use std::sync::Arc;
-use walctl::format::{SEGMENT_HEADER_SIZE, SegmentHeader};
+use walctl::format::{SEGMENT_DATA_START, SEGMENT_HEADER_SIZE, SegmentHeader};
 use walctl::storage::{LockKind, MemStorage, Storage};
 use walctl::{DamageClass, DamageKind, ErrorKind, Log, Options, Verdict};
 
@@ -258,6 +258,50 @@ fn swapped_segments_are_corruption() {
     let (report, _) = scan(&storage, &dir());
     assert_eq!(report.verdict(), Verdict::Corrupt);
     assert!(kinds(&report).contains(&DamageKind::MisnamedSegment));
+}
+
+/// A writer's open refuses `storage` as corrupt, naming `path`, and changes no byte of it.
+fn writer_refuses(storage: &MemStorage, path: &std::path::Path) {
+    let before: Vec<_> = segments(storage)
+        .iter()
+        .map(|p| storage.file_bytes(p))
+        .collect();
+    let err = Log::open(dir(), options(storage)).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+    let after: Vec<_> = segments(storage)
+        .iter()
+        .map(|p| storage.file_bytes(p))
+        .collect();
+    assert_eq!(before, after, "the refused log was changed");
+}
+
+#[test]
+fn a_writer_refuses_a_last_segment_whose_header_names_another() {
+    // The last segment holds a copy of the one before it (header segment 1 in file 2): a
+    // writer appending to it would write records bound to the wrong segment.
+    let storage = util::built(300, 500);
+    let segs = segments(&storage);
+    let last = segs.last().unwrap();
+    let before_last = storage.file_bytes(&segs[segs.len() - 2]).unwrap();
+    storage.set_file_bytes(last, before_last);
+    writer_refuses(&storage, last);
+    let (report, _) = scan(&storage, &dir());
+    assert!(kinds(&report).contains(&DamageKind::MisnamedSegment));
+}
+
+#[test]
+fn a_writer_refuses_a_last_segment_cut_inside_its_preamble() {
+    // A segment is renamed into place only with its whole preamble durable (FORMAT.md §6.2),
+    // so a shorter one is damage, even when the header in its first bytes is intact.
+    let storage = util::built(10, 100);
+    let last = last_segment(&storage);
+    edit(&storage, &last, |b| {
+        b.truncate(SEGMENT_DATA_START as usize - 1)
+    });
+    writer_refuses(&storage, &last);
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Corrupt);
 }
 
 #[test]
