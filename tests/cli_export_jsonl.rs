@@ -135,6 +135,28 @@ fn output_file_is_created_with_mode_0600_and_never_overwritten() {
 }
 
 #[test]
+fn output_to_a_bare_relative_name_lands_in_the_current_directory() {
+    // The export's directory is fsynced after the file is created or renamed; for a bare name
+    // that directory is `.` (the empty parent names none).
+    let f = Fixture::clean(2);
+    for args in [
+        &["--output", "audit.jsonl"][..],
+        &["--output", "audit.jsonl", "--force"],
+    ] {
+        let run = f.run(&[&["export-jsonl"][..], args].concat());
+        assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{}", run.stderr);
+        assert!(
+            run.stderr
+                .starts_with("walctl: exported 2 records to audit.jsonl (sha256 "),
+            "{}",
+            run.stderr
+        );
+        let exported = std::fs::read_to_string(f.tmp.path().join("audit.jsonl")).unwrap();
+        assert_eq!(exported.lines().count(), 4);
+    }
+}
+
+#[test]
 fn force_replaces_the_output_file() {
     let f = Fixture::clean(3);
     let target = f.tmp.path().join("audit.jsonl");

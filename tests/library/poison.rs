@@ -130,7 +130,8 @@ fn too_large_records_and_keys_are_refused_before_any_write() {
         .append_entry(&walctl::Entry::keyed(b"12345678", &[1u8; 992]))
         .expect("a record at both limits");
     assert_eq!(at_limit.seq, 1);
-    log.append(&[0u8; 1000]).expect("a payload at the record limit");
+    log.append(&[0u8; 1000])
+        .expect("a payload at the record limit");
 }
 
 #[test]

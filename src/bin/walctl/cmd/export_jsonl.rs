@@ -18,6 +18,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use walctl::RecordView;
+use walctl::storage::{FsStorage, Storage as _};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -258,7 +259,9 @@ fn create_new(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
-/// Makes the export durable, and with `--force` moves it over the target.
+/// Makes the export durable, and with `--force` moves it over the target; then fsyncs the
+/// directory, which holds the new file's name (or the rename): without that, a power loss
+/// after "exported" could leave no export, or the old one.
 fn finish(file: File, staging: Option<&Path>, target: &Path) -> Result<()> {
     let shown = staging.unwrap_or(target);
     file.sync_all()
@@ -268,5 +271,13 @@ fn finish(file: File, staging: Option<&Path>, target: &Path) -> Result<()> {
         std::fs::rename(staging, target)
             .with_context(|| format!("replacing {} with the new export", target.display()))?;
     }
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // A file system that cannot fsync a directory (DirSync::Unsupported) gets what it offers.
+    FsStorage::new()
+        .sync_dir(dir)
+        .with_context(|| format!("fsync of directory {}", dir.display()))?;
     Ok(())
 }
