@@ -199,6 +199,41 @@ fn creating_a_log_at_a_relative_name_syncs_the_current_directory() {
 }
 
 #[test]
+fn closing_hands_buffered_appends_to_the_os_and_syncs_nothing() {
+    // FORMAT.md §6.1: a write buffer is handed to the OS on close. Close promises unsynced
+    // appends nothing more, and the last sync's proof is already written, so it issues no
+    // fdatasync (one would double the cost of every one-shot durable append), not even just
+    // after a rotation, where the new segment's slots are still empty.
+    let storage = MemStorage::new();
+    let opts = walctl::Options {
+        write_buffer: 1 << 20,
+        ..options(&storage)
+    };
+    let log = Log::open(dir(), opts).unwrap();
+    for seq in 1..=3 {
+        log.append(&payload(seq, 3000)).unwrap();
+    }
+    log.sync().unwrap();
+    let buffered = log.append(&payload(4, 3000)).unwrap();
+    assert_eq!(buffered.location.segment, 4, "the append started a segment");
+    let before = storage.op_count() as usize;
+    drop(log);
+    let at_close = storage.trace().split_off(before);
+    assert!(
+        at_close
+            .iter()
+            .any(|o| o.op == TraceOp::Write && o.offset == buffered.location.offset),
+        "the buffered record was not written: {at_close:#?}"
+    );
+    assert!(
+        !at_close.iter().any(|o| o.op == TraceOp::SyncData),
+        "{at_close:#?}"
+    );
+    let (_, records) = crate::util::scan(&storage, &dir());
+    assert_eq!(records.len(), 4);
+}
+
+#[test]
 fn repair_saves_syncs_truncates_syncs_in_that_order() {
     let storage = MemStorage::new();
     let log = Log::open(dir(), options(&storage)).unwrap();
