@@ -234,6 +234,60 @@ fn closing_hands_buffered_appends_to_the_os_and_syncs_nothing() {
 }
 
 #[test]
+fn a_rotation_right_after_a_sync_seals_with_one_fdatasync_and_no_slot() {
+    // The sync's slot already proves every record of the segment: sealing rewrites no proof
+    // and needs no second fdatasync (FORMAT.md §6.2 step 1 writes the slot only for records
+    // it does not cover yet).
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    log.append(&payload(1, 3000)).unwrap();
+    log.sync().unwrap();
+    let before = storage.op_count() as usize;
+    let second = log.append(&payload(2, 3000)).unwrap();
+    assert_eq!(second.location.segment, 2);
+    let trace = storage.trace().split_off(before);
+    // (A handle keeps the name it was opened under, the segment's `.tmp` name.)
+    let first = |o: &&OpRecord| {
+        o.path
+            .to_string_lossy()
+            .contains("00000000000000000001.wal")
+    };
+    let syncs = trace
+        .iter()
+        .filter(first)
+        .filter(|o| o.op == TraceOp::SyncData)
+        .count();
+    assert_eq!(syncs, 1, "{trace:#?}");
+    assert!(
+        !trace.iter().filter(first).any(|o| o.op == TraceOp::Write),
+        "{trace:#?}"
+    );
+}
+
+#[test]
+fn every_segment_is_flagged_preallocated_exactly_when_the_writer_preallocates() {
+    use walctl::format::SegmentHeader;
+    for (preallocate, flagged) in [(0, false), (4096, true)] {
+        let storage = MemStorage::new();
+        let opts = walctl::Options {
+            preallocate,
+            ..options(&storage)
+        };
+        let log = Log::open(dir(), opts).unwrap();
+        for seq in 1..=6 {
+            log.append(&payload(seq, 3000)).unwrap();
+        }
+        drop(log);
+        let segments = crate::util::segments(&storage);
+        assert_eq!(segments.len(), 6);
+        for path in segments {
+            let header = SegmentHeader::decode(&storage.file_bytes(&path).unwrap()).unwrap();
+            assert_eq!(header.is_preallocated(), flagged, "{path:?}");
+        }
+    }
+}
+
+#[test]
 fn repair_saves_syncs_truncates_syncs_in_that_order() {
     let storage = MemStorage::new();
     let log = Log::open(dir(), options(&storage)).unwrap();
