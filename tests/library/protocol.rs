@@ -487,5 +487,9 @@ fn a_file_system_without_directory_fsync_is_reported_as_degraded_durability() {
             let header = storage.file_bytes(&seg).unwrap();
             assert_eq!(header[16..24], log.log_id().to_le_bytes(), "{seg:?}");
         }
+        // What an embedder's `{:?}` shows of a writer: where it writes and which log it is.
+        let shown = format!("{log:?}");
+        assert!(shown.contains("\"/log\""), "{shown}");
+        assert!(shown.contains(&log.log_id().to_string()), "{shown}");
     }
 }
