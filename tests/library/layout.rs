@@ -175,46 +175,38 @@ fn a_write_buffer_changes_no_location() {
     assert_eq!(found, told);
 }
 
-#[test]
-fn compaction_packs_the_new_segments_by_the_same_rule() {
+/// Builds a log of records of payload `lens`, compacts away those below `before`, and returns
+/// where the survivors are, checking that they are the right ones.
+fn compacted(lens: &[usize], before: u64) -> Vec<Location> {
     let storage = MemStorage::new();
     let log = Log::open(dir(), options(&storage)).expect("open");
-    let lens = lengths();
-    for &len in &lens {
+    for &len in lens {
         let seq = log.next_seq();
         log.append(&payload(seq, len)).expect("append");
     }
     log.sync().expect("sync");
     drop(log);
     let plan = Compaction {
-        before: Some(120),
+        before: Some(before),
         ..Compaction::default()
     };
     walctl::compact(&dir(), &options(&storage), &plan).expect("compact");
     let (report, records) = scan(&storage, &dir());
     assert_eq!(report.verdict(), Verdict::Clean, "{:?}", report.damage);
-    assert_eq!(records.first().map(|r| r.seq), Some(120));
-    let at: Vec<Location> = records.iter().map(|r| r.location).collect();
-    assert_located(&at, &lens[119..], SEGMENT_SIZE);
+    assert_eq!(records.first().map(|r| r.seq), Some(before));
+    records.iter().map(|r| r.location).collect()
+}
+
+#[test]
+fn compaction_packs_the_new_segments_by_the_same_rule() {
+    let lens = lengths();
+    assert_located(&compacted(&lens, 120), &lens[119..], SEGMENT_SIZE);
 }
 
 #[test]
 fn compaction_fills_a_segment_to_the_byte() {
-    let storage = MemStorage::new();
-    let log = Log::open(dir(), options(&storage)).expect("open");
     let lens = [10, half_segment_payload(), half_segment_payload(), 1];
-    for &len in &lens {
-        log.append(&vec![5; len]).expect("append");
-    }
-    log.sync().expect("sync");
-    drop(log);
-    let plan = Compaction {
-        before: Some(2),
-        ..Compaction::default()
-    };
-    walctl::compact(&dir(), &options(&storage), &plan).expect("compact");
-    let (_, records) = scan(&storage, &dir());
-    let at: Vec<Location> = records.iter().map(|r| r.location).collect();
+    let at = compacted(&lens, 2);
     assert_located(&at, &lens[1..], SEGMENT_SIZE);
     assert_eq!(
         at[0].segment, at[1].segment,
