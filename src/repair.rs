@@ -12,7 +12,7 @@ use crate::options::Options;
 use crate::recovery;
 use crate::report::{Report, Verdict};
 use crate::segment::{JOURNAL_NAME, LOCK_NAME, Listing, segment_name};
-use crate::storage::{DirSync, OpenMode, Storage, StorageFile, StorageLock};
+use crate::storage::{DirSync, OpenMode, Storage, StorageFile, StorageLock, entry_dir};
 use sha2::{Digest, Sha256};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -268,18 +268,12 @@ pub(crate) fn missing_dirs(storage: &dyn Storage, dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Fsyncs the parent of every directory in `created`: a new directory's entry lives in its
-/// parent, and a power loss could otherwise take the directory, and every file synced inside
-/// it, away. A relative path's first component lives in the current directory (`wal`'s
-/// parent is `.`, not the empty path). Returns `Unsupported` if any parent refused.
+/// Fsyncs the directory holding each entry in `created` ([`entry_dir`]: `.` for a bare
+/// relative name): a power loss could otherwise take a new directory away, and every file
+/// synced inside it. Returns `Unsupported` if any of them refused.
 pub(crate) fn sync_parents(storage: &dyn Storage, created: &[PathBuf]) -> Result<DirSync> {
     let mut outcome = DirSync::Synced;
-    for dir in created {
-        let parent = match dir.parent() {
-            None => continue,
-            Some(p) if p.as_os_str().is_empty() => Path::new("."),
-            Some(p) => p,
-        };
+    for parent in created.iter().filter_map(|dir| entry_dir(dir)) {
         if sync_dir(storage, parent)? == DirSync::Unsupported {
             outcome = DirSync::Unsupported;
         }

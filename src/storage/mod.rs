@@ -17,6 +17,17 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The directory that holds `path`'s entry, which a directory fsync must cover before a new or
+/// renamed `path` is durable: its parent, or `.` for a bare relative name (whose parent is the
+/// empty path, which names no directory). `None` for a root, which has no entry.
+#[must_use]
+pub fn entry_dir(path: &Path) -> Option<&Path> {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Some(Path::new(".")),
+        parent => parent,
+    }
+}
+
 /// How to open a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpenMode {
@@ -207,4 +218,21 @@ pub(crate) fn read_vec(
     let mut buf = vec![0u8; usize::try_from(len).map_err(io::Error::other)?];
     file.read_at(&mut buf, offset)?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entry_dir;
+    use std::path::Path;
+
+    #[test]
+    fn a_bare_name_lives_in_the_current_directory_and_a_root_in_none() {
+        let dir = |p: &str| entry_dir(Path::new(p)).map(|d| d.to_str().unwrap().to_owned());
+        assert_eq!(dir("wal").as_deref(), Some("."));
+        assert_eq!(dir("./wal").as_deref(), Some("."));
+        assert_eq!(dir("a/wal").as_deref(), Some("a"));
+        assert_eq!(dir("/data/log").as_deref(), Some("/data"));
+        assert_eq!(dir("/log").as_deref(), Some("/"));
+        assert_eq!(dir("/"), None);
+    }
 }

@@ -18,7 +18,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use walctl::RecordView;
-use walctl::storage::{FsStorage, Storage as _};
+use walctl::storage::{FsStorage, Storage as _, entry_dir};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -271,13 +271,11 @@ fn finish(file: File, staging: Option<&Path>, target: &Path) -> Result<()> {
         std::fs::rename(staging, target)
             .with_context(|| format!("replacing {} with the new export", target.display()))?;
     }
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
     // A file system that cannot fsync a directory (DirSync::Unsupported) gets what it offers.
-    FsStorage::new()
-        .sync_dir(dir)
-        .with_context(|| format!("fsync of directory {}", dir.display()))?;
+    if let Some(dir) = entry_dir(target) {
+        FsStorage::new()
+            .sync_dir(dir)
+            .with_context(|| format!("fsync of directory {}", dir.display()))?;
+    }
     Ok(())
 }
