@@ -71,6 +71,15 @@ fn assert_located(at: &[Location], lens: &[usize], segment_size: u64) {
     }
 }
 
+/// The log in `storage` is clean, and its records are exactly where the appends said.
+fn assert_found_where_told(storage: &MemStorage, appended: &[Appended]) {
+    let (report, records) = scan(storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Clean, "{:?}", report.damage);
+    let found: Vec<Location> = records.iter().map(|r| r.location).collect();
+    let told: Vec<Location> = appended.iter().map(|a| a.location).collect();
+    assert_eq!(found, told);
+}
+
 #[test]
 fn a_segment_is_sealed_only_when_the_next_record_does_not_fit() {
     let storage = MemStorage::new();
@@ -87,14 +96,8 @@ fn a_segment_is_sealed_only_when_the_next_record_does_not_fit() {
     assert_packed(&appended, &lens, SEGMENT_SIZE);
     let segments = appended.last().unwrap().location.segment;
     assert!(segments > 50, "the workload rotated only {segments} times");
-
-    // What the appends reported is where the records are.
     drop(log);
-    let (report, records) = scan(&storage, &dir());
-    assert_eq!(report.verdict(), Verdict::Clean, "{:?}", report.damage);
-    let found: Vec<_> = records.iter().map(|r| r.location).collect();
-    let told: Vec<_> = appended.iter().map(|a| a.location).collect();
-    assert_eq!(found, told);
+    assert_found_where_told(&storage, &appended);
 }
 
 #[test]
@@ -169,10 +172,7 @@ fn a_write_buffer_changes_no_location() {
     log.sync().expect("sync");
     drop(log);
     assert_packed(&appended, &lens, SEGMENT_SIZE);
-    let (_, records) = scan(&storage, &dir());
-    let found: Vec<_> = records.iter().map(|r| r.location).collect();
-    let told: Vec<_> = appended.iter().map(|a| a.location).collect();
-    assert_eq!(found, told);
+    assert_found_where_told(&storage, &appended);
 }
 
 /// Builds a log of records of payload `lens`, compacts away those below `before`, and returns
