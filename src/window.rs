@@ -300,6 +300,38 @@ mod tests {
         assert_eq!(s.valid_len, bytes.len() as u64);
     }
 
+    #[test]
+    fn a_read_its_visitor_stops_says_where_the_next_read_continues() {
+        let h = header(0);
+        let bytes = segment(&h, &[(1, 10), (2, 100), (3, 10)]);
+        let storage = MemStorage::new();
+        let path = Path::new("/w/seg");
+        storage.set_file_bytes(path, bytes.clone());
+        let file = storage.open(path, OpenMode::Read).unwrap();
+        let len = bytes.len() as u64;
+        let start = Resume {
+            offset: SEGMENT_DATA_START,
+            last_seq: 0,
+        };
+        // From a whole header up: a window too short for one gives the rest to the caller.
+        for window in [32, 64, WINDOW] {
+            let mut seen = Vec::new();
+            let mut visit = |r: &crate::report::RecordView<'_>| {
+                seen.push(r.seq);
+                ControlFlow::Break(())
+            };
+            let mut at = start;
+            for _ in 0..3 {
+                let (s, stop) = read_clean(&*file, len, at, &h, None, window, &mut visit).unwrap();
+                assert!(s.stopped, "window {window}");
+                assert_eq!(stop.last_seq, at.last_seq + 1, "window {window}");
+                at = stop;
+            }
+            assert_eq!(seen, [1, 2, 3], "window {window}");
+            assert_eq!(at.offset, len, "window {window}: past the last record");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]

@@ -328,3 +328,113 @@ fn repair_refuses_when_every_side_file_name_is_taken_and_cuts_nothing() {
         "no side file overwritten"
     );
 }
+
+#[test]
+fn a_sealed_segments_watermark_must_name_its_last_record() {
+    // Sealing writes the last record's number into the slot (FORMAT.md §2.2): a sealed slot
+    // that says less, more or nothing is damage, and which one tells the operator whether
+    // acknowledged records are gone (more) or only the proof is wrong (less, none).
+    let cases = [
+        (Some(3), None),
+        (Some(2), Some(DamageKind::BadWatermark)),
+        (Some(4), Some(DamageKind::MissingAcknowledged)),
+        (None, Some(DamageKind::BadWatermark)),
+    ];
+    for (watermark, expected) in cases {
+        let storage = MemStorage::new();
+        storage.create_dir_all(&dir()).unwrap();
+        storage.set_file_bytes(
+            &dir().join("00000000000000000001.wal"),
+            crafted_segment(1, 1, watermark, &[1, 2, 3]),
+        );
+        storage.set_file_bytes(
+            &dir().join("00000000000000000002.wal"),
+            util::crafted_later_segment(2, (4, 1), None, &[4]),
+        );
+        let (report, records) = scan(&storage, &dir());
+        assert_eq!(records.len(), 4, "{watermark:?}: every record is delivered");
+        let found: Vec<_> = report
+            .damage
+            .iter()
+            .map(|d| (d.kind, d.segment, d.offset))
+            .collect();
+        let want: Vec<_> = expected
+            .map(|kind| (kind, 1, WATERMARK_SLOT_OFFSETS[0]))
+            .into_iter()
+            .collect();
+        assert_eq!(found, want, "{watermark:?}");
+    }
+}
+
+/// A synced log of keyed records and tombstones (no plain data record), and its records.
+fn keyed_log() -> (MemStorage, Vec<walctl::Record>) {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    for i in 0..6u8 {
+        let key = [b'k', i];
+        let entry = if i % 2 == 0 {
+            walctl::Entry::keyed(&key, b"value of some length")
+        } else {
+            walctl::Entry::tombstone(&key)
+        };
+        log.append_entry(&entry).unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    let (_, records) = scan(&storage, &dir());
+    (storage, records)
+}
+
+#[test]
+fn damage_ends_where_the_next_keyed_record_or_tombstone_starts() {
+    // The search for the next valid record after damage skips bytes whose kind and flags no
+    // record can have; keys set a flag, so keyed records and tombstones must pass that filter.
+    let (storage, records) = keyed_log();
+    let seg = segments(&storage).pop().unwrap();
+    for hit in [1, 2] {
+        let damaged = records[hit].location;
+        let (storage, _) = keyed_log();
+        let last_byte = damaged.offset + u64::from(damaged.length) - 1;
+        edit(&storage, &seg, |b| b[last_byte as usize] ^= 1);
+        let (report, after) = scan(&storage, &dir());
+        let d = &report.damage[0];
+        assert_eq!(
+            (d.kind, d.offset, d.length),
+            (
+                DamageKind::Checksum,
+                damaged.offset,
+                u64::from(damaged.length)
+            ),
+            "record {hit}"
+        );
+        assert_eq!(after.len(), records.len() - 1, "record {hit}");
+        assert!(
+            d.detail.contains(" bytes, followed by valid records"),
+            "{}",
+            d.detail
+        );
+    }
+}
+
+#[test]
+fn a_zeroed_record_header_before_its_body_is_a_checksum_failure_not_zero_fill() {
+    // Zero fill is a region of zeros only; zeros where a header should be, with the record's
+    // bytes still after them, are damage of another kind, and the detail says how long.
+    let storage = util::built(6, 100);
+    let (_, records) = scan(&storage, &dir());
+    let seg = segments(&storage).pop().unwrap();
+    let third = records[2].location;
+    let at = third.offset as usize;
+    edit(&storage, &seg, |b| b[at..at + 32].fill(0));
+    let (report, _) = scan(&storage, &dir());
+    let d = &report.damage[0];
+    assert_eq!(
+        (d.kind, d.offset, d.length),
+        (DamageKind::Checksum, third.offset, u64::from(third.length))
+    );
+    let scanned = format!(
+        "zero bytes where a record should start; {} bytes, followed by valid records;",
+        third.length
+    );
+    assert!(d.detail.starts_with(&scanned), "{}", d.detail);
+}

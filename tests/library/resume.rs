@@ -186,3 +186,31 @@ fn an_unsynced_tail_longer_than_4_mib_is_scanned_with_the_whole_segment() {
     );
     assert_eq!(log.next_seq(), 16);
 }
+
+#[test]
+fn slot_generations_keep_counting_across_reopens() {
+    // Of the two slots the higher generation is the newer (FORMAT.md §2.2). A writer that
+    // restarted its count at open would write generation 1 over the newest slot and leave the
+    // older one to win: the proof of every later sync would be lost.
+    let storage = MemStorage::new();
+    for round in 1..=4u64 {
+        let log = Log::open(dir(), options(&storage)).unwrap();
+        for _ in 0..round {
+            append_n(&log, 2, 200);
+            log.sync().unwrap();
+        }
+        let last = log.next_seq() - 1;
+        drop(log);
+        let (report, _) = scan(&storage, &dir());
+        assert_eq!(report.durable_seq, Some(last), "round {round}");
+        let bytes = storage.file_bytes(&seg1()).unwrap();
+        let log_id = u64::from_le_bytes(bytes[LOG_ID_AT..LOG_ID_AT + 8].try_into().unwrap());
+        let generations: Vec<u64> = WATERMARK_SLOT_OFFSETS
+            .iter()
+            .filter_map(|&at| WatermarkSlot::decode(&bytes[at as usize..], log_id, 1))
+            .map(|slot| slot.generation)
+            .collect();
+        let syncs: u64 = (1..=round).sum();
+        assert_eq!(generations.iter().max(), Some(&syncs), "round {round}");
+    }
+}

@@ -15,6 +15,13 @@ fn follow(storage: &MemStorage, cursor: Option<Cursor>) -> (After, Vec<Record>) 
         ControlFlow::Continue(())
     })
     .expect("read_after");
+    if let After::Read { records, .. } = after {
+        assert_eq!(
+            records,
+            got.len() as u64,
+            "the count is of the records delivered"
+        );
+    }
     (after, got)
 }
 
@@ -234,7 +241,16 @@ fn a_segment_of_another_log_after_the_cursor_is_damage_not_a_lost_cursor() {
 fn a_damaged_or_cut_preamble_after_the_cursor_is_damage_at_its_start() {
     // A segment is named only once its preamble is written and synced, so a header failing
     // its checksum, or a file ending inside the preamble, is damage, never a wait.
-    let damages: [fn(&mut Vec<u8>); 2] = [|b| b[20] ^= 1, |b| b.truncate(5000)];
+    // A header naming another segment number is damage too: the file is misnamed or a copy.
+    let damages: [fn(&mut Vec<u8>); 3] = [
+        |b| b[20] ^= 1,
+        |b| b.truncate(5000),
+        |b| {
+            let mut header = SegmentHeader::decode(b).unwrap();
+            header.segment += 5;
+            b[..SEGMENT_HEADER_SIZE].copy_from_slice(&header.encode());
+        },
+    ];
     for damage in damages {
         let storage = MemStorage::new();
         let log = Log::open(dir(), plain(&storage)).unwrap();
@@ -249,4 +265,110 @@ fn a_damaged_or_cut_preamble_after_the_cursor_is_damage_at_its_start() {
         };
         assert_eq!(after, at_start);
     }
+}
+
+#[test]
+fn bytes_after_a_sealed_segments_last_record_are_damage_unless_preallocated_zeros() {
+    type OptionsOf = fn(&MemStorage) -> walctl::Options;
+    let cases: [(OptionsOf, &[u8], bool); 4] = [
+        (plain, &[0; 100], false),
+        (options, &[0; 100], true),
+        (options, &[0x5a], false),
+        (plain, &[0x5a], false),
+    ];
+    for (opts, extra, settled) in cases {
+        let storage = MemStorage::new();
+        let log = Log::open(dir(), opts(&storage)).unwrap();
+        append_n(&log, 60, 500);
+        drop(log);
+        let (_, records) = scan(&storage, &dir());
+        let end = records
+            .iter()
+            .filter(|r| r.location.segment == 2)
+            .map(|r| r.location.offset + u64::from(r.location.length))
+            .max()
+            .unwrap();
+        crate::util::edit(&storage, &segments(&storage)[1], |b| {
+            b.truncate(end as usize);
+            b.extend_from_slice(extra);
+        });
+        let (after, got) = follow(&storage, None);
+        let what = format!("{} bytes, settled: {settled}", extra.len());
+        if settled {
+            assert_eq!(got, records, "{what}");
+        } else {
+            assert_eq!(
+                after,
+                After::Damaged {
+                    segment: 2,
+                    offset: end
+                },
+                "{what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_log_of_one_empty_segment_is_read_as_no_records() {
+    let storage = MemStorage::new();
+    let _log = Log::open(dir(), plain(&storage)).unwrap();
+    let only = segments(&storage).pop().unwrap();
+    let len = storage.file_bytes(&only).unwrap().len() as u64;
+    assert_eq!(len, walctl::format::SEGMENT_DATA_START, "just its preamble");
+    let (after, got) = follow(&storage, None);
+    assert_eq!(
+        after,
+        After::Read {
+            cursor: None,
+            records: 0
+        }
+    );
+    assert!(got.is_empty());
+}
+
+#[test]
+fn a_cursor_on_a_segments_first_record_resumes_after_it() {
+    let storage = built(60, 500);
+    let (_, records) = scan(&storage, &dir());
+    let first_of_2 = records.iter().find(|r| r.location.segment == 2).unwrap();
+    assert_eq!(
+        first_of_2.location.offset,
+        walctl::format::SEGMENT_DATA_START
+    );
+    let after = walctl::read_after(&storage, &dir(), None, &mut |r| {
+        if r.seq == first_of_2.seq {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
+    let (_, rest) = follow(&storage, cursor_of(after));
+    assert_eq!(rest, records[first_of_2.seq as usize..]);
+}
+
+#[test]
+fn a_follower_at_the_end_of_the_file_waits_there_and_then_reads_what_follows() {
+    // Without preallocation the last record ends the file: its cursor is still valid.
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    append_n(&log, 3, 100);
+    let cursor = cursor_of(follow(&storage, None).0).unwrap();
+    let last = segments(&storage).pop().unwrap();
+    let end = cursor.location.offset + u64::from(cursor.location.length);
+    assert_eq!(storage.file_bytes(&last).unwrap().len() as u64, end);
+    let (after, got) = follow(&storage, Some(cursor));
+    assert_eq!(
+        (after, got.len()),
+        (
+            After::Read {
+                cursor: Some(cursor),
+                records: 0
+            },
+            0
+        )
+    );
+    append_n(&log, 2, 100);
+    assert_eq!(seqs(&follow(&storage, Some(cursor)).1), vec![4, 5]);
 }

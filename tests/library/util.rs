@@ -177,6 +177,16 @@ pub fn crafted_segment(
     watermark: Option<u64>,
     seqs: &[u64],
 ) -> Vec<u8> {
+    crafted_later_segment(number, (first_seq, first_seq), watermark, seqs)
+}
+
+/// [`crafted_segment`] for a segment after the log's first: `(first_seq, log_first_seq)`.
+pub fn crafted_later_segment(
+    number: u64,
+    (first_seq, log_first_seq): (u64, u64),
+    watermark: Option<u64>,
+    seqs: &[u64],
+) -> Vec<u8> {
     use walctl::format::{
         self, RecordKind, RecordMeta, SEGMENT_DATA_START, SegmentHeader, WatermarkSlot,
     };
@@ -186,7 +196,7 @@ pub fn crafted_segment(
         log_id: 77,
         segment: number,
         first_seq,
-        log_first_seq: first_seq,
+        log_first_seq,
         created_nanos: 0,
     };
     let mut bytes = header.encode().to_vec();
