@@ -302,8 +302,17 @@ mod tests {
 
     #[test]
     fn a_read_its_visitor_stops_says_where_the_next_read_continues() {
+        // Records 2 and 4 are longer than the smaller windows, which must grow to hold them;
+        // record 4's key counts towards its length.
         let h = header(0);
-        let bytes = segment(&h, &[(1, 10), (2, 100), (3, 10)]);
+        let mut bytes = segment(&h, &[(1, 10), (2, 100), (3, 10)]);
+        let meta = RecordMeta {
+            seq: 4,
+            timestamp_nanos: 4,
+            kind: RecordKind::Data,
+        };
+        let bind = format::binding(h.log_id, h.segment);
+        format::encode_record(&mut bytes, &bind, meta, Some(&[7; 50]), b"short");
         let storage = MemStorage::new();
         let path = Path::new("/w/seg");
         storage.set_file_bytes(path, bytes.clone());
@@ -321,14 +330,38 @@ mod tests {
                 ControlFlow::Break(())
             };
             let mut at = start;
-            for _ in 0..3 {
+            for _ in 0..4 {
                 let (s, stop) = read_clean(&*file, len, at, &h, None, window, &mut visit).unwrap();
                 assert!(s.stopped, "window {window}");
                 assert_eq!(stop.last_seq, at.last_seq + 1, "window {window}");
                 at = stop;
             }
-            assert_eq!(seen, [1, 2, 3], "window {window}");
+            assert_eq!(seen, [1, 2, 3, 4], "window {window}");
             assert_eq!(at.offset, len, "window {window}: past the last record");
+        }
+    }
+
+    #[test]
+    fn a_file_longer_than_any_segment_is_refused_before_any_read() {
+        // The length is the caller's stat; the file itself may be short (it may have shrunk).
+        let h = header(0);
+        let bytes = segment(&h, &[(1, 10)]);
+        let storage = MemStorage::new();
+        let path = Path::new("/w/seg");
+        storage.set_file_bytes(path, bytes);
+        let file = storage.open(path, OpenMode::Read).unwrap();
+        let from = Resume {
+            offset: SEGMENT_DATA_START,
+            last_seq: 0,
+        };
+        let mut visit = |_: &crate::report::RecordView<'_>| ControlFlow::Continue(());
+        for (len, refused) in [(SEGMENT_FILE_LIMIT, false), (SEGMENT_FILE_LIMIT + 1, true)] {
+            let result = read_clean(&*file, len, from, &h, None, WINDOW, &mut visit);
+            let said = result.map(|_| ()).map_err(|e| e.to_string());
+            let more_than_any = said
+                .as_ref()
+                .is_err_and(|e| e.contains("more than any segment holds"));
+            assert_eq!(more_than_any, refused, "{len}: {said:?}");
         }
     }
 
