@@ -450,3 +450,25 @@ fn the_key_index_follows_appends_made_after_it_was_built() {
         ]
     );
 }
+
+#[test]
+fn keys_kept_counts_the_live_keys_the_compacted_log_holds() {
+    // One record per live key survives a `keys` compaction: its latest put, unless it is
+    // older than `before`. A key whose latest record is a tombstone is gone.
+    for before in [None, Some(60), Some(118)] {
+        let storage = sample();
+        let plan = Compaction {
+            keys: true,
+            before,
+            ..Compaction::default()
+        };
+        let out = walctl::compact(&dir(), &options(&storage), &plan).unwrap();
+        let (_, records) = scan(&storage, &dir());
+        let keyed = records
+            .iter()
+            .filter(|r| r.key.is_some() && r.kind == RecordKind::Data)
+            .count() as u64;
+        assert!(keyed > 0, "{before:?}: the sample keeps some keys");
+        assert_eq!(out.keys_kept, keyed, "{before:?}");
+    }
+}
