@@ -12,6 +12,7 @@ mod faults;
 mod golden;
 mod layout;
 mod lock;
+mod marker;
 mod model;
 mod poison;
 mod protocol;
