@@ -1,4 +1,5 @@
-//! One writer at a time.
+//! One writer at a time; and the readers' lock, which compaction takes exclusively to remove
+//! old segments and every scan holds shared (FORMAT.md §6.6).
 
 use std::time::{Duration, Instant};
 use walctl::{ErrorKind, Log, Options};
@@ -62,4 +63,104 @@ fn readers_need_no_lock_and_see_a_live_writer() {
         (report.records, report.verdict()),
         (1, walctl::Verdict::Clean)
     );
+}
+
+mod readers {
+    use crate::util::{built, dir, plain, scan, segments};
+    use std::ops::ControlFlow;
+    use std::time::Duration;
+    use walctl::storage::{LockKind, MemStorage, Storage};
+    use walctl::{Compaction, Options, Verdict};
+
+    fn readers_lock() -> std::path::PathBuf {
+        dir().join("READERS")
+    }
+
+    fn compact_before_51(storage: &MemStorage, wait: Duration) -> walctl::CompactReport {
+        let opts = Options {
+            lock_wait: Some(wait),
+            ..plain(storage)
+        };
+        let plan = Compaction {
+            before: Some(51),
+            ..Compaction::default()
+        };
+        walctl::compact(&dir(), &opts, &plan).unwrap()
+    }
+
+    #[test]
+    fn a_compaction_beside_a_scan_leaves_the_segments_the_scan_still_reads() {
+        let storage = built(120, 200);
+        let mut seen = Vec::new();
+        let mut deferred = None;
+        let report = walctl::scan_log(&storage, &dir(), &mut |r| {
+            if deferred.is_none() {
+                deferred = Some(compact_before_51(&storage, Duration::from_millis(20)));
+            }
+            seen.push(r.seq);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert!(deferred.unwrap().cleanup_deferred, "the scan held the lock");
+        assert_eq!(report.verdict(), Verdict::Clean, "{:?}", report.damage);
+        assert_eq!(seen, (1..=120).collect::<Vec<_>>(), "the old log, whole");
+    }
+
+    #[test]
+    fn a_compaction_waits_for_a_reader_that_lets_go_within_lock_wait() {
+        let storage = built(120, 200);
+        let old = segments(&storage);
+        let reader = storage.try_lock(&readers_lock(), LockKind::Shared).unwrap();
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            drop(reader);
+        });
+        let out = compact_before_51(&storage, Duration::from_secs(60));
+        letting_go.join().unwrap();
+        assert!(!out.cleanup_deferred, "it waited for the reader");
+        assert!(old.iter().all(|p| storage.file_bytes(p).is_none()));
+    }
+
+    #[test]
+    fn a_scan_waits_while_a_compaction_holds_the_readers_lock() {
+        let storage = built(20, 200);
+        let compaction = storage
+            .try_lock(&readers_lock(), LockKind::Exclusive)
+            .unwrap();
+        let reading = {
+            let storage = storage.clone();
+            std::thread::spawn(move || scan(&storage, &dir()).1.len())
+        };
+        // A scan waits up to 10 s; one that did not wait is done long before this.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !reading.is_finished(),
+            "the scan went on under the compaction"
+        );
+        drop(compaction);
+        assert_eq!(reading.join().unwrap(), 20);
+    }
+
+    #[test]
+    fn writers_and_compaction_create_the_readers_lock_file_where_it_is_missing() {
+        // A log written before the readers' lock existed has none; a scan never creates it.
+        let storage = MemStorage::new();
+        drop(walctl::Log::open(dir(), plain(&storage)).unwrap());
+        assert!(
+            storage.file_bytes(&readers_lock()).is_some(),
+            "open made it"
+        );
+        let storage = built(120, 200);
+        storage.remove(&readers_lock()).unwrap();
+        scan(&storage, &dir());
+        assert!(
+            storage.file_bytes(&readers_lock()).is_none(),
+            "a scan changes nothing"
+        );
+        compact_before_51(&storage, Duration::from_millis(20));
+        assert!(
+            storage.file_bytes(&readers_lock()).is_some(),
+            "compaction made it"
+        );
+    }
 }
