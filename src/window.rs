@@ -342,7 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_longer_than_any_segment_is_refused_before_any_read() {
+    fn a_length_past_any_segments_is_refused_and_the_limit_itself_is_not() {
         // The length is the caller's stat; the file itself may be short (it may have shrunk).
         let h = header(0);
         let bytes = segment(&h, &[(1, 10)]);

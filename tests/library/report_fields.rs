@@ -389,11 +389,10 @@ fn keyed_log() -> (MemStorage, Vec<walctl::Record>) {
 fn damage_ends_where_the_next_keyed_record_or_tombstone_starts() {
     // The search for the next valid record after damage skips bytes whose kind and flags no
     // record can have; keys set a flag, so keyed records and tombstones must pass that filter.
-    let (storage, records) = keyed_log();
-    let seg = segments(&storage).pop().unwrap();
     for hit in [1, 2] {
+        let (storage, records) = keyed_log();
+        let seg = segments(&storage).pop().unwrap();
         let damaged = records[hit].location;
-        let (storage, _) = keyed_log();
         let last_byte = damaged.offset + u64::from(damaged.length) - 1;
         edit(&storage, &seg, |b| b[last_byte as usize] ^= 1);
         let (report, after) = scan(&storage, &dir());
