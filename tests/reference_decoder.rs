@@ -62,6 +62,9 @@ fn build_with(dir: &Path, count: u32, close: bool, preallocate: u64) -> Log {
     let opts = Options {
         segment_size: 16 << 10,
         preallocate,
+        // A lock just released can look held while another test's child sits between fork
+        // and exec (TESTING.md, family 8): reopening at once must wait that out.
+        lock_wait: Some(std::time::Duration::from_secs(10)),
         ..Options::default()
     };
     let log = Log::open(dir, opts).unwrap();
