@@ -211,6 +211,21 @@ mod tests {
     /// What a scan reports and delivers, without the window bookkeeping.
     type Seen = (SegmentScan, Vec<(u64, u64)>);
 
+    /// `bytes` as a file to read, at `/w/seg` of a fresh in-memory storage.
+    fn stored(bytes: &[u8]) -> std::sync::Arc<dyn StorageFile> {
+        let storage = MemStorage::new();
+        let path = Path::new("/w/seg");
+        storage.create_dir_all(Path::new("/w")).unwrap();
+        storage.set_file_bytes(path, bytes.to_vec());
+        storage.open(path, OpenMode::Read).unwrap()
+    }
+
+    /// Where the records of a segment whose first sequence number is 1 start.
+    const START: Resume = Resume {
+        offset: SEGMENT_DATA_START,
+        last_seq: 0,
+    };
+
     fn whole(bytes: &[u8], h: &SegmentHeader, stop_after: usize) -> Seen {
         let mut seen = Vec::new();
         let s = scan::scan_segment(bytes, h, &mut |r| {
@@ -225,11 +240,7 @@ mod tests {
     }
 
     fn windowed(bytes: &[u8], h: &SegmentHeader, window: u64, stop_after: usize) -> Seen {
-        let storage = MemStorage::new();
-        let path = Path::new("/w/seg");
-        storage.create_dir_all(Path::new("/w")).unwrap();
-        storage.set_file_bytes(path, bytes.to_vec());
-        let file = storage.open(path, OpenMode::Read).unwrap();
+        let file = stored(bytes);
         let pre = &bytes[..SEGMENT_DATA_START as usize];
         let mut seen = Vec::new();
         let len = bytes.len() as u64;
@@ -313,15 +324,8 @@ mod tests {
         };
         let bind = format::binding(h.log_id, h.segment);
         format::encode_record(&mut bytes, &bind, meta, Some(&[7; 50]), b"short");
-        let storage = MemStorage::new();
-        let path = Path::new("/w/seg");
-        storage.set_file_bytes(path, bytes.clone());
-        let file = storage.open(path, OpenMode::Read).unwrap();
+        let file = stored(&bytes);
         let len = bytes.len() as u64;
-        let start = Resume {
-            offset: SEGMENT_DATA_START,
-            last_seq: 0,
-        };
         // From a whole header up: a window too short for one gives the rest to the caller.
         for window in [32, 64, WINDOW] {
             let mut seen = Vec::new();
@@ -329,7 +333,7 @@ mod tests {
                 seen.push(r.seq);
                 ControlFlow::Break(())
             };
-            let mut at = start;
+            let mut at = START;
             for _ in 0..4 {
                 let (s, stop) = read_clean(&*file, len, at, &h, None, window, &mut visit).unwrap();
                 assert!(s.stopped, "window {window}");
@@ -345,18 +349,10 @@ mod tests {
     fn a_length_past_any_segments_is_refused_and_the_limit_itself_is_not() {
         // The length is the caller's stat; the file itself may be short (it may have shrunk).
         let h = header(0);
-        let bytes = segment(&h, &[(1, 10)]);
-        let storage = MemStorage::new();
-        let path = Path::new("/w/seg");
-        storage.set_file_bytes(path, bytes);
-        let file = storage.open(path, OpenMode::Read).unwrap();
-        let from = Resume {
-            offset: SEGMENT_DATA_START,
-            last_seq: 0,
-        };
+        let file = stored(&segment(&h, &[(1, 10)]));
         let mut visit = |_: &crate::report::RecordView<'_>| ControlFlow::Continue(());
         for (len, refused) in [(SEGMENT_FILE_LIMIT, false), (SEGMENT_FILE_LIMIT + 1, true)] {
-            let result = read_clean(&*file, len, from, &h, None, WINDOW, &mut visit);
+            let result = read_clean(&*file, len, START, &h, None, WINDOW, &mut visit);
             let said = result.map(|_| ()).map_err(|e| e.to_string());
             let more_than_any = said
                 .as_ref()

@@ -10,6 +10,11 @@ use walctl::{Log, Options, Verdict};
 
 const LOG_ID_AT: usize = 16;
 
+/// The log id in a segment's header.
+fn log_id_of(segment: &[u8]) -> u64 {
+    u64::from_le_bytes(segment[LOG_ID_AT..LOG_ID_AT + 8].try_into().unwrap())
+}
+
 /// One large segment without preallocation, so file lengths are exact.
 fn options(storage: &MemStorage) -> Options {
     Options {
@@ -33,7 +38,7 @@ fn seg1() -> std::path::PathBuf {
 fn forge_slot(storage: &MemStorage, durable_seq: u64, durable_end: impl Fn(u64) -> u64) -> u64 {
     let mut bytes = storage.file_bytes(&seg1()).unwrap();
     let len = bytes.len() as u64;
-    let log_id = u64::from_le_bytes(bytes[LOG_ID_AT..LOG_ID_AT + 8].try_into().unwrap());
+    let log_id = log_id_of(&bytes);
     let slot = WatermarkSlot {
         durable_seq,
         generation: 99,
@@ -204,7 +209,7 @@ fn slot_generations_keep_counting_across_reopens() {
         let (report, _) = scan(&storage, &dir());
         assert_eq!(report.durable_seq, Some(last), "round {round}");
         let bytes = storage.file_bytes(&seg1()).unwrap();
-        let log_id = u64::from_le_bytes(bytes[LOG_ID_AT..LOG_ID_AT + 8].try_into().unwrap());
+        let log_id = log_id_of(&bytes);
         let generations: Vec<u64> = WATERMARK_SLOT_OFFSETS
             .iter()
             .filter_map(|&at| WatermarkSlot::decode(&bytes[at as usize..], log_id, 1))

@@ -25,6 +25,22 @@ fn follow(storage: &MemStorage, cursor: Option<Cursor>) -> (After, Vec<Record>) 
     (after, got)
 }
 
+/// Reads from the start and stops at the record `seq`, which is delivered; returns the outcome
+/// and the sequence numbers delivered.
+fn read_up_to(storage: &MemStorage, seq: u64) -> (After, Vec<u64>) {
+    let mut seen = Vec::new();
+    let after = walctl::read_after(storage, &dir(), None, &mut |r| {
+        seen.push(r.seq);
+        if r.seq == seq {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .expect("read_after");
+    (after, seen)
+}
+
 fn cursor_of(after: After) -> Option<Cursor> {
     match after {
         After::Read { cursor, .. } => cursor,
@@ -143,16 +159,7 @@ fn damage_in_a_sealed_segment_is_reported_and_never_skipped() {
 #[test]
 fn a_visitor_that_stops_resumes_after_the_record_it_stopped_at() {
     let storage = built(20, 100);
-    let mut seen = Vec::new();
-    let after = walctl::read_after(&storage, &dir(), None, &mut |r| {
-        seen.push(r.seq);
-        if r.seq == 7 {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })
-    .unwrap();
+    let (after, seen) = read_up_to(&storage, 7);
     assert_eq!(seen, (1..=7).collect::<Vec<_>>());
     let cursor = cursor_of(after);
     assert_eq!(cursor.map(|c| c.seq), Some(7));
@@ -336,15 +343,7 @@ fn a_cursor_on_a_segments_first_record_resumes_after_it() {
         first_of_2.location.offset,
         walctl::format::SEGMENT_DATA_START
     );
-    let after = walctl::read_after(&storage, &dir(), None, &mut |r| {
-        if r.seq == first_of_2.seq {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })
-    .unwrap();
-    let (_, rest) = follow(&storage, cursor_of(after));
+    let (_, rest) = follow(&storage, cursor_of(read_up_to(&storage, first_of_2.seq).0));
     assert_eq!(rest, records[first_of_2.seq as usize..]);
 }
 
