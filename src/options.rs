@@ -43,8 +43,12 @@ pub struct Options {
     /// segment is marked `PREALLOCATED` (FORMAT.md §2.1), so recovery reads the zeros as the
     /// normal end of data.
     pub preallocate: u64,
-    /// How long to wait for another writer to release the lock; `None` fails at once.
-    /// Default `None`.
+    /// How long to wait for another writer to release the lock; `None` does not wait for a
+    /// live writer. On storage whose locks can outlive their holder (the file system: an
+    /// `flock` is lent to a forked child until it execs), a lock that looks held is looked at
+    /// again for [`crate::repair::LENT_LOCK_GRACE`] (10 ms) before the open fails, so a
+    /// reopen right after a writer was dropped is not refused for a process another thread
+    /// was starting. Default `None`.
     pub lock_wait: Option<Duration>,
     /// How long a `sync` or `append_and_sync` caller waiting for another caller's fdatasync
     /// polls for it, yielding the CPU between looks, before it sleeps. Default 250 µs: on a

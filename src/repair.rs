@@ -109,27 +109,43 @@ pub fn truncate_partial(
     Ok((report, outcome))
 }
 
-/// Takes the writer lock, waiting up to `options.lock_wait`.
+/// How long a lock that looks held is looked at again, even with no `lock_wait`, on storage
+/// whose locks can outlive their holder (`Storage::locks_outlive_their_holder`).
+///
+/// An `flock` is lent to every child its process forks until the child execs, so a writer
+/// dropped while another thread spawns a process leaves `LOCK` held for that moment, and an
+/// immediate reopen would fail with a spurious `Locked`. A live writer holds the lock for its
+/// whole session, so a truly refused open pays only this once.
+pub const LENT_LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Takes the writer lock, waiting up to `options.lock_wait` (at least [`LENT_LOCK_GRACE`] on
+/// storage whose locks can outlive their holder).
 pub(crate) fn acquire_lock(
     storage: &dyn Storage,
     dir: &Path,
     options: &Options,
 ) -> Result<Box<dyn StorageLock>> {
+    use std::time::{Duration, Instant};
     let path = dir.join(LOCK_NAME);
-    let deadline = options.lock_wait.map(|w| std::time::Instant::now() + w);
-    let mut pause = std::time::Duration::from_millis(1);
+    let grace = if storage.locks_outlive_their_holder() {
+        LENT_LOCK_GRACE
+    } else {
+        Duration::ZERO
+    };
+    let limit = options.lock_wait.unwrap_or(Duration::ZERO).max(grace);
+    // The clock starts at the first refusal, so a grace always buys at least one more look.
+    let mut refused_at: Option<Instant> = None;
+    let mut pause = Duration::from_millis(1);
     loop {
         match storage.try_lock(&path, crate::storage::LockKind::Exclusive) {
             Ok(lock) => return Ok(lock),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let now = std::time::Instant::now();
-                match deadline {
-                    Some(d) if now < d => {
-                        std::thread::sleep(pause.min(d - now));
-                        pause = (pause * 2).min(std::time::Duration::from_millis(50));
-                    }
-                    _ => return Err(Error::new(ErrorKind::Locked { path })),
+                let waited = refused_at.get_or_insert_with(Instant::now).elapsed();
+                if waited >= limit {
+                    return Err(Error::new(ErrorKind::Locked { path }));
                 }
+                std::thread::sleep(pause.min(limit - waited));
+                pause = (pause * 2).min(Duration::from_millis(50));
             }
             Err(e) => return Err(Error::io("lock", &path, e)),
         }

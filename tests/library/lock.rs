@@ -65,6 +65,88 @@ fn readers_need_no_lock_and_see_a_live_writer() {
     );
 }
 
+/// The writer lock as an `flock` behaves: lent to a forked child until it execs, so it can
+/// look held for a moment after its writer let go. Counted, so the tests see every look.
+mod lent {
+    use crate::util::{Hooked, Hooks, dir, plain};
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+    use walctl::repair::LENT_LOCK_GRACE;
+    use walctl::storage::{LockKind, MemStorage};
+    use walctl::{ErrorKind, Log, Options};
+
+    /// Refuses the first `refusals` exclusive locks on `LOCK` (`u64::MAX`: all of them).
+    #[derive(Debug)]
+    struct Lent {
+        lends: bool,
+        refusals: u64,
+        looks: AtomicU64,
+    }
+
+    impl Hooks for Arc<Lent> {
+        fn refuse_lock(&self, path: &Path, kind: LockKind) -> bool {
+            if kind != LockKind::Exclusive || path != dir().join("LOCK") {
+                return false;
+            }
+            self.looks.fetch_add(1, Ordering::SeqCst) < self.refusals
+        }
+        fn lends_locks(&self) -> bool {
+            self.lends
+        }
+    }
+
+    /// Opens a writer with no `lock_wait`; returns the result and how often `LOCK` was tried.
+    fn open(lends: bool, refusals: u64) -> (walctl::Result<Log>, u64) {
+        let hooks = Arc::new(Lent {
+            lends,
+            refusals,
+            looks: AtomicU64::new(0),
+        });
+        let inner = MemStorage::new();
+        let opts = Options {
+            storage: Hooked::storage(&inner, Arc::clone(&hooks)),
+            lock_wait: None,
+            ..plain(&inner)
+        };
+        let result = Log::open(dir(), opts);
+        (result, hooks.looks.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn a_lock_lent_to_a_child_for_a_moment_does_not_refuse_the_reopen() {
+        let (result, looks) = open(true, 1);
+        let log = result.expect("the second look finds the lock free");
+        assert_eq!(log.append(b"after the grace").unwrap().seq, 1);
+        assert_eq!(looks, 2);
+    }
+
+    #[test]
+    fn where_locks_are_never_lent_a_held_lock_refuses_at_once() {
+        let (result, looks) = open(false, 1);
+        assert!(matches!(
+            result.unwrap_err().kind(),
+            ErrorKind::Locked { .. }
+        ));
+        assert_eq!(looks, 1);
+    }
+
+    #[test]
+    fn a_lock_held_past_the_grace_refuses_the_open() {
+        let start = Instant::now();
+        let (result, looks) = open(true, u64::MAX);
+        let err = result.unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::Locked { .. }), "{err}");
+        assert!(
+            start.elapsed() >= LENT_LOCK_GRACE,
+            "it looked for the whole grace"
+        );
+        // Pauses of 1, 2, 4 ms and the rest of the grace: a handful of looks, not a spin.
+        assert!((2..=6).contains(&looks), "{looks} looks");
+    }
+}
+
 mod readers {
     use crate::util::{built, dir, plain, scan, segments};
     use std::ops::ControlFlow;

@@ -241,6 +241,15 @@ pub trait Hooks: Send + Sync + std::fmt::Debug + 'static {
     fn dir_sync(&self, synced: DirSync) -> DirSync {
         synced
     }
+    /// Whether this lock attempt is answered `WouldBlock` before `MemStorage` sees it, as a
+    /// lock lent to a forked child is.
+    fn refuse_lock(&self, _path: &Path, _kind: LockKind) -> bool {
+        false
+    }
+    /// Whether the storage says its locks can outlive their holder, as the file system does.
+    fn lends_locks(&self) -> bool {
+        false
+    }
 }
 
 /// A `MemStorage` with [`Hooks`]; clones of the inner storage see everything it does.
@@ -270,7 +279,7 @@ impl<H: Hooks> Storage for Hooked<H> {
         self.inner.create_dir_new(dir)
     }
     fn locks_outlive_their_holder(&self) -> bool {
-        self.inner.locks_outlive_their_holder()
+        self.inner.locks_outlive_their_holder() || self.hooks.lends_locks()
     }
     fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
         self.inner.list(dir)
@@ -290,6 +299,9 @@ impl<H: Hooks> Storage for Hooked<H> {
         Ok(self.hooks.dir_sync(self.inner.sync_dir(dir)?))
     }
     fn try_lock(&self, path: &Path, kind: LockKind) -> std::io::Result<Box<dyn StorageLock>> {
+        if self.hooks.refuse_lock(path, kind) {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
         self.inner.try_lock(path, kind)
     }
     fn exists(&self, path: &Path) -> bool {
