@@ -159,9 +159,11 @@ pub fn read_after(
         let settled = if number == last {
             // Waited at: a record still being written, or a torn tail (damage past every
             // record a sync acknowledged, which the writer's next open cuts, FORMAT.md §8).
-            // Damage that valid records follow, among acknowledged records, is reported.
-            !damage_before_records(&*file, &header, stop, len).map_err(io)?
-                || durable.is_none_or(|d| d <= stop.last_seq)
+            // Damage that valid records follow, among acknowledged records, is reported. The
+            // watermark is looked at first: a follower polling a torn tail would otherwise
+            // read everything after it again, twice, on every poll.
+            durable.is_none_or(|d| d <= stop.last_seq)
+                || !damage_before_records(&*file, &header, stop, len).map_err(io)?
         } else {
             // A sealed segment ends at its last record, or in zeros when preallocated.
             stop.offset == len

@@ -4,8 +4,8 @@
 use crate::util::{append_n, built, dir, options, plain, scan, segments};
 use std::ops::ControlFlow;
 use walctl::format::{SEGMENT_HEADER_SIZE, SegmentHeader};
-use walctl::storage::MemStorage;
-use walctl::{After, Compaction, Cursor, Log, Record};
+use walctl::storage::{MemStorage, TraceOp};
+use walctl::{After, Compaction, Cursor, Log, Options, Record};
 
 /// Reads after `cursor`; returns the outcome and the records delivered.
 fn follow(storage: &MemStorage, cursor: Option<Cursor>) -> (After, Vec<Record>) {
@@ -219,6 +219,42 @@ fn a_torn_tail_past_the_last_sync_is_waited_at_and_the_writers_cut_lets_the_foll
     append_n(&log, 2, 300);
     let (_, rest) = follow(&storage, cursor);
     assert_eq!(seqs(&rest), vec![6, 7]);
+}
+
+/// A follower polls a torn tail until the writer's next open cuts it. No acknowledged record
+/// lies past the damage, so a poll needs no second look at the bytes after it: it reads what
+/// follows its cursor once, not three times.
+#[test]
+fn a_follower_waiting_at_a_torn_tail_reads_the_rest_of_the_segment_once_per_poll() {
+    let storage = MemStorage::new();
+    let opts = Options {
+        segment_size: 64 << 20,
+        ..plain(&storage)
+    };
+    let log = Log::open(dir(), opts).unwrap();
+    append_n(&log, 5, 300);
+    log.sync().unwrap();
+    append_n(&log, 4000, 300); // 6..4005, never synced
+    drop(log);
+    let (_, records) = scan(&storage, &dir());
+    let last = segments(&storage).pop().unwrap();
+    flip(&storage, &last, records[5].location.offset + 40, 1);
+    let (after, _) = follow(&storage, None);
+    let cursor = cursor_of(after);
+    let rest = storage.file_bytes(&last).unwrap().len() as u64 - records[5].location.offset;
+    assert!(rest > 1 << 20, "{rest} bytes after the cursor");
+    let before = storage.op_count() as usize;
+    let (after, got) = follow(&storage, cursor);
+    assert_eq!((after, got.len()), (After::Read { cursor, records: 0 }, 0));
+    let read: u64 = storage.trace()[before..]
+        .iter()
+        .filter(|op| op.op == TraceOp::Read && op.path == last)
+        .map(|op| op.len)
+        .sum();
+    assert!(
+        read < rest + (64 << 10),
+        "a poll read {read} bytes of a segment with {rest} after the cursor"
+    );
 }
 
 #[test]
