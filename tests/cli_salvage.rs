@@ -86,6 +86,16 @@ fn a_clean_log_is_copied_whole_and_exits_0() {
 }
 
 #[test]
+fn a_target_under_missing_directories_is_created_with_them() {
+    let f = Fixture::clean(5);
+    let run = f.run(&["salvage", "--to", "rescue/2026/log"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{}", run.stdout);
+    let new_log = f.tmp.path().join("rescue/2026/log");
+    let seqs: Vec<u64> = records(&new_log).iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+}
+
+#[test]
 fn a_torn_tail_is_left_out_with_exit_1() {
     let f = Fixture::torn(3, 4);
     let run = salvage(&f, true);

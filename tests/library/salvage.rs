@@ -2,7 +2,7 @@
 //! the loss named exactly; the damaged log unchanged; and a crash at any storage operation of a
 //! salvage leaves no log that looks complete and is not.
 
-use crate::util::{built, data_files, dir, payload, plain, segments};
+use crate::util::{Hooked, Hooks, built, data_files, dir, payload, plain, segments};
 use std::path::PathBuf;
 use walctl::storage::{CrashMode, Fault, MemStorage, Storage as _};
 use walctl::{ErrorKind, Log, LostRange, Options, Verdict};
@@ -134,6 +134,31 @@ fn salvage_writes_only_into_a_directory_it_creates() {
         matches!(again.kind(), ErrorKind::InvalidOptions(_)),
         "{again}"
     );
+}
+
+/// Another salvage creates the same target between the existence check and the creation: the
+/// later one is refused as for any existing target (not with an I/O error), and writes nothing
+/// into the other's directory.
+#[test]
+fn a_target_created_by_a_racing_salvage_is_refused_as_existing() {
+    #[derive(Debug)]
+    struct Racer;
+    impl Hooks for Racer {
+        fn before_create_dir(&self, inner: &MemStorage, made: &std::path::Path) {
+            if made == target() {
+                inner.create_dir_new(made).expect("the racer's directory");
+            }
+        }
+    }
+    let storage = damaged(3);
+    let opts = Options {
+        storage: Hooked::storage(&storage, Racer),
+        ..plain(&storage)
+    };
+    let err = walctl::salvage(&dir(), &target(), &opts).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::InvalidOptions(_)), "{err}");
+    assert!(err.to_string().contains("/salvaged exists"), "{err}");
+    assert_eq!(storage.list(&target()).unwrap(), Vec::<String>::new());
 }
 
 #[test]

@@ -237,6 +237,8 @@ pub fn crafted(first_seq: u64, watermark: Option<u64>, seqs: &[u64]) -> MemStora
 pub trait Hooks: Send + Sync + std::fmt::Debug + 'static {
     /// Runs after a rename to `to` succeeded.
     fn after_rename(&self, _inner: &MemStorage, _to: &Path) {}
+    /// Runs before an exclusive creation of the directory `dir` (another process's move).
+    fn before_create_dir(&self, _inner: &MemStorage, _dir: &Path) {}
     /// What a successful directory fsync reports.
     fn dir_sync(&self, synced: DirSync) -> DirSync {
         synced
@@ -276,6 +278,7 @@ impl<H: Hooks> Storage for Hooked<H> {
     // Delegated although the trait has defaults: the wrapper must not trade MemStorage's
     // exclusive creation for the default's check-then-create.
     fn create_dir_new(&self, dir: &Path) -> std::io::Result<()> {
+        self.hooks.before_create_dir(&self.inner, dir);
         self.inner.create_dir_new(dir)
     }
     fn locks_outlive_their_holder(&self) -> bool {
