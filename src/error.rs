@@ -196,3 +196,51 @@ impl std::error::Error for Error {
 
 /// Shorthand for results of this library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn an_error_names_the_file_involved_and_an_io_error_keeps_its_cause() {
+        let eio = Error::io(
+            "fdatasync",
+            Path::new("/log/1.wal"),
+            io::Error::from_raw_os_error(5),
+        );
+        assert_eq!(eio.path(), Some(Path::new("/log/1.wal")));
+        let cause = eio.source().expect("the operating system's error");
+        let os = cause
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error);
+        assert_eq!(os, Some(5));
+        let without_cause = [
+            (
+                Error::new(ErrorKind::Locked {
+                    path: "/log/LOCK".into(),
+                }),
+                Some("/log/LOCK"),
+            ),
+            (Error::not_a_log(Path::new("/x"), "no segments"), Some("/x")),
+            (
+                Error::new(ErrorKind::UnsupportedVersion {
+                    path: "/log/2.wal".into(),
+                    found: 9,
+                }),
+                Some("/log/2.wal"),
+            ),
+            (
+                Error::new(ErrorKind::Corrupt {
+                    summary: "s".into(),
+                }),
+                None,
+            ),
+            (Error::new(ErrorKind::InvalidOptions("o".into())), None),
+        ];
+        for (err, path) in without_cause {
+            assert_eq!(err.path(), path.map(Path::new), "{err}");
+            assert!(err.source().is_none(), "{err}");
+        }
+    }
+}

@@ -194,6 +194,37 @@ mod tests {
     }
 
     #[test]
+    fn the_live_keys_are_those_written_and_not_deleted_since() {
+        let (storage, dir) = log();
+        let (index, _) = KeyIndex::build(&storage, dir).unwrap();
+        let mut keys: Vec<&[u8]> = index.keys().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [&b"a"[..], b"c"]);
+        assert!(!index.is_empty());
+        let deleted = KeyIndex::build_for(&storage, dir, b"b").unwrap().0;
+        assert!(deleted.is_empty());
+        assert_eq!(deleted.keys().count(), 0);
+    }
+
+    /// An index entry is only trusted while the record at its place has its sequence number:
+    /// another record there (the log was rewritten since the index was built) is refused.
+    #[test]
+    fn a_record_at_the_indexed_place_with_another_sequence_number_is_refused() {
+        let (storage, dir) = log();
+        let a = KeyIndex::build(&storage, dir).unwrap().0.get(b"a").unwrap();
+        assert_eq!(
+            read_at(&storage, dir, a.location, a.seq).unwrap().seq,
+            a.seq
+        );
+        let err = read_at(&storage, dir, a.location, a.seq + 1).unwrap_err();
+        assert!(
+            matches!(err.kind(), crate::ErrorKind::Corrupt { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no longer checks out"), "{err}");
+    }
+
+    #[test]
     fn an_index_for_one_key_holds_that_key_as_the_whole_index_does() {
         let (storage, dir) = log();
         let (whole, _) = KeyIndex::build(&storage, dir).unwrap();

@@ -102,8 +102,47 @@ impl fmt::Debug for Options {
             .field("write_buffer", &self.write_buffer)
             .field("preallocate", &self.preallocate)
             .field("lock_wait", &self.lock_wait)
+            .field("sync_poll", &self.sync_poll)
             .field("create", &self.create)
             .field("storage", &self.storage)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_every_setting() {
+        let opts = Options::default();
+        // Exhaustive on purpose: a new field does not compile here until it is checked.
+        let Options {
+            segment_size,
+            record_size_max,
+            key_size_max,
+            sync_policy,
+            write_buffer,
+            preallocate,
+            lock_wait,
+            sync_poll,
+            create,
+            storage,
+        } = &opts;
+        let text = format!("{opts:?}");
+        for shown in [
+            format!("segment_size: {segment_size}"),
+            format!("record_size_max: {record_size_max}"),
+            format!("key_size_max: {key_size_max}"),
+            format!("sync_policy: {sync_policy:?}"),
+            format!("write_buffer: {write_buffer}"),
+            format!("preallocate: {preallocate}"),
+            format!("lock_wait: {lock_wait:?}"),
+            format!("sync_poll: {sync_poll:?}"),
+            format!("create: {create}"),
+            format!("storage: {storage:?}"),
+        ] {
+            assert!(text.contains(&shown), "{shown} is missing from {text}");
+        }
     }
 }
