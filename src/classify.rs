@@ -135,7 +135,7 @@ impl LogScan {
             Ok(_) | Err(_) => {
                 let why = match header {
                     Ok(_) => "the segment is shorter than its preamble".to_string(),
-                    Err(f) => format!("the segment header is unreadable ({f:?})"),
+                    Err(f) => f.to_string(),
                 };
                 let mut d = corrupt(DamageKind::BadSegmentHeader, number, why, last, records);
                 d.length = file_len;

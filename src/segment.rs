@@ -165,5 +165,37 @@ mod tests {
         }
         assert_eq!(parse_temp_name(&temp_name(3)), Some(3));
         assert_eq!(parse_segment_name(&segment_name(u64::MAX)), Some(u64::MAX));
+        for bad in [
+            "3.wal.tmp",
+            "000000000000000000003.wal.tmp",
+            "0000000000000000000x.wal.tmp",
+            "00000000000000000003.wal",
+        ] {
+            assert_eq!(parse_temp_name(bad), None, "{bad}");
+        }
+    }
+
+    /// Only a directory that is not there is "not a log"; one that cannot be listed is an I/O
+    /// error, whose cause the operator must see.
+    #[test]
+    fn a_directory_that_cannot_be_listed_is_an_io_error_not_a_missing_log() {
+        use crate::storage::{Fault, MemStorage, Storage, TraceOp};
+        let storage = MemStorage::new();
+        let dir = Path::new("/log");
+        storage.create_dir_all(dir).unwrap();
+        storage.set_faults(Some(Box::new(|op| {
+            (op.op == TraceOp::List).then_some(Fault::Errno(5))
+        })));
+        let err = list(&storage, dir).unwrap_err();
+        assert!(
+            matches!(err.kind(), crate::ErrorKind::Io { op: "list", .. }),
+            "{err}"
+        );
+        storage.set_faults(None);
+        let missing = list(&storage, Path::new("/nothing")).unwrap_err();
+        assert!(
+            matches!(missing.kind(), crate::ErrorKind::NotALog { .. }),
+            "{missing}"
+        );
     }
 }

@@ -55,6 +55,35 @@ impl HeaderFault {
     }
 }
 
+/// The operator's words for a rejected header, as damage details and messages print it.
+impl std::fmt::Display for HeaderFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderFault::Short => write!(
+                f,
+                "the segment is shorter than its {SEGMENT_HEADER_SIZE}-byte header"
+            ),
+            HeaderFault::Magic => f.write_str(
+                "the segment does not start with walctl's magic bytes: not a walctl segment, \
+                 or mangled in transfer",
+            ),
+            HeaderFault::Checksum => f.write_str("the segment header fails its checksum"),
+            HeaderFault::Version(v) => {
+                write!(
+                    f,
+                    "the segment is of format version {v}, newer than this walctl reads"
+                )
+            }
+            HeaderFault::Flags(bits) => {
+                write!(
+                    f,
+                    "the segment header has flag bits {bits:#x} this walctl does not know"
+                )
+            }
+        }
+    }
+}
+
 impl SegmentHeader {
     /// Encodes the header into its 64 bytes.
     #[must_use]

@@ -138,6 +138,85 @@ fn a_segment_cut_inside_its_preamble_is_a_bad_header_over_the_whole_file() {
     assert_eq!(report.verdict(), Verdict::Corrupt);
 }
 
+/// What an operator reads about a segment whose preamble is unusable: cut inside its header,
+/// cut after it (the header is read, the slots are not there), not a walctl segment, damaged.
+#[test]
+fn a_bad_preamble_is_described_in_words() {
+    use walctl::format::SEGMENT_HEADER_SIZE;
+    let header = SEGMENT_HEADER_SIZE;
+    type Case<'a> = (&'a str, &'a dyn Fn(&mut Vec<u8>), &'a str);
+    let cases: [Case; 5] = [
+        (
+            "cut inside the header",
+            &|b| b.truncate(header - 1),
+            "shorter than its 64-byte header",
+        ),
+        (
+            "cut right after the header",
+            &|b| b.truncate(header),
+            "shorter than its preamble",
+        ),
+        (
+            "cut inside the slots",
+            &|b| b.truncate(5000),
+            "shorter than its preamble",
+        ),
+        (
+            "another magic",
+            &|b| b[0] ^= 0xff,
+            "does not start with walctl's magic bytes",
+        ),
+        (
+            "a header field flipped",
+            &|b| b[30] ^= 1,
+            "the segment header fails its checksum",
+        ),
+    ];
+    for (case, damage, detail) in cases {
+        let storage = rotated(100, 0);
+        edit(&storage, &segments(&storage)[0], damage);
+        let (report, _) = scan(&storage, &dir());
+        let d = &report.damage[0];
+        assert_eq!(
+            (d.kind, d.segment),
+            (DamageKind::BadSegmentHeader, 1),
+            "{case}"
+        );
+        assert!(d.detail.contains(detail), "{case}: {}", d.detail);
+        assert!(
+            !d.detail.contains('('),
+            "{case}: no Rust names: {}",
+            d.detail
+        );
+    }
+}
+
+/// A corrupt log that also ends in a torn tail: the refusal names the corruption, which is
+/// what stops the repair, not the tail it would otherwise cut.
+#[test]
+fn a_refusal_names_the_corruption_before_a_torn_tail() {
+    let (storage, _, _) = torn_tail();
+    let first = segments(&storage).remove(0);
+    edit(&storage, &first, |b| {
+        b[SEGMENT_DATA_START as usize + 100] ^= 1
+    });
+    let (report, _) = scan(&storage, &dir());
+    assert_eq!(
+        kinds_and_classes(&report),
+        [
+            (DamageKind::Checksum, DamageClass::Corrupt),
+            (DamageKind::TruncatedRecord, DamageClass::Torn)
+        ]
+    );
+    let summary = report.first_damage_summary();
+    assert!(
+        summary.starts_with("checksum in segment 00000000000000000001.wal"),
+        "{summary}"
+    );
+    let refused = walctl::truncate_partial(&dir(), &options(&storage), true).unwrap_err();
+    assert!(refused.to_string().contains(&summary), "{refused}");
+}
+
 #[test]
 fn a_live_writers_unfinished_record_is_located_exactly() {
     let (storage, _, len) = torn_tail();
