@@ -82,6 +82,10 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
         _ => return None,
     };
     let days = days_from_civil(y, mo, d);
+    // A day past the end of its month (February 30) would silently become a day of the next.
+    if civil_from_days(days) != (y, mo as u32, d as u32) {
+        return None;
+    }
     let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset_secs;
     let nanos = i128::from(secs) * 1_000_000_000 + i128::from(frac);
     u64::try_from(nanos).ok()
@@ -136,6 +140,45 @@ mod tests {
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
         assert_eq!(parse_rfc3339("2000-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn a_day_past_the_end_of_its_month_is_refused() {
+        for no_such_day in [
+            "2001-02-29T00:00:00Z",
+            "2000-02-30T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-11-31T12:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(no_such_day), None, "{no_such_day}");
+        }
+        for day in [
+            "2000-02-29T00:00:00Z",
+            "2024-02-29T00:00:00Z",
+            "2026-12-31T23:59:59Z",
+        ] {
+            assert!(parse_rfc3339(day).is_some(), "{day}");
+        }
+    }
+
+    /// The wall clock as the standard library reads it, in nanoseconds: two readings around
+    /// `now_nanos` bracket it.
+    #[test]
+    fn now_is_the_wall_clock_in_nanoseconds() {
+        let read = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        };
+        let before = read();
+        let now = u128::from(now_nanos());
+        let after = read();
+        assert!(
+            before <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
     }
 
     #[test]
