@@ -142,6 +142,43 @@ mod tests {
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
+    /// Each part of the syntax checked on its own: one thing wrong is enough to refuse.
+    #[test]
+    fn every_malformed_part_is_refused_alone() {
+        let ok = "2000-02-29T00:00:00Z";
+        for good in [
+            ok,
+            "2000-02-29t00:00:00z",
+            "2000-02-29 00:00:00Z",
+            "2016-12-31T23:59:60Z",
+            "2000-02-29T00:00:00.1234567891Z",
+            "2000-02-29T00:00:00-00:30",
+        ] {
+            assert!(parse_rfc3339(good).is_some(), "{good}");
+        }
+        for bad in [
+            "2000-02-29T00:00:00",
+            "2000/02-29T00:00:00Z",
+            "2000-02/29T00:00:00Z",
+            "2000-02-29T00-00:00Z",
+            "2000-02-29T00:00-00Z",
+            "2000-00-29T00:00:00Z",
+            "2000-02-00T00:00:00Z",
+            "2000-02-29T24:00:00Z",
+            "2000-02-29T00:60:00Z",
+            "2000-02-29T00:00:61Z",
+            "2000-02-29T00:00:00.Z",
+            "2000-02-29T00:00:00.123",
+            "2000-02-29T00:00:00+0100",
+            "2000-02-29T00:00:00 01:00",
+            "2000-02-29T00:00:00+01:00x",
+            "2000-02-29T00:00:00+1:000",
+            "2000-02-29T00:00:00ZZ",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
     #[test]
     fn a_day_past_the_end_of_its_month_is_refused() {
         for no_such_day in [
