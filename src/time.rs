@@ -137,6 +137,23 @@ mod tests {
             parse_rfc3339("2000-02-29T00:00:00.5Z"),
             Some(951_782_400_500_000_000)
         );
+        // Offsets with minutes, east and west of UTC, name the same instant.
+        for local in ["2000-02-29T05:30:00+05:30", "2000-02-28T18:30:00-05:30"] {
+            assert_eq!(
+                parse_rfc3339(local),
+                Some(951_782_400_000_000_000),
+                "{local}"
+            );
+        }
+        // The first day of a 400-year era of the calendar arithmetic (day 0 of its cycle).
+        assert_eq!(
+            rfc3339(951_868_800_000_000_000),
+            "2000-03-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            parse_rfc3339("2000-03-01T00:00:00Z"),
+            Some(951_868_800_000_000_000)
+        );
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
         assert_eq!(parse_rfc3339("2000-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
