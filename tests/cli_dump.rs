@@ -283,7 +283,8 @@ fn a_bad_time_is_a_usage_error() {
         let run = f.run(&["dump", "--since", bad]);
         assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{bad}");
         assert!(
-            run.stderr.contains(&format!("{bad:?} is not an RFC 3339 time")),
+            run.stderr
+                .contains(&format!("{bad:?} is not an RFC 3339 time")),
             "{}",
             run.stderr
         );
