@@ -115,7 +115,9 @@ pub fn truncate_partial(
 /// An `flock` is lent to every child its process forks until the child execs, so a writer
 /// dropped while another thread spawns a process leaves `LOCK` held for that moment, and an
 /// immediate reopen would fail with a spurious `Locked`. A live writer holds the lock for its
-/// whole session, so a truly refused open pays only this once.
+/// whole session, so a truly refused open pays only this once. (Readers judging whether a
+/// writer is live, `recovery::writer_active`, look for longer, 42 ms: they only decide how to
+/// label a tail, and nobody waits on them for a lock.)
 pub const LENT_LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Takes the writer lock, waiting up to `options.lock_wait` (at least [`LENT_LOCK_GRACE`] on

@@ -161,7 +161,7 @@ pub fn read_after(
             // record a sync acknowledged, which the writer's next open cuts, FORMAT.md §8).
             // Damage that valid records follow, among acknowledged records, is reported. The
             // watermark is looked at first: a follower polling a torn tail would otherwise
-            // read everything after it again, twice, on every poll.
+            // read everything after it three more times on every poll.
             durable.is_none_or(|d| d <= stop.last_seq)
                 || !damage_before_records(&*file, &header, stop, len).map_err(io)?
         } else {
