@@ -161,3 +161,48 @@ fn a_log_from_a_newer_walctl_is_refused_by_every_command_and_left_unchanged() {
     assert_eq!(f.snapshot(), before);
     assert!(!f.tmp.path().join("salvaged").exists());
 }
+
+/// Operators move a log to another disk and link its directory into place. Every command that
+/// writes works through the link (each syncs the directory, which once refused a link with
+/// "Not a directory"), and the files land in the directory the link leads to.
+#[cfg(unix)]
+#[test]
+fn a_log_directory_reached_through_a_symlink_works_for_every_command() {
+    let f = Fixture::empty();
+    let real = f.tmp.path().join("disk2");
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, &f.dir).unwrap();
+    let export = f.tmp.path().join("export.jsonl");
+    let export = export.to_str().unwrap();
+    for (args, stdout) in [
+        (&["append", "--sync", "--key", "k", "a", "b"][..], "1\n2\n"),
+        (&["append", "c"], "3\n"),
+        (&["sync"], ""),
+        (
+            &["repair", "--truncate-partial"],
+            "the log is clean: nothing to cut\n",
+        ),
+        (&["compact", "--keys", "--json"], ""),
+        (&["export-jsonl", "--output", export], ""),
+        (&["verify"], ""),
+    ] {
+        let run = f.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        if !stdout.is_empty() {
+            assert_eq!(run.stdout, stdout, "{args:?}");
+        }
+    }
+    assert_eq!(f.payloads(), [b"b".to_vec(), b"c".to_vec()]);
+    let segments = std::fs::read_dir(&real)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "wal")
+        })
+        .count();
+    assert!(segments > 0, "no segment in the linked directory");
+    assert!(std::fs::symlink_metadata(&f.dir).unwrap().is_symlink());
+}
