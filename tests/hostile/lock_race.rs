@@ -147,3 +147,52 @@ fn lock_race_child() {
     let _ = rx.recv_timeout(DEADLINE);
     drop(result);
 }
+
+/// An `flock` belongs to every process holding a copy of its descriptor: a child forked while a
+/// writer is open keeps the writer's lock after the writer drops it, until the child execs or
+/// exits. `FsStorage` must say so (`locks_outlive_their_holder`), since that is what makes an
+/// open look again for `walctl::repair::LENT_LOCK_GRACE` instead of reporting `Locked` at once
+/// (the grace itself is tested on a hooked storage, in `library::lock::lent`).
+#[test]
+fn a_forked_child_keeps_a_dropped_writers_lock_until_it_exits() {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd as _;
+    use walctl::storage::Storage as _;
+    let _serial = serial();
+    let sb = Sandbox::new();
+    let options = || Options {
+        lock_wait: None,
+        ..sb.options()
+    };
+    let writer = Log::open(&sb.dir, options()).expect("open the log");
+    let (gate, mut open_gate) = std::io::pipe().expect("pipe");
+    // SAFETY: between fork and exit the child calls only read(2) and _exit(2), which are
+    // async-signal-safe, so the other threads of this process cannot leave it deadlocked.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork: {}", std::io::Error::last_os_error());
+    if child == 0 {
+        let mut byte = 0u8;
+        // SAFETY: closes the child's copy of the gate's other end, so that the parent's end
+        // closing (when the parent is done, or panics) also lets it go; reads one byte into a
+        // local; then leaves without running any destructor.
+        unsafe {
+            libc::close(open_gate.as_raw_fd());
+            libc::read(gate.as_raw_fd(), (&raw mut byte).cast(), 1);
+            libc::_exit(0);
+        }
+    }
+    drop(gate);
+    drop(writer);
+    let refused = Log::open(&sb.dir, options()).map(|_| ()).unwrap_err();
+    assert!(
+        matches!(refused.kind(), ErrorKind::Locked { .. }),
+        "the child's copy of the lock was not seen: {refused}"
+    );
+    assert!(walctl::storage::FsStorage::new().locks_outlive_their_holder());
+    open_gate.write_all(b"x").expect("let the child go");
+    let mut status = 0;
+    // SAFETY: waits for our own child, writing its status into a local.
+    let waited = unsafe { libc::waitpid(child, &raw mut status, 0) };
+    assert_eq!(waited, child, "waitpid");
+    Log::open(&sb.dir, options()).expect("the lock is free once the child is gone");
+}
