@@ -209,14 +209,16 @@ mod platform {
             Ok(()) => Ok(DirSync::Synced),
             // Some file systems cannot fsync a directory. That is tolerated only here, on a
             // handle opened with O_DIRECTORY, and reported as degraded durability.
-            Err(e)
-                if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP))
-                    || e.raw_os_error() == Some(libc::EOPNOTSUPP) =>
-            {
-                Ok(DirSync::Unsupported)
-            }
+            Err(e) if cannot_sync_dirs(&e) => Ok(DirSync::Unsupported),
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether a directory fsync failed because the file system does not do it, rather than
+    /// because it failed (EIO, ENOSPC...: those are errors, never "unsupported").
+    pub(super) fn cannot_sync_dirs(e: &io::Error) -> bool {
+        matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP))
+            || e.raw_os_error() == Some(libc::EOPNOTSUPP)
     }
 }
 
@@ -297,6 +299,29 @@ mod tests {
             // The threshold written out: the constant itself could drift to 0 unnoticed.
             assert_eq!(mapped, len > 256 * 1024, "{len}");
         }
+    }
+
+    /// Only the errors of a file system that cannot fsync a directory degrade durability to
+    /// "unsupported"; a failed fsync stays an error, or a lost directory entry would go unseen.
+    #[cfg(unix)]
+    #[test]
+    fn only_a_file_system_without_directory_fsync_is_unsupported() {
+        let os = io::Error::from_raw_os_error;
+        for errno in [libc::EINVAL, libc::ENOTSUP, libc::EOPNOTSUPP] {
+            assert!(platform::cannot_sync_dirs(&os(errno)), "errno {errno}");
+        }
+        for errno in [
+            libc::EIO,
+            libc::ENOSPC,
+            libc::EBADF,
+            libc::EROFS,
+            libc::EDQUOT,
+        ] {
+            assert!(!platform::cannot_sync_dirs(&os(errno)), "errno {errno}");
+        }
+        assert!(!platform::cannot_sync_dirs(
+            &io::ErrorKind::Unsupported.into()
+        ));
     }
 
     /// A log directory may be a symlink (a log moved to another disk and linked into place):
