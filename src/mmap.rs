@@ -69,3 +69,19 @@ pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<
         Err(io::Error::last_os_error())
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The system call's result is read the right way round: a range of a file starts its
+    /// writeback, and a range past what a file offset can hold is the kernel's EINVAL.
+    #[test]
+    fn start_writeback_reports_the_kernels_answer() {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &[7u8; 8192]).unwrap();
+        start_writeback(&file, 0, 8192).expect("writeback of written bytes starts");
+        let past = start_writeback(&file, i64::MAX as u64, 1).unwrap_err();
+        assert_eq!(past.raw_os_error(), Some(libc::EINVAL));
+    }
+}
