@@ -38,6 +38,7 @@ fn keys_compaction_keeps_the_latest_value_and_proves_it() {
         (Some(1), Some(2))
     );
     assert_eq!(v["keys_kept"], 1);
+    assert_eq!(v["unchanged"], false);
     assert_eq!(v["proof_holds"], true);
     assert_eq!(v["digest_expected"], v["digest_installed"]);
     assert_eq!(v["next_seq"], 6);
@@ -86,6 +87,39 @@ fn before_past_the_next_sequence_number_is_refused() {
     assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
     assert!(f.payloads().is_empty());
     assert_eq!(f.run(&["append", "next"]).stdout, "6\n");
+}
+
+/// A rule that drops nothing leaves the log as it is, says so, and is not a failure: the log
+/// holds exactly the survivors (`proof_holds`), though there is nothing to digest.
+#[test]
+fn a_rule_that_drops_nothing_leaves_the_log_as_it_is() {
+    let f = Fixture::clean(3);
+    let before = f.snapshot();
+    let run = f.run(&["compact", "--keys"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    let last = run.stdout.lines().last().unwrap_or_default();
+    assert_eq!(
+        last.split_whitespace().collect::<Vec<_>>(),
+        [
+            "result", "nothing", "to", "drop:", "the", "log", "was", "left", "as", "it", "is"
+        ]
+    );
+    assert!(!run.stdout.contains("sha256"), "{}", run.stdout);
+    for (args, proof) in [
+        (&["compact", "--before", "1", "--json"][..], true),
+        (&["compact", "--keys", "--dry-run", "--json"], false),
+    ] {
+        let run = f.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        let v = json(&run.stdout);
+        assert_eq!(v["unchanged"], true, "{args:?}");
+        assert_eq!(v["proof_holds"], proof, "{args:?}");
+        assert_eq!(v["after"], v["before"], "{args:?}");
+        assert_eq!(v["digest_expected"], serde_json::Value::Null, "{args:?}");
+        assert_eq!(v["digest_installed"], serde_json::Value::Null, "{args:?}");
+    }
+    assert_eq!(f.snapshot(), before);
+    assert_eq!(f.run(&["append", "next"]).stdout, "4\n");
 }
 
 #[test]

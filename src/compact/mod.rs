@@ -13,14 +13,15 @@
 
 pub(crate) mod install;
 mod new_log;
+mod rule;
 mod salvage;
 
 pub use salvage::{LostRange, SalvageReport, salvage, salvage_observed};
 
 use new_log::NewLog;
+use rule::{Fate, Rule, Survey};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{self, SEGMENT_DATA_START};
 use crate::options::Options;
 use crate::recovery;
 use crate::repair::{self, hex, sync_dir};
@@ -28,7 +29,6 @@ use crate::report::{RecordView, Report, Verdict};
 use crate::segment::{self, Listing, temp_name};
 use crate::storage::Storage;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -61,9 +61,14 @@ pub struct CompactReport {
     pub dropped_superseded: u64,
     /// Records dropped because their key's latest record is a tombstone (tombstones included).
     pub dropped_deleted: u64,
-    /// SHA-256 over the records chosen to survive, computed while reading the old log.
+    /// Nothing was to be dropped, so nothing was written (nor would be, for a dry run): the log
+    /// is left as it is, `after` equals `before`, and there are no digests.
+    pub unchanged: bool,
+    /// SHA-256 over the records chosen to survive, computed while reading the old log (empty
+    /// when `unchanged`).
     pub digest_expected: String,
-    /// SHA-256 over the records of the installed new log, read back (empty for a dry run).
+    /// SHA-256 over the records of the installed new log, read back (empty for a dry run, and
+    /// when `unchanged`).
     pub digest_installed: String,
     /// The sequence number the next append gets (unchanged by compaction).
     pub next_seq: u64,
@@ -125,28 +130,28 @@ pub fn compact_observed(
     let _lock = repair::acquire_lock(storage, dir, options)?;
     install::ensure_readers_lock(storage, dir)?;
     install::resolve(storage, dir)?;
-    let (report, keys, firsts) = survey(storage, dir, plan, observe)?;
+    let (report, survey) = survey(storage, dir, plan, observe)?;
     let old_next = next_seq(storage, dir, &report)?;
-    // As Kafka refuses to delete records past its high watermark: a checkpoint no record has
-    // reached yet is a mistake (a typo, or a caller ahead of the log), and honouring it would
-    // empty the log.
-    if let Some(before) = plan.before
-        && before > old_next
-    {
-        return Err(Error::new(ErrorKind::InvalidOptions(format!(
-            "compacting before {before} is past the log's next sequence number, {old_next}: \
-             no record has reached it, and every record would go; nothing was changed \
-             (compacting before {old_next} drops every record)"
-        ))));
-    }
-    let log_first = first_survivor(plan, &keys, firsts).unwrap_or(old_next);
+    check_checkpoint(plan, old_next)?;
     let mut out = CompactReport {
         dry_run: plan.dry_run,
         before: totals(&report),
         next_seq: old_next,
+        keys_kept: survey.keys_kept(plan),
         ..CompactReport::default()
     };
-    let rule = Rule { plan, keys: &keys };
+    if survey.survivors(plan) == report.records {
+        // Nothing to drop: rewriting the log would cost a copy of all of it, and as much free
+        // space again, to produce the same records.
+        out.unchanged = true;
+        out.after = out.before;
+        return Ok(out);
+    }
+    let log_first = survey.first_survivor(plan).unwrap_or(old_next);
+    let rule = Rule {
+        plan,
+        keys: &survey.keys,
+    };
     let old_last = report.segments.last().map_or(0, |s| s.segment);
     let log_id = report
         .log_id
@@ -154,6 +159,7 @@ pub fn compact_observed(
     let mut writer = (!plan.dry_run)
         .then(|| NewLog::new(storage, dir, options, log_id, old_last + 1, log_first));
     let mut hasher = Sha256::new();
+    let mut planned = new_log::Planned::default();
     let mut failure = None;
     let rescan = recovery::scan_log_as(
         storage,
@@ -163,6 +169,7 @@ pub fn compact_observed(
             match rule.verdict(r) {
                 Fate::Keep => {
                     hash_record(&mut hasher, r);
+                    planned.push(r, options.segment_size);
                     out.after.records += 1;
                     out.after.first_seq.get_or_insert(r.seq);
                     out.after.last_seq = Some(r.seq);
@@ -191,13 +198,9 @@ pub fn compact_observed(
             summary: "the log changed during compaction".into(),
         }));
     }
-    out.keys_kept = keys
-        .values()
-        .filter(|k| !k.tombstone && rule.keeps_key(k.seq))
-        .count() as u64;
     out.digest_expected = hex(&hasher.finalize());
     let Some(writer) = writer else {
-        (out.after.bytes, out.after.segments) = estimate_after(&report, &out, options.segment_size);
+        (out.after.bytes, out.after.segments) = planned.totals();
         return Ok(out);
     };
     install_new(storage, dir, options, writer, old_next, &report, &mut out)?;
@@ -255,54 +258,26 @@ fn install_new(
     Ok(())
 }
 
-/// First sequence numbers at or after `--before` seen by the survey: of any record, and of a
-/// keyless one.
-#[derive(Clone, Copy, Debug, Default)]
-struct Firsts {
-    any: Option<u64>,
-    keyless: Option<u64>,
-}
-
 /// The verifying scan: refuses damage, and for `--keys` records each key's latest record.
 fn survey(
     storage: &dyn Storage,
     dir: &Path,
     plan: &Compaction,
     observe: &mut dyn FnMut(Pass, crate::report::Location),
-) -> Result<(Report, HashMap<Vec<u8>, Latest>, Firsts)> {
-    let mut keys: HashMap<Vec<u8>, Latest> = HashMap::new();
-    let mut firsts = Firsts::default();
+) -> Result<(Report, Survey)> {
+    let mut survey = Survey::default();
     let report = recovery::scan_log_as(
         storage,
         dir,
         &mut |r| {
             observe(Pass::Survey, r.location);
-            if plan.before.is_none_or(|b| r.seq >= b) {
-                firsts.any.get_or_insert(r.seq);
-                if r.key.is_none() {
-                    firsts.keyless.get_or_insert(r.seq);
-                }
-            }
-            if plan.keys
-                && let Some(k) = r.key
-            {
-                let latest = Latest {
-                    seq: r.seq,
-                    tombstone: r.kind == format::RecordKind::Tombstone,
-                };
-                match keys.get_mut(k) {
-                    Some(slot) => *slot = latest,
-                    None => {
-                        keys.insert(k.to_vec(), latest);
-                    }
-                }
-            }
+            survey.add(plan, r);
             ControlFlow::Continue(())
         },
         true,
     )?;
     match report.verdict() {
-        Verdict::Clean => Ok((report, keys, firsts)),
+        Verdict::Clean => Ok((report, survey)),
         Verdict::TornTail => Err(Error::new(ErrorKind::TornTail {
             summary: report.first_damage_summary(),
         })),
@@ -312,24 +287,17 @@ fn survey(
     }
 }
 
-/// The sequence number of the first record that will survive, known before any is written so
-/// every new header can carry it.
-fn first_survivor(
-    plan: &Compaction,
-    keys: &HashMap<Vec<u8>, Latest>,
-    firsts: Firsts,
-) -> Option<u64> {
-    if !plan.keys {
-        return firsts.any;
-    }
-    let keyed = keys
-        .values()
-        .filter(|k| !k.tombstone && plan.before.is_none_or(|b| k.seq >= b))
-        .map(|k| k.seq)
-        .min();
-    match (keyed, firsts.keyless) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// As Kafka refuses to delete records past its high watermark: a checkpoint no record has
+/// reached yet is a mistake (a typo, or a caller ahead of the log), and honouring it would
+/// empty the log.
+fn check_checkpoint(plan: &Compaction, old_next: u64) -> Result<()> {
+    match plan.before {
+        Some(before) if before > old_next => Err(Error::new(ErrorKind::InvalidOptions(format!(
+            "compacting before {before} is past the log's next sequence number, {old_next}: \
+             no record has reached it, and every record would go; nothing was changed \
+             (compacting before {old_next} drops every record)"
+        )))),
+        _ => Ok(()),
     }
 }
 
@@ -344,47 +312,6 @@ fn next_seq(storage: &dyn Storage, dir: &Path, report: &Report) -> Result<u64> {
     Ok(report
         .last_seq
         .map_or(header.first_seq, |l| (l + 1).max(header.first_seq)))
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Latest {
-    seq: u64,
-    tombstone: bool,
-}
-
-enum Fate {
-    Keep,
-    Before,
-    Superseded,
-    Deleted,
-}
-
-struct Rule<'a> {
-    plan: &'a Compaction,
-    keys: &'a HashMap<Vec<u8>, Latest>,
-}
-
-impl Rule<'_> {
-    fn verdict(&self, r: &RecordView<'_>) -> Fate {
-        if self.plan.before.is_some_and(|b| r.seq < b) {
-            return Fate::Before;
-        }
-        let (true, Some(key)) = (self.plan.keys, r.key) else {
-            return Fate::Keep;
-        };
-        let latest = self.keys[key];
-        if latest.tombstone {
-            Fate::Deleted
-        } else if latest.seq != r.seq {
-            Fate::Superseded
-        } else {
-            Fate::Keep
-        }
-    }
-
-    fn keeps_key(&self, seq: u64) -> bool {
-        self.plan.before.is_none_or(|b| seq >= b)
-    }
 }
 
 /// Reads segments `numbers` of `dir` (just written by this process, which holds the writer lock
@@ -433,18 +360,6 @@ fn totals(report: &Report) -> Totals {
         first_seq: report.first_seq,
         last_seq: report.last_seq,
     }
-}
-
-/// For a dry run: the size the new log would have, from the old log's average record size.
-fn estimate_after(report: &Report, out: &CompactReport, segment_size: u64) -> (u64, u64) {
-    let data_before = report
-        .bytes
-        .saturating_sub(report.segments.len() as u64 * SEGMENT_DATA_START);
-    let data_after = data_before.checked_div(report.records).unwrap_or(0) * out.after.records;
-    let per_segment = segment_size.saturating_sub(SEGMENT_DATA_START).max(1);
-    // The compacted segments, plus the empty one appends continue in.
-    let segments = data_after.div_ceil(per_segment) + 1;
-    (data_after + segments * SEGMENT_DATA_START, segments)
 }
 
 /// Removes temporaries of a compaction that will not be installed.

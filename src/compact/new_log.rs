@@ -41,6 +41,41 @@ struct NewSegment {
     last_seq: Option<u64>,
 }
 
+/// The size a dry run plans for the new log: its records placed in segments exactly as
+/// [`NewLog::push`] places them (a record that would take a segment holding records past the
+/// segment size starts the next one), plus the empty segment [`NewLog::finish`] adds.
+#[derive(Debug, Default)]
+pub(super) struct Planned {
+    /// Bytes of the segment being filled (0 before the first record) and of those before it.
+    current: u64,
+    sealed: u64,
+    segments: u64,
+}
+
+impl Planned {
+    /// Places the next surviving record.
+    pub(super) fn push(&mut self, r: &RecordView<'_>, segment_size: u64) {
+        let size = format::encoded_len(r.key.map_or(0, <[u8]>::len), r.payload.len()) as u64;
+        if self.current > 0 && self.current + size > segment_size {
+            self.sealed += self.current;
+            self.current = 0;
+        }
+        if self.current == 0 {
+            self.segments += 1;
+            self.current = SEGMENT_DATA_START;
+        }
+        self.current += size;
+    }
+
+    /// Bytes and segment files of the new log.
+    pub(super) fn totals(&self) -> (u64, u64) {
+        (
+            self.sealed + self.current + SEGMENT_DATA_START,
+            self.segments + 1,
+        )
+    }
+}
+
 impl<'a> NewLog<'a> {
     pub(super) fn new(
         storage: &'a dyn Storage,

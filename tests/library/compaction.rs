@@ -472,3 +472,111 @@ fn keys_kept_counts_the_live_keys_the_compacted_log_holds() {
         assert_eq!(out.keys_kept, keyed, "{before:?}");
     }
 }
+
+/// Unique keys and keyless records, synced: no record is superseded or deleted.
+fn nothing_superseded() -> MemStorage {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), options(&storage)).unwrap();
+    for i in 0..40u32 {
+        let v = vec![i as u8; 300];
+        if i % 3 == 0 {
+            log.append(&v).map(drop).unwrap();
+        } else {
+            let k = format!("k{i}").into_bytes();
+            log.append_entry(&Entry::keyed(&k, &v)).map(drop).unwrap();
+        }
+    }
+    log.sync().unwrap();
+    drop(log);
+    storage
+}
+
+/// A rule that drops nothing leaves the log as it is: no new segment, no copy, nothing written
+/// (a rewrite would cost a copy of the whole log and as much free space again). The report
+/// says so, and has no digests to show.
+#[test]
+fn a_compaction_with_nothing_to_drop_writes_nothing_and_says_so() {
+    for (before, keys) in [
+        (Some(1), false),
+        (None, true),
+        (Some(1), true),
+        (Some(0), false),
+    ] {
+        for dry_run in [false, true] {
+            let case = format!("before {before:?}, keys {keys}, dry run {dry_run}");
+            let storage = nothing_superseded();
+            let files = crate::util::data_files(&storage);
+            let plan = Compaction {
+                before,
+                keys,
+                dry_run,
+            };
+            let out = walctl::compact(&dir(), &options(&storage), &plan).unwrap();
+            assert!(crate::util::data_files(&storage) == files, "{case}: wrote");
+            assert!(out.unchanged, "{case}");
+            assert_eq!(out.after, out.before, "{case}");
+            assert_eq!((out.before.records, out.next_seq), (40, 41), "{case}");
+            let dropped = out.dropped_before + out.dropped_superseded + out.dropped_deleted;
+            assert_eq!(dropped, 0, "{case}");
+            assert_eq!(out.keys_kept, if keys { 26 } else { 0 }, "{case}");
+            assert!(out.digest_expected.is_empty() && out.digest_installed.is_empty());
+        }
+    }
+}
+
+/// One record to drop is enough for a compaction to run: the shortcut is taken only when the
+/// survivors are every record.
+#[test]
+fn a_compaction_that_drops_one_record_rewrites_the_log() {
+    for plan in [
+        Compaction {
+            before: Some(2),
+            ..Compaction::default()
+        },
+        Compaction {
+            keys: true,
+            ..Compaction::default()
+        },
+    ] {
+        let storage = nothing_superseded();
+        if plan.keys {
+            let log = Log::open(dir(), options(&storage)).unwrap();
+            log.append_entry(&Entry::keyed(b"k1", b"again")).unwrap();
+            log.sync().unwrap();
+        }
+        let out = walctl::compact(&dir(), &options(&storage), &plan).unwrap();
+        assert!(!out.unchanged, "{plan:?}");
+        let dropped = out.dropped_before + out.dropped_superseded + out.dropped_deleted;
+        assert_eq!(dropped, 1, "{plan:?}");
+        assert_eq!(out.digest_expected, out.digest_installed, "{plan:?}");
+        assert_eq!(out.after.records, out.before.records - 1, "{plan:?}");
+    }
+}
+
+/// A dry run's planned size is what the compaction then gives: it counts the survivors' bytes
+/// rather than averaging the old files (whose preallocated zeros once made the plan for one
+/// record of a fresh log about 200 KiB).
+#[test]
+fn a_dry_run_plans_the_size_the_compaction_gives() {
+    for (before, keys) in [
+        (Some(50), false),
+        (None, true),
+        (Some(100), true),
+        (Some(121), false),
+    ] {
+        let plan = Compaction {
+            before,
+            keys,
+            dry_run: true,
+        };
+        let storage = sample();
+        let planned = walctl::compact(&dir(), &options(&storage), &plan).unwrap();
+        let real = Compaction {
+            dry_run: false,
+            ..plan
+        };
+        let done = walctl::compact(&dir(), &options(&storage), &real).unwrap();
+        assert_eq!(planned.after, done.after, "{plan:?}");
+        assert_eq!(planned.digest_expected, done.digest_installed, "{plan:?}");
+    }
+}

@@ -35,8 +35,9 @@ Examples:
 /// latest record of each key and drops keys whose latest record is a tombstone (keyless records
 /// are kept). Survivors keep their sequence numbers. The new log is written beside the old one
 /// and installed crash-safely; the report proves it with a SHA-256 digest over the survivors,
-/// computed while reading the old log and again by reading the new log back. A corrupt log is
-/// refused (exit 3), a torn tail too (exit 1: run `walctl repair --truncate-partial` first).
+/// computed while reading the old log and again by reading the new log back. When the rule drops
+/// nothing, nothing is written: the log is left as it is. A corrupt log is refused (exit 3), a
+/// torn tail too (exit 1: run `walctl repair --truncate-partial` first).
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = EXAMPLES, group(ArgGroup::new("rule").required(true).multiple(true)))]
 pub struct Args {
@@ -112,9 +113,11 @@ fn to_json(r: &CompactReport) -> Value {
         "dropped_before": r.dropped_before,
         "dropped_superseded": r.dropped_superseded,
         "dropped_deleted": r.dropped_deleted,
-        "digest_expected": r.digest_expected,
-        "digest_installed": (!r.dry_run).then_some(&r.digest_installed),
-        "proof_holds": !r.dry_run && r.digest_expected == r.digest_installed,
+        "unchanged": r.unchanged,
+        "digest_expected": (!r.unchanged).then_some(&r.digest_expected),
+        "digest_installed": (!r.dry_run && !r.unchanged).then_some(&r.digest_installed),
+        // The log holds exactly the survivors: read back equal, or never touched.
+        "proof_holds": !r.dry_run && (r.unchanged || r.digest_expected == r.digest_installed),
         "next_seq": r.next_seq,
         "cleanup_deferred": r.cleanup_deferred,
     })
@@ -127,10 +130,11 @@ fn table(r: &CompactReport) -> Table {
     };
     let mut table = Table::new();
     table.load_preset(presets::NOTHING);
-    let title = if r.dry_run {
-        "dry run: nothing was written"
-    } else {
-        "compacted"
+    let title = match (r.dry_run, r.unchanged) {
+        (true, false) => "dry run: nothing was written",
+        (true, true) => "dry run: nothing to drop",
+        (false, true) => "nothing to drop: the log was left as it is",
+        (false, false) => "compacted",
     };
     table.set_header([
         "",
@@ -162,8 +166,10 @@ fn table(r: &CompactReport) -> Table {
     table.add_row(["dropped superseded", "", &r.dropped_superseded.to_string()]);
     table.add_row(["dropped deleted", "", &r.dropped_deleted.to_string()]);
     table.add_row(["next seq", "", &r.next_seq.to_string()]);
-    table.add_row(["survivors sha256", "", &r.digest_expected]);
-    if !r.dry_run {
+    if !r.unchanged {
+        table.add_row(["survivors sha256", "", &r.digest_expected]);
+    }
+    if !r.dry_run && !r.unchanged {
         table.add_row(["read back sha256", "", &r.digest_installed]);
     }
     table.add_row(["result", "", title]);
