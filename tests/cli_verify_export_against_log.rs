@@ -202,3 +202,51 @@ fn a_long_log_is_merged_across_batches() {
         serde_json::json!(["1 record in the log but missing from the export: 600"])
     );
 }
+
+#[test]
+fn differing_lines_past_twenty_are_counted_but_not_listed() {
+    // Twenty differing lines are listed one by one; from the twenty-first on, only counted.
+    for (changed, more) in [(20, None), (21, Some("and 1 more records that differ"))] {
+        let f = Fixture::clean(30);
+        let target = export(&f, &[]);
+        forge(&target, |lines| {
+            lines
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    if i < changed {
+                        l.replace("\"payload\":\"record-", "\"payload\":\"edited-")
+                    } else {
+                        l
+                    }
+                })
+                .collect()
+        });
+        let run = against(&f, &target, true);
+        assert_eq!(run.code, 3, "{run:?}");
+        let log = &json(&run.stdout)["log"];
+        assert_eq!(log["differ"], changed, "{changed}");
+        assert_eq!(log["matched"], 30 - changed, "{changed}");
+        let problems: Vec<&str> = log["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        let listed: Vec<&str> = problems[..20].to_vec();
+        for (i, p) in listed.iter().enumerate() {
+            let want = format!(
+                "line {}: record {} differs from the log in payload",
+                i + 2,
+                i + 1
+            );
+            assert_eq!(*p, want, "{changed}");
+        }
+        assert_eq!(problems.get(20).copied(), more, "{changed}: {problems:?}");
+        assert_eq!(
+            problems.len(),
+            20 + usize::from(more.is_some()),
+            "{changed}"
+        );
+    }
+}

@@ -232,29 +232,46 @@ fn spawn_scan(dir: &Path, from: u64) -> (Batches, JoinHandle<Result<Report>>) {
     let (tx, rx) = mpsc::sync_channel::<Vec<Record>>(BATCHES_IN_FLIGHT);
     let dir = dir.to_path_buf();
     let scan = std::thread::spawn(move || {
-        let mut batch = Vec::new();
-        let mut bytes = 0;
+        let mut batcher = Batcher::default();
         let report = walctl::scan_log_from(&FsStorage::new(), &dir, from, &mut |r| {
-            bytes += r.payload.len() + r.key.map_or(0, <[u8]>::len);
-            batch.push(r.to_record());
-            if bytes < BATCH_BYTES && batch.len() < BATCH_RECORDS {
+            let Some(full) = batcher.push(r.to_record()) else {
                 return ControlFlow::Continue(());
-            }
-            bytes = 0;
-            if tx.send(std::mem::take(&mut batch)).is_ok() {
+            };
+            if tx.send(full).is_ok() {
                 ControlFlow::Continue(())
             } else {
                 ControlFlow::Break(())
             }
         })
         .with_context(|| format!("reading the log in {}", dir.display()))?;
-        if !batch.is_empty() {
+        if !batcher.batch.is_empty() {
             // The receiver may be gone already: then nobody needs these.
-            let _ = tx.send(batch);
+            let _ = tx.send(batcher.batch);
         }
         Ok(report)
     });
     (rx, scan)
+}
+
+/// Gathers records into batches of at most `BATCH_BYTES` of keys and payloads (or one record,
+/// if larger) and at most `BATCH_RECORDS` records.
+#[derive(Default)]
+struct Batcher {
+    batch: Vec<Record>,
+    bytes: usize,
+}
+
+impl Batcher {
+    /// Adds the next record; returns the batch once it is full.
+    fn push(&mut self, r: Record) -> Option<Vec<Record>> {
+        self.bytes += r.payload.len() + r.key.as_ref().map_or(0, Vec::len);
+        self.batch.push(r);
+        if self.bytes < BATCH_BYTES && self.batch.len() < BATCH_RECORDS {
+            return None;
+        }
+        self.bytes = 0;
+        Some(std::mem::take(&mut self.batch))
+    }
 }
 
 /// The names of the fields in which a record line differs from the log's record.
@@ -330,6 +347,47 @@ impl Runs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(key: usize, payload: usize) -> Record {
+        Record {
+            seq: 1,
+            timestamp_nanos: 0,
+            kind: walctl::RecordKind::Data,
+            key: (key > 0).then(|| vec![b'k'; key]),
+            payload: vec![b'p'; payload],
+            location: walctl::Location {
+                segment: 1,
+                offset: 0,
+                length: 0,
+            },
+            crc: 0,
+        }
+    }
+
+    /// Pushes records until a batch comes out; returns how many records it holds.
+    fn first_batch(make: impl Fn() -> Record) -> usize {
+        let mut batcher = Batcher::default();
+        for _ in 0..10_000 {
+            if let Some(batch) = batcher.push(make()) {
+                assert!(batcher.batch.is_empty() && batcher.bytes == 0);
+                return batch.len();
+            }
+        }
+        panic!("no batch after 10,000 records");
+    }
+
+    /// The batches' bounds are what keeps the audit's memory to a few MiB whatever the records'
+    /// sizes: small records by count, large ones by bytes (keys included), one over the byte
+    /// bound alone.
+    #[test]
+    fn batches_are_bounded_by_records_and_by_bytes() {
+        assert_eq!(first_batch(|| record(0, 100)), BATCH_RECORDS);
+        assert_eq!(first_batch(|| record(0, BATCH_BYTES / 4)), 4);
+        assert_eq!(first_batch(|| record(0, BATCH_BYTES / 4 + 1)), 4);
+        assert_eq!(first_batch(|| record(0, BATCH_BYTES / 4 - 1)), 5);
+        assert_eq!(first_batch(|| record(BATCH_BYTES / 2, 0)), 2);
+        assert_eq!(first_batch(|| record(1, BATCH_BYTES)), 1);
+    }
 
     #[test]
     fn runs_join_neighbours_and_stop_listing_after_the_limit() {
