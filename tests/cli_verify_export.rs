@@ -145,6 +145,21 @@ fn a_file_that_is_no_export_exits_2() {
         run.stderr,
         "walctl: checking <TMP>/notes.txt: the first line is not JSON: not a walctl export\n"
     );
+    // A header line of the right kind but another schema, or of another kind, is no export.
+    for header in [
+        r#"{"kind":"header","schema":"something-else","version":1}"#,
+        r#"{"kind":"record","schema":"walctl.export","version":1}"#,
+    ] {
+        std::fs::write(&path, format!("{header}\n")).unwrap();
+        let run = check(&f, &path, false);
+        assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{header}");
+        assert!(
+            run.stderr
+                .contains("the first line is not a walctl export header"),
+            "{header}: {}",
+            run.stderr
+        );
+    }
     let missing = check(&f, &f.tmp.path().join("missing.jsonl"), false);
     assert_eq!(missing.code, 2);
     assert!(
@@ -153,5 +168,34 @@ fn a_file_that_is_no_export_exits_2() {
             .starts_with("walctl: opening <TMP>/missing.jsonl: "),
         "{}",
         missing.stderr
+    );
+}
+
+#[test]
+fn records_out_of_order_or_without_seq_are_named_by_line() {
+    // Swapping two record lines keeps the count; the digest breaks, and the line whose seq
+    // goes back is named. A record line without a seq is named too.
+    let (f, target) = exported();
+    let text = std::fs::read_to_string(&target).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.swap(2, 3);
+    lines[1] = lines[1].replace("\"seq\":1,", "");
+    std::fs::write(&target, lines.join("\n") + "\n").unwrap();
+    let run = check(&f, &target, true);
+    assert_eq!(run.code, 3, "{run:?}");
+    let problems = json(&run.stdout)["problems"].clone();
+    let problems: Vec<&str> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for line in [2, 4] {
+        let want = format!("line {line}: seq missing or not increasing");
+        assert!(problems.contains(&want.as_str()), "{want}: {problems:?}");
+    }
+    assert!(
+        !problems.iter().any(|p| p.starts_with("line 3:")),
+        "{problems:?}"
     );
 }

@@ -305,3 +305,28 @@ fn audit_json(dir: &Path, a: &audit::Outcome) -> Value {
         "problems": a.problems,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line of `LINE_MAX` bytes, its newline included, is read whole; one byte more is refused
+    /// rather than read in part (which would misread the rest of it as the next line).
+    #[test]
+    fn lines_up_to_the_limit_are_read_whole_and_longer_ones_refused() {
+        let max = usize::try_from(LINE_MAX).unwrap();
+        for (len, accepted) in [(max, true), (max + 1, false)] {
+            let mut text = vec![b'x'; len - 1];
+            text.extend_from_slice(b"\nnext\n");
+            let mut input = std::io::Cursor::new(text);
+            let mut line = Vec::new();
+            let read = read_line(&mut input, &mut line);
+            assert_eq!(read.is_ok(), accepted, "{len}");
+            if accepted {
+                assert_eq!(line.len(), len);
+                assert!(read_line(&mut input, &mut line).unwrap());
+                assert_eq!(line, b"next\n");
+            }
+        }
+    }
+}
