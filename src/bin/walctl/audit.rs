@@ -406,5 +406,19 @@ mod tests {
         many.describe("gone", &mut problems);
         assert!(problems[0].starts_with("100 records gone: 0, 2, 4,"));
         assert!(problems[0].ends_with(", 38, ..."), "{}", problems[0]);
+        // Past the listed ones only the count grows: an export missing every other record of
+        // a huge log must not hold a run for each.
+        assert_eq!(many.runs.len(), LISTED_MAX + 1);
+    }
+
+    #[test]
+    fn exactly_twenty_runs_are_all_listed_without_an_ellipsis() {
+        let mut runs = Runs::default();
+        for seq in (0..LISTED_MAX as u64).map(|i| i * 2) {
+            runs.add(seq);
+        }
+        let mut problems = Vec::new();
+        runs.describe("gone", &mut problems);
+        assert!(problems[0].ends_with(", 36, 38"), "{}", problems[0]);
     }
 }
