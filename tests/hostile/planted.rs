@@ -182,7 +182,9 @@ fn readers_lock_planted_in_an_existing_log() {
     let _serial = serial();
     for plant in PLANTS {
         let sb = Sandbox::new();
-        build(&sb, 3);
+        // Keys written twice, so that the compaction below has records to drop and must take
+        // READERS to remove the old segments (one with nothing to drop writes nothing).
+        build(&sb, 8);
         fs::remove_file(sb.dir.join("READERS")).expect("remove READERS");
         sb.plant("READERS", plant);
         let before = sb.outside();
@@ -192,7 +194,7 @@ fn readers_lock_planted_in_an_existing_log() {
             walctl::verify(&dir).map_err(|e| e.to_string())
         });
         // A reader goes without the lock where it cannot take it (FORMAT.md §6.5).
-        assert_eq!(report.expect("verify").records, 3, "{case}");
+        assert_eq!(report.expect("verify").records, 8, "{case}");
         sb.assert_outside_untouched(&before, &case);
         let dir = sb.dir.clone();
         let opened = guarded(&case, move || describe(Log::open(&dir, Options::default())));
