@@ -169,15 +169,18 @@ pub fn compact_observed(
             match rule.verdict(r) {
                 Fate::Keep => {
                     hash_record(&mut hasher, r);
-                    planned.push(r, options.segment_size);
                     out.after.records += 1;
                     out.after.first_seq.get_or_insert(r.seq);
                     out.after.last_seq = Some(r.seq);
-                    if let Some(w) = writer.as_mut()
-                        && let Err(e) = w.push(r)
-                    {
-                        failure = Some(e);
-                        return ControlFlow::Break(());
+                    match writer.as_mut() {
+                        Some(w) => {
+                            if let Err(e) = w.push(r) {
+                                failure = Some(e);
+                                return ControlFlow::Break(());
+                            }
+                        }
+                        // A dry run only plans where the record would go.
+                        None => planned.push(r, options.segment_size),
                     }
                 }
                 Fate::Before => out.dropped_before += 1,
