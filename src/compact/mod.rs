@@ -159,7 +159,7 @@ pub fn compact_observed(
     let mut writer = (!plan.dry_run)
         .then(|| NewLog::new(storage, dir, options, log_id, old_last + 1, log_first));
     let mut hasher = Sha256::new();
-    let mut planned = new_log::Planned::default();
+    let mut planned = new_log::Layout::default();
     let mut failure = None;
     let rescan = recovery::scan_log_as(
         storage,
@@ -180,7 +180,7 @@ pub fn compact_observed(
                             }
                         }
                         // A dry run only plans where the record would go.
-                        None => planned.push(r, options.segment_size),
+                        None => _ = planned.push(r, options.segment_size),
                     }
                 }
                 Fate::Before => out.dropped_before += 1,

@@ -23,6 +23,8 @@ pub(super) struct NewLog<'a> {
     log_first_seq: u64,
     next_number: u64,
     current: Option<NewSegment>,
+    /// Where the records go: the same rule a dry run plans by.
+    layout: Layout,
     /// Encoded records of the current segment not yet written: one write per `WRITE_CHUNK`
     /// instead of one per record, which on a log of small records was one system call each.
     buf: Vec<u8>,
@@ -41,33 +43,35 @@ struct NewSegment {
     last_seq: Option<u64>,
 }
 
-/// The size a dry run plans for the new log: its records placed in segments exactly as
-/// [`NewLog::push`] places them (a record that would take a segment holding records past the
-/// segment size starts the next one), plus the empty segment [`NewLog::finish`] adds.
+/// Where a compaction's records fall among its new segments: a record that would take a
+/// segment holding records past the segment size starts the next one. [`NewLog`] writes by
+/// it, and a dry run plans the new log's size by it alone.
 #[derive(Debug, Default)]
-pub(super) struct Planned {
+pub(super) struct Layout {
     /// Bytes of the segment being filled (0 before the first record) and of those before it.
     current: u64,
     sealed: u64,
     segments: u64,
 }
 
-impl Planned {
-    /// Places the next surviving record.
-    pub(super) fn push(&mut self, r: &RecordView<'_>, segment_size: u64) {
+impl Layout {
+    /// Places the next surviving record; true when it starts a new segment.
+    pub(super) fn push(&mut self, r: &RecordView<'_>, segment_size: u64) -> bool {
         let size = format::encoded_len(r.key.map_or(0, <[u8]>::len), r.payload.len()) as u64;
         if self.current > 0 && self.current + size > segment_size {
             self.sealed += self.current;
             self.current = 0;
         }
-        if self.current == 0 {
+        let starts = self.current == 0;
+        if starts {
             self.segments += 1;
             self.current = SEGMENT_DATA_START;
         }
         self.current += size;
+        starts
     }
 
-    /// Bytes and segment files of the new log.
+    /// Bytes and segment files of the new log, with the empty segment [`NewLog::finish`] adds.
     pub(super) fn totals(&self) -> (u64, u64) {
         (
             self.sealed + self.current + SEGMENT_DATA_START,
@@ -93,23 +97,17 @@ impl<'a> NewLog<'a> {
             log_first_seq,
             next_number: first_number,
             current: None,
+            layout: Layout::default(),
             buf: Vec::new(),
         }
     }
 
     pub(super) fn push(&mut self, r: &RecordView<'_>) -> Result<()> {
-        let size = format::encoded_len(r.key.map_or(0, <[u8]>::len), r.payload.len()) as u64;
-        let full = self
-            .current
-            .as_ref()
-            .is_some_and(|c| c.last_seq.is_some() && c.len + size > self.segment_size);
-        if full {
+        if self.layout.push(r, self.segment_size) {
             self.seal()?;
-        }
-        if self.current.is_none() {
             self.start(r.seq, SEGMENT_FLAG_COMPACTED)?;
         }
-        let seg = self.current.as_mut().expect("started above");
+        let seg = self.current.as_mut().expect("the layout started a segment");
         let before = self.buf.len();
         let meta = RecordMeta {
             seq: r.seq,
@@ -125,6 +123,10 @@ impl<'a> NewLog<'a> {
         );
         seg.len += (self.buf.len() - before) as u64;
         seg.last_seq = Some(r.seq);
+        debug_assert_eq!(
+            seg.len, self.layout.current,
+            "the encoder and the layout disagree"
+        );
         if self.buf.len() >= WRITE_CHUNK {
             self.write_buffered()?;
         }
