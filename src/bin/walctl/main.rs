@@ -13,6 +13,7 @@ mod follow;
 mod json;
 mod jsonline;
 mod output;
+mod progress;
 mod select;
 mod split;
 mod text;

@@ -6,15 +6,14 @@
 //! `--limit`) stop the scan early, and `--from` starts it at the segment holding its sequence
 //! number; the damage report then covers only what was read.
 
-use crate::output::Output;
+use crate::progress::Progress;
 use anyhow::{Context as _, Result};
-use indicatif::ProgressBar;
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::ops::ControlFlow;
 use std::path::Path;
-use walctl::storage::{FsStorage, Storage};
+use walctl::storage::FsStorage;
 use walctl::{Location, Record, RecordView, Report};
 
 /// Record filters, shared by `dump` and `export-jsonl`.
@@ -242,97 +241,4 @@ pub fn view(r: &Record) -> RecordView<'_> {
         location: r.location,
         crc: r.crc,
     }
-}
-
-/// Progress of a scan in bytes, from the location of each record delivered.
-pub struct Progress {
-    bar: ProgressBar,
-    /// Bytes of all segments before each segment, by segment number.
-    base: HashMap<u64, u64>,
-}
-
-impl Progress {
-    /// A bar for scanning the log in `dir`; hidden (and costless) unless a person watches.
-    pub fn new(out: &Output, dir: &Path) -> Progress {
-        Progress::labelled(out, dir, "scanning")
-    }
-
-    /// The same with another label on the bar.
-    pub fn labelled(out: &Output, dir: &Path, label: &'static str) -> Progress {
-        if !out.shows_progress() {
-            // Sizing the bar opens every segment: thousands of opens nobody would see.
-            return Progress::hidden();
-        }
-        let sizes = segment_sizes(dir);
-        let total = sizes.iter().map(|&(_, len)| len).sum();
-        let bar = if sizes.is_empty() {
-            ProgressBar::hidden()
-        } else {
-            out.progress(total, label)
-        };
-        let mut base = HashMap::with_capacity(sizes.len());
-        let mut before = 0;
-        for (segment, len) in sizes {
-            base.insert(segment, before);
-            before += len;
-        }
-        Progress { bar, base }
-    }
-
-    /// Whether a bar is shown (a person is watching on a terminal).
-    pub fn visible(&self) -> bool {
-        !self.bar.is_hidden()
-    }
-
-    /// No bar at all (for `--follow`, whose output a person reads on the same terminal).
-    pub fn hidden() -> Progress {
-        Progress {
-            bar: ProgressBar::hidden(),
-            base: HashMap::new(),
-        }
-    }
-
-    /// Moves the bar to the end of the record at `location`.
-    pub fn update(&mut self, location: Location) {
-        if self.bar.is_hidden() {
-            return;
-        }
-        let base = self.base.get(&location.segment).copied().unwrap_or(0);
-        self.bar
-            .set_position(base + location.offset + u64::from(location.length));
-    }
-
-    /// Starts the bar over with a new label, for a second pass over the same bytes.
-    pub fn restart(&mut self, label: &'static str) {
-        self.bar.set_position(0);
-        self.bar.set_message(label);
-    }
-
-    /// Removes the bar.
-    pub fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-
-/// `(segment number, file length)` of each segment; empty when the directory cannot be listed
-/// (the scan itself then reports why).
-fn segment_sizes(dir: &Path) -> Vec<(u64, u64)> {
-    let storage = FsStorage::new();
-    let Ok(listing) = walctl::segment::list(&storage, dir) else {
-        return Vec::new();
-    };
-    listing
-        .segments
-        .iter()
-        .map(|&n| {
-            let len = storage
-                .open(
-                    &walctl::segment::Listing::path(dir, n),
-                    walctl::storage::OpenMode::Read,
-                )
-                .and_then(|f| f.len())
-                .unwrap_or(0);
-            (n, len)
-        })
-        .collect()
 }

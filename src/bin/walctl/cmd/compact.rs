@@ -69,7 +69,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         dry_run: args.dry_run,
     };
     // One bar over the old log's bytes per pass: the verifying survey, then the copy.
-    let mut progress = crate::select::Progress::labelled(out, dir, "checking");
+    let mut progress = crate::progress::Progress::labelled(out, dir, "checking");
     let mut pass = walctl::Pass::Survey;
     let report = walctl::compact_observed(dir, &args.wait.options(), &plan, &mut |p, location| {
         if p != pass {

@@ -7,7 +7,8 @@
 use crate::exit::Exit;
 use crate::follow;
 use crate::output::Output;
-use crate::select::{self, Emit, Filter, Progress};
+use crate::progress::Progress;
+use crate::select::{self, Emit, Filter};
 use crate::text::{self, PayloadFormat};
 use anyhow::Result;
 use comfy_table::{Cell, ColumnConstraint, Table, Width};

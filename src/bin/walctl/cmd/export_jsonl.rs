@@ -8,7 +8,8 @@
 use crate::exit::Exit;
 use crate::json::{self, EXPORT_SCHEMA, EXPORT_VERSION};
 use crate::output::Output;
-use crate::select::{self, Emit, Filter, Progress};
+use crate::progress::Progress;
+use crate::select::{self, Emit, Filter};
 use crate::text::{self, PayloadFormat};
 use anyhow::{Context as _, Result};
 use serde_json::json;

@@ -62,7 +62,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     let options = walctl::Options::default();
     let existed = std::fs::symlink_metadata(&target).is_ok();
     // One bar over the damaged log's bytes per pass: the survey, then the copy.
-    let mut progress = crate::select::Progress::labelled(out, dir, "checking");
+    let mut progress = crate::progress::Progress::labelled(out, dir, "checking");
     let mut pass = walctl::Pass::Survey;
     let salvaged = walctl::salvage_observed(dir, &target, &options, args.dry_run, &mut |p, at| {
         if p != pass {

@@ -8,7 +8,7 @@
 use crate::exit::Exit;
 use crate::json::{self, segment_file};
 use crate::output::Output;
-use crate::select::Progress;
+use crate::progress::Progress;
 use crate::text;
 use anyhow::{Context as _, Result};
 use comfy_table::{Table, presets};
