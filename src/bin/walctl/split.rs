@@ -129,6 +129,63 @@ mod tests {
     }
 
     #[test]
+    fn a_record_of_exactly_the_limit_is_accepted_and_one_byte_more_is_not() {
+        // A limit below a chunk (the buffer is the limit plus one byte), and one the doubling
+        // buffer meets exactly (the buffer is full of the record before its delimiter is read).
+        for limit in [4, 2 * CHUNK] {
+            for tail in [&b"\n"[..], b""] {
+                let mut input = vec![b'x'; limit];
+                input.extend_from_slice(tail);
+                let got = collect(&input, limit).unwrap();
+                assert!(got.len() == 1 && got[0].len() == limit, "limit {limit}");
+                input.insert(0, b'x');
+                match collect(&input, limit) {
+                    Err(SplitError::TooLong { number: 1, .. }) => {}
+                    other => panic!("limit {limit}: {:?}", other.map(|v| v.len())),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_interrupted_read_is_retried_and_any_other_error_ends_the_split() {
+        // A signal (SIGWINCH, SIGCHLD of a pipeline) interrupts `read` with EINTR: not an error.
+        struct Failing(Vec<io::Result<&'static [u8]>>);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Ok(0);
+                }
+                let bytes = self.0.remove(0)?;
+                buf[..bytes.len()].copy_from_slice(bytes);
+                Ok(bytes.len())
+            }
+        }
+        let kind = |k| Err(io::Error::from(k));
+        let mut out = Vec::new();
+        let mut input = Failing(vec![
+            Ok(b"a\n"),
+            kind(io::ErrorKind::Interrupted),
+            Ok(b"b\n"),
+        ]);
+        split(&mut input, b'\n', 10, |rs| {
+            out.extend(rs.iter().map(|r| r.to_vec()));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(out, vec![b"a".to_vec(), b"b".to_vec()]);
+        let mut input = Failing(vec![
+            Ok(b"a\n"),
+            kind(io::ErrorKind::BrokenPipe),
+            Ok(b"b\n"),
+        ]);
+        match split(&mut input, b'\n', 10, |_| Ok::<(), ()>(())) {
+            Err(SplitError::Read(e)) => assert_eq!(e.kind(), io::ErrorKind::BrokenPipe),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_reader_returning_one_byte_at_a_time_splits_the_same() {
         struct Trickle<'a>(&'a [u8]);
         impl Read for Trickle<'_> {
