@@ -204,6 +204,19 @@ fn text_notes_a_live_writer_its_record_in_progress_and_stray_files() {
         clean_offset(4)
     );
     assert!(run.stdout.contains(&note), "{}", run.stdout);
+    // A script reading the JSON report gets the same place.
+    let run = f.run(&["verify", "--json"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        report["in_progress"],
+        serde_json::json!({
+            "segment": "00000000000000000001.wal",
+            "offset": clean_offset(4),
+            "length": 40,
+        })
+    );
+    assert_eq!(report["writer_active"], true);
     drop(writer);
 }
 
