@@ -199,4 +199,17 @@ mod tests {
         let big = vec![b'x'; 1 << 20];
         assert_eq!(preview(&big, PayloadFormat::Text, 3), "xxx…");
     }
+
+    #[test]
+    fn a_preview_of_wide_characters_shows_the_width_and_marks_a_cut() {
+        // Four bytes per character: the bytes encoded for the preview hold exactly `width`
+        // characters, so only the payload's length tells that more follow.
+        let party = "🎉".repeat(10);
+        assert_eq!(preview(party.as_bytes(), PayloadFormat::Text, 10), party);
+        let more = format!("{party}🎉");
+        assert_eq!(
+            preview(more.as_bytes(), PayloadFormat::Text, 10),
+            format!("{party}…")
+        );
+    }
 }
