@@ -107,6 +107,25 @@ fn a_file_where_the_log_should_be_is_not_a_log() {
 }
 
 #[test]
+fn rust_backtrace_adds_the_error_chain_after_the_message_and_zero_turns_it_off() {
+    let f = Fixture::empty();
+    std::fs::write(&f.dir, "not a directory").unwrap();
+    let plain = exits_2_saying_nothing_on_stdout(&f, &["verify"]);
+    assert_eq!(plain.lines().count(), 1, "{plain}");
+    let with = |value: &str| {
+        let run = f.run_cmd(f.walctl().env("RUST_BACKTRACE", value).arg("verify"));
+        assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{run:?}");
+        run.stderr
+    };
+    assert_eq!(with("0"), plain);
+    let traced = with("1");
+    assert!(
+        traced.starts_with(&plain) && traced.len() > plain.len(),
+        "the message, then the error's debug form: {traced}"
+    );
+}
+
+#[test]
 fn garbage_segments_never_panic_and_exit_per_the_contract() {
     let f = Fixture::empty();
     std::fs::create_dir(&f.dir).unwrap();
