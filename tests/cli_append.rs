@@ -353,3 +353,24 @@ fn a_closed_stdout_stops_the_printing_not_the_appending_or_the_sync() {
         (Some(50_000), Some(50_000))
     );
 }
+
+#[test]
+fn segment_size_rotates_this_invocations_writes_and_out_of_range_is_refused() {
+    let f = Fixture::empty();
+    let lines = format!("{}\n", "x".repeat(1000)).repeat(40);
+    let run = f.run_stdin(&["append", "--lines", "--segment-size", "16384"], lines);
+    assert_eq!((run.code, run.stdout.lines().count()), (0, 40), "{run:?}");
+    let segments = std::fs::read_dir(&f.dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("wal".as_ref()))
+        .count();
+    assert!(segments >= 3, "40 kB in segments of 16 KiB: {segments}");
+    let run = f.run(&["append", "--segment-size", "100", "x"]);
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    assert!(
+        run.stderr
+            .contains("between 16384 and 1073741824 bytes, got 100"),
+        "{}",
+        run.stderr
+    );
+}

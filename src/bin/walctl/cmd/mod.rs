@@ -147,3 +147,20 @@ fn describe_open(out: &Output, dir: &Path, report: &OpenReport) {
 pub fn side_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seconds;
+
+    #[test]
+    fn a_lock_wait_is_a_finite_number_of_seconds_up_to_a_day() {
+        for ok in ["0", "0.25", "10", "86400"] {
+            assert!(parse_seconds(ok).is_ok(), "{ok}");
+        }
+        // A negative, infinite or NaN wait would panic in `Duration::from_secs_f64`.
+        for bad in ["-1", "86400.5", "inf", "NaN", "-0.1", "ten", ""] {
+            let err = parse_seconds(bad).unwrap_err();
+            assert!(err.contains("between 0 and 86400"), "{bad}: {err}");
+        }
+    }
+}
