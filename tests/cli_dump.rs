@@ -505,3 +505,72 @@ fn follow_across_a_compaction_prints_each_matching_record_once_and_stops_at_to()
     let (code, stderr) = finish(child);
     assert_eq!((code, stderr.as_str()), (Some(0), ""));
 }
+
+/// A compaction may remove a segment between the follower's listing and its read, so a few
+/// failed polls in a row are ridden out: a log directory moved away for a moment and back,
+/// again and again, does not end the follower.
+#[test]
+fn follow_rides_out_a_log_missing_for_a_moment() {
+    let f = Fixture::clean(1);
+    let (child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow", "--limit", "2"]);
+    expect_seq(&mut stdout, 1);
+    let away = f.dir.with_extension("away");
+    for _ in 0..5 {
+        // Away for less than one poll: at most one failed poll each time, never three in a row.
+        std::fs::rename(&f.dir, &away).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::fs::rename(&away, &f.dir).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    f.append(&[Entry::data(b"back")], false);
+    expect_seq(&mut stdout, 2);
+    let (code, stderr) = finish(child);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+}
+
+/// ... but a log that is gone for good ends it with an error that names it, not a wait forever.
+#[test]
+fn follow_ends_with_an_error_when_the_log_is_gone_for_good() {
+    let f = Fixture::clean(1);
+    let (child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow"]);
+    expect_seq(&mut stdout, 1);
+    std::fs::remove_dir_all(&f.dir).unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let (code, stderr) = finish(child);
+    assert_eq!((code, rest.as_str()), (Some(2), ""), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "walctl: following the log in {}: ",
+            f.dir.display()
+        )),
+        "{stderr}"
+    );
+}
+
+/// A follower with nothing to print sleeps between polls instead of spinning on a core. Counted
+/// in read calls, not time: a poll costs a few, and there are at most five polls a second however
+/// loaded the machine is (a spinning follower made thousands a second even on a busy core).
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_follower_sleeps_between_polls() {
+    let f = Fixture::clean(1);
+    let (mut child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow"]);
+    expect_seq(&mut stdout, 1);
+    let io = format!("/proc/{}/io", child.id());
+    let reads = || -> u64 {
+        let text = std::fs::read_to_string(&io).unwrap();
+        let line = text.lines().find(|l| l.starts_with("syscr:")).unwrap();
+        line["syscr:".len()..].trim().parse().unwrap()
+    };
+    let before = reads();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let made = reads() - before;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // About 8 polls of about 3 reads each; 100 leaves room for a costlier poll.
+    assert!(
+        made < 100,
+        "an idle follower made {made} read calls in 1.5 s"
+    );
+}
