@@ -221,6 +221,33 @@ fn text_notes_a_live_writer_its_record_in_progress_and_stray_files() {
 }
 
 #[test]
+fn on_a_terminal_a_progress_bar_counts_the_bytes_unless_no_color_is_set() {
+    let f = Fixture::rotated(30);
+    let Some(watched) = f.run_on_a_terminal(&["verify"], "") else {
+        return;
+    };
+    assert_eq!(watched.code, 0, "{watched:?}");
+    // The bar is drawn as the scan starts (at 0 bytes), moves as records pass, and is cleared.
+    let draws: Vec<&str> = watched
+        .stdout
+        .split("walctl: scanning [")
+        .skip(1)
+        .filter_map(|d| d.split_once("] ").map(|(_, counts)| counts))
+        .collect();
+    assert!(
+        draws.first().is_some_and(|d| d.starts_with("0 B/"))
+            && draws.iter().any(|d| !d.starts_with("0 B/")),
+        "{}",
+        watched.stdout
+    );
+    let plain = f
+        .run_on_a_terminal_with(&[("NO_COLOR", "1")], &["verify"], "")
+        .unwrap();
+    assert_eq!(plain.code, 0, "{plain:?}");
+    assert!(!plain.stdout.contains("scanning"), "{}", plain.stdout);
+}
+
+#[test]
 fn on_a_terminal_the_progress_scan_reaches_the_same_verdict_and_text() {
     // With a person watching, verify scans in order to drive its bar instead of verifying
     // segments in parallel: the two paths must agree on every line of the report.

@@ -201,6 +201,17 @@ impl Fixture {
     /// Stdout and stderr arrive merged in `stdout`, with the terminal's `\r` removed. `None`
     /// when `script` is not installed.
     pub fn run_on_a_terminal(&self, args: &[&str], input: &str) -> Option<Run> {
+        self.run_on_a_terminal_with(&[], args, input)
+    }
+
+    /// [`Fixture::run_on_a_terminal`] with the environment variables `env` set. The variables
+    /// [`walctl`] clears are cleared here too, and so is `NO_COLOR`, which hides progress bars.
+    pub fn run_on_a_terminal_with(
+        &self,
+        env: &[(&str, &str)],
+        args: &[&str],
+        input: &str,
+    ) -> Option<Run> {
         let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
         let inner = format!(
             "'{}' --dir '{}' {}",
@@ -210,6 +221,10 @@ impl Fixture {
         );
         let mut cmd = Command::new("script");
         cmd.args(["-qec", &inner, "/dev/null"])
+            .env_remove("WALCTL_DIR")
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("NO_COLOR")
+            .envs(env.iter().copied())
             .write_stdin(input.to_string());
         let mut run = self.run_cmd(&mut cmd);
         if run.code == -1 || run.stderr.contains("No such file") {
