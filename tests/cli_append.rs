@@ -374,3 +374,126 @@ fn segment_size_rotates_this_invocations_writes_and_out_of_range_is_refused() {
         run.stderr
     );
 }
+
+/// The largest record (16 MiB of payload by default) goes in through each way of feeding
+/// stdin, including the JSON Lines an export writes for it: six times longer for control
+/// characters (`\u0001`), a third longer for bytes that are not UTF-8 (base64). One byte more
+/// is refused by name before anything is appended.
+#[test]
+fn a_record_of_the_limit_goes_in_through_every_mode_and_one_byte_more_is_refused() {
+    let max = walctl::Options::default().record_size_max as usize;
+    let f = Fixture::empty();
+    let run = f.run_stdin(&["append"], vec![1u8; max]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "1\n"),
+        "{}",
+        run.stderr
+    );
+    let mut line = vec![0xffu8; max];
+    line.push(b'\n');
+    let run = f.run_stdin(&["append", "--lines"], line);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "2\n"),
+        "{}",
+        run.stderr
+    );
+    let export = f.run(&["export-jsonl"]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    let copy = Fixture::empty();
+    let run = copy.run_stdin(&["append", "--jsonl"], export.stdout);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "1\n2\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(copy.payloads(), f.payloads());
+
+    let refusals = [
+        (
+            &["append"][..],
+            "stdin holds more than the record limit of 16777216 bytes",
+        ),
+        (
+            &["append", "--lines"],
+            "stdin record 1 is longer than the limit of 16777216 bytes",
+        ),
+        (
+            &["append", "--null"],
+            "stdin record 1 is longer than the limit of 16777216 bytes",
+        ),
+    ];
+    for (args, message) in refusals {
+        let run = copy.run_stdin(args, vec![b'z'; max + 1]);
+        assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{args:?}");
+        assert!(run.stderr.contains(message), "{args:?}: {}", run.stderr);
+    }
+    assert_eq!(copy.payloads().len(), 2);
+}
+
+#[test]
+fn lines_with_a_key_give_every_record_that_key() {
+    let f = Fixture::empty();
+    let run = f.run_stdin(&["append", "--lines", "--key", "sensor-7"], "a\nb\n");
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "1\n2\n"),
+        "{}",
+        run.stderr
+    );
+    let keys: Vec<_> = common::records(&f.dir).into_iter().map(|r| r.key).collect();
+    assert_eq!(
+        keys,
+        [Some(b"sensor-7".to_vec()), Some(b"sensor-7".to_vec())]
+    );
+}
+
+/// A batch is written once it holds 4,096 records; a bad line after that fails the command,
+/// and the operator is told which records are already in the log.
+#[test]
+fn an_error_after_a_written_batch_names_the_records_that_remain() {
+    let f = Fixture::empty();
+    let mut input = "{\"payload\":\"ok\"}\n".repeat(4097);
+    input.push_str("{\"payload\":12}\n");
+    let run = f.run_stdin(&["append", "--jsonl"], input);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 4096);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "{CREATED}walctl: records 1 to 4096 were appended before this error and remain in \
+             the log\nwalctl: stdin line 4098: \"payload\" must be a string or null\n"
+        )
+    );
+    assert_eq!(f.payloads().len(), 4096);
+}
+
+/// Stdout that cannot be written (a full disk) is an error, unlike a reader that went away:
+/// the caller asked for the sequence numbers and did not get them.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_stdout_is_an_error_and_the_records_written_are_named() {
+    let f = Fixture::empty();
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_walctl"))
+        .env_remove("RUST_BACKTRACE")
+        .arg("--dir")
+        .arg(&f.dir)
+        .args(["append", "a", "b"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("records 1 to 2 were appended before this error")
+            && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    assert_eq!(f.payloads(), [b"a".to_vec(), b"b".to_vec()]);
+}
