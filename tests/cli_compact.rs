@@ -56,6 +56,24 @@ fn before_compaction_drops_the_records_below_the_checkpoint() {
         "{}",
         run.stdout
     );
+    let sequence = run.stdout.lines().find(|l| l.starts_with("sequence"));
+    assert_eq!(
+        sequence.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["sequence", "1", "..", "5", "4", "..", "5"]),
+        "the ranges before and after: {}",
+        run.stdout
+    );
+    let digest = |name: &str| {
+        let line = run.stdout.lines().find(|l| l.starts_with(name));
+        line.and_then(|l| l.split_whitespace().last()).map(str::len)
+    };
+    // Both digests are shown after a real compaction (a dry run reads nothing back).
+    assert_eq!(
+        (digest("survivors sha256"), digest("read back sha256")),
+        (Some(64), Some(64)),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout
             .trim_end()

@@ -574,3 +574,37 @@ fn an_idle_follower_sleeps_between_polls() {
         "an idle follower made {made} read calls in 1.5 s"
     );
 }
+
+/// `--follow --limit N` when the log already holds N matching records: they are printed and
+/// the command ends, instead of waiting for a record it would not print.
+#[test]
+fn follow_with_its_limit_met_by_the_log_ends_at_once() {
+    let f = Fixture::clean(2);
+    let (child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow", "--limit", "2"]);
+    let mut all = String::new();
+    stdout.read_to_string(&mut all).unwrap();
+    let seqs: Vec<_> = json_lines(&all).iter().map(|v| v["seq"].clone()).collect();
+    assert_eq!(seqs, [1, 2]);
+    let (code, stderr) = finish(child);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+}
+
+/// A torn tail, to a follower, is a record still being written: not reported. The next writer
+/// cuts it and appends, and the follower prints what it appended.
+#[test]
+fn follow_waits_at_a_torn_tail_without_reporting_it() {
+    let f = Fixture::torn(2, 3);
+    let (child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow", "--limit", "3"]);
+    expect_seq(&mut stdout, 1);
+    expect_seq(&mut stdout, 2);
+    f.append(&[Entry::data(b"after-the-cut")], false);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let payloads: Vec<_> = json_lines(&rest)
+        .iter()
+        .map(|v| v["payload"].clone())
+        .collect();
+    assert_eq!(payloads, ["after-the-cut"]);
+    let (code, stderr) = finish(child);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+}
