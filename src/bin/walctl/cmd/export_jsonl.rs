@@ -280,3 +280,54 @@ fn finish(file: File, staging: Option<&Path>, target: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use walctl::{Location, RecordKind};
+
+    fn view(seq: u64, payload: &[u8]) -> RecordView<'_> {
+        RecordView {
+            seq,
+            timestamp_nanos: 1_767_225_600_000_000_000,
+            kind: RecordKind::Data,
+            key: None,
+            payload,
+            location: Location {
+                segment: 1,
+                offset: 12288,
+                length: 32,
+            },
+            crc: 7,
+        }
+    }
+
+    /// The export's memory stays one chunk plus one line however long the log, and the bytes
+    /// hashed are exactly the bytes written after the header.
+    #[test]
+    fn a_sink_holds_less_than_a_chunk_between_records_and_hashes_what_it_writes() {
+        let (chunks, hashed) = mpsc::sync_channel(16);
+        let (_recycle, recycled) = mpsc::channel();
+        let mut sink = Sink {
+            w: Vec::new(),
+            chunks: Some(chunks),
+            recycled,
+            chunk: Vec::new(),
+            lines: crate::jsonline::LineWriter::default(),
+            records: 0,
+            header: Some(b"header\n".to_vec()),
+        };
+        let big = vec![b'a'; 2 * CHUNK];
+        let payloads: [&[u8]; 5] = [b"x", &big, b"y", &big[..CHUNK - 10], b"z"];
+        for (seq, payload) in (1..).zip(payloads) {
+            sink.record(&view(seq, payload)).unwrap();
+            assert!(sink.chunk.len() < CHUNK, "after record {seq}");
+        }
+        sink.send_chunk().unwrap();
+        sink.chunks = None;
+        let sent: Vec<u8> = hashed.iter().flatten().collect();
+        assert_eq!(sink.records, 5);
+        assert_eq!(sink.w[..7], *b"header\n");
+        assert_eq!(sink.w[7..], sent[..]);
+    }
+}
