@@ -31,6 +31,21 @@ fn get_prints_the_latest_value_of_a_key() {
     );
 }
 
+/// On a terminal the value is shown for reading: control characters escaped, and a newline so
+/// the prompt does not follow it on the same line. (Piped, it is the bytes exactly, above.)
+#[test]
+fn get_on_a_terminal_shows_the_value_escaped_on_its_own_line() {
+    let f = Fixture::empty();
+    f.append(&[Entry::keyed(b"k", b"two\nlines\x1b[31m")], true);
+    let Some(run) = f.run_on_a_terminal(&["get", "k"], "") else {
+        return;
+    };
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "two\\nlines\\u{1b}[31m\n")
+    );
+}
+
 #[test]
 fn get_of_a_deleted_or_unknown_key_exits_5() {
     let f = keyed();

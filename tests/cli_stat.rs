@@ -90,6 +90,14 @@ fn stat_segments_lists_each_segment_with_what_its_watermark_proves() {
     let report = json(&f.run(&["stat", "--json"]).stdout);
     let segments = report["segments"].as_array().unwrap();
     assert!(segments.len() >= 3, "{} segments", segments.len());
+    // The summary counts them and names the first and the last.
+    let summary = format!(
+        "segments           {} ({} .. {})",
+        segments.len(),
+        segments[0]["segment"].as_str().unwrap(),
+        segments[segments.len() - 1]["segment"].as_str().unwrap()
+    );
+    assert!(run.stdout.contains(&summary), "{summary} in {}", run.stdout);
     let lines: Vec<&str> = run.stdout.lines().collect();
     let at = lines
         .iter()
