@@ -219,3 +219,19 @@ fn unproven(first: Option<u64>, last: Option<u64>, durable: Option<u64>) -> u64 
         _ => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::unproven;
+
+    #[test]
+    fn unproven_counts_the_records_past_the_watermark_or_all_without_one() {
+        assert_eq!(unproven(Some(1), Some(2), None), 2);
+        assert_eq!(unproven(Some(5), Some(9), None), 5);
+        // A watermark below the segment's records (it was set in an earlier segment).
+        assert_eq!(unproven(Some(5), Some(9), Some(3)), 5);
+        assert_eq!(unproven(Some(5), Some(9), Some(7)), 2);
+        assert_eq!(unproven(Some(5), Some(9), Some(9)), 0);
+        assert_eq!(unproven(None, None, Some(3)), 0);
+    }
+}
