@@ -39,6 +39,21 @@ fn finish(mut child: Child) -> (Option<i32>, String) {
     (child.wait().unwrap().code(), stderr)
 }
 
+/// Reads the rest of a follower's output, checks that it ended by itself (exit 0, nothing on
+/// stderr), and returns `field` of each record line it printed.
+fn ends_cleanly_after(
+    child: Child,
+    mut stdout: BufReader<ChildStdout>,
+    field: &str,
+) -> Vec<serde_json::Value> {
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let values = json_lines(&rest).iter().map(|v| v[field].clone()).collect();
+    let (code, stderr) = finish(child);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    values
+}
+
 /// Reads the next JSON line and checks it is record `want`.
 fn expect_seq(stdout: &mut BufReader<ChildStdout>, want: u64) {
     let mut line = String::new();
@@ -498,12 +513,7 @@ fn follow_across_a_compaction_prints_each_matching_record_once_and_stops_at_to()
         Entry::keyed(b"k", b"v7"),
     ];
     f.append(&later, true);
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let seqs: Vec<_> = json_lines(&rest).iter().map(|v| v["seq"].clone()).collect();
-    assert_eq!(seqs, [5, 6]);
-    let (code, stderr) = finish(child);
-    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    assert_eq!(ends_cleanly_after(child, stdout, "seq"), [5, 6]);
 }
 
 /// A compaction may remove a segment between the follower's listing and its read, so a few
@@ -584,13 +594,8 @@ fn an_idle_follower_sleeps_between_polls() {
 #[test]
 fn follow_with_its_limit_met_by_the_log_ends_at_once() {
     let f = Fixture::clean(2);
-    let (child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow", "--limit", "2"]);
-    let mut all = String::new();
-    stdout.read_to_string(&mut all).unwrap();
-    let seqs: Vec<_> = json_lines(&all).iter().map(|v| v["seq"].clone()).collect();
-    assert_eq!(seqs, [1, 2]);
-    let (code, stderr) = finish(child);
-    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    let (child, stdout) = spawn_dump(&f.dir, &["--json", "--follow", "--limit", "2"]);
+    assert_eq!(ends_cleanly_after(child, stdout, "seq"), [1, 2]);
 }
 
 /// A torn tail, to a follower, is a record still being written: not reported. The next writer
@@ -602,13 +607,8 @@ fn follow_waits_at_a_torn_tail_without_reporting_it() {
     expect_seq(&mut stdout, 1);
     expect_seq(&mut stdout, 2);
     f.append(&[Entry::data(b"after-the-cut")], false);
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let payloads: Vec<_> = json_lines(&rest)
-        .iter()
-        .map(|v| v["payload"].clone())
-        .collect();
-    assert_eq!(payloads, ["after-the-cut"]);
-    let (code, stderr) = finish(child);
-    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    assert_eq!(
+        ends_cleanly_after(child, stdout, "payload"),
+        ["after-the-cut"]
+    );
 }
