@@ -200,11 +200,18 @@ fn needs_escape(w: u64) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use walctl::{Location, RecordKind};
 
-    fn view<'a>(seq: u64, key: Option<&'a [u8]>, payload: &'a [u8], ts: u64) -> RecordView<'a> {
+    /// A record view for tests of the binary's writers: a tombstone when it has a key and no
+    /// payload, otherwise data.
+    pub(crate) fn view<'a>(
+        seq: u64,
+        key: Option<&'a [u8]>,
+        payload: &'a [u8],
+        ts: u64,
+    ) -> RecordView<'a> {
         RecordView {
             seq,
             timestamp_nanos: ts,

@@ -284,23 +284,7 @@ fn finish(file: File, staging: Option<&Path>, target: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use walctl::{Location, RecordKind};
-
-    fn view(seq: u64, payload: &[u8]) -> RecordView<'_> {
-        RecordView {
-            seq,
-            timestamp_nanos: 1_767_225_600_000_000_000,
-            kind: RecordKind::Data,
-            key: None,
-            payload,
-            location: Location {
-                segment: 1,
-                offset: 12288,
-                length: 32,
-            },
-            crc: 7,
-        }
-    }
+    use crate::jsonline::tests::view;
 
     /// The export's memory stays one chunk plus one line however long the log, and the bytes
     /// hashed are exactly the bytes written after the header.
@@ -320,7 +304,8 @@ mod tests {
         let big = vec![b'a'; 2 * CHUNK];
         let payloads: [&[u8]; 5] = [b"x", &big, b"y", &big[..CHUNK - 10], b"z"];
         for (seq, payload) in (1..).zip(payloads) {
-            sink.record(&view(seq, payload)).unwrap();
+            let ts = 1_767_225_600_000_000_000;
+            sink.record(&view(seq, None, payload, ts)).unwrap();
             assert!(sink.chunk.len() < CHUNK, "after record {seq}");
         }
         sink.send_chunk().unwrap();
