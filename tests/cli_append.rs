@@ -360,10 +360,11 @@ fn segment_size_rotates_this_invocations_writes_and_out_of_range_is_refused() {
     let lines = format!("{}\n", "x".repeat(1000)).repeat(40);
     let run = f.run_stdin(&["append", "--lines", "--segment-size", "16384"], lines);
     assert_eq!((run.code, run.stdout.lines().count()), (0, 40), "{run:?}");
-    let segments = std::fs::read_dir(&f.dir)
+    let storage = walctl::storage::FsStorage::new();
+    let segments = walctl::segment::list(&storage, &f.dir)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension() == Some("wal".as_ref()))
-        .count();
+        .segments
+        .len();
     assert!(segments >= 3, "40 kB in segments of 16 KiB: {segments}");
     let run = f.run(&["append", "--segment-size", "100", "x"]);
     assert_eq!((run.code, run.stdout.as_str()), (2, ""));
