@@ -43,7 +43,7 @@ complete -c walctl -n "__fish_walctl_needs_command" -f -a "help" -d 'Print this 
 complete -c walctl -n "__fish_walctl_using_subcommand append" -l key -d 'Give every appended record the key K' -r
 complete -c walctl -n "__fish_walctl_using_subcommand append" -l delete -d 'Append a tombstone that deletes key K' -r
 complete -c walctl -n "__fish_walctl_using_subcommand append" -l expect-next-seq -d 'Append nothing unless the next sequence number is N, and exit 6 if it is not (safe retries)' -r
-complete -c walctl -n "__fish_walctl_using_subcommand append" -l segment-size -d 'Start a new segment once the current one would exceed BYTES (default 64 MiB; 16 KiB to 1 GiB). Applies to this invocation\'s writes' -r
+complete -c walctl -n "__fish_walctl_using_subcommand append" -l segment-size -d 'Start a new segment once the current one would exceed BYTES (default 64 MiB; 16 KiB to 1 GiB; a suffix K, M or G counts in binary units, as in 64M). Applies to this invocation\'s writes' -r
 complete -c walctl -n "__fish_walctl_using_subcommand append" -l wait -d 'Wait up to SECONDS for another writer to release the log (exit 4 after that)' -r
 complete -c walctl -n "__fish_walctl_using_subcommand append" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand append" -l lines -d 'Read stdin as one record per line (the newline is not part of the record)'

@@ -358,7 +358,7 @@ fn a_closed_stdout_stops_the_printing_not_the_appending_or_the_sync() {
 fn segment_size_rotates_this_invocations_writes_and_out_of_range_is_refused() {
     let f = Fixture::empty();
     let lines = format!("{}\n", "x".repeat(1000)).repeat(40);
-    let run = f.run_stdin(&["append", "--lines", "--segment-size", "16384"], lines);
+    let run = f.run_stdin(&["append", "--lines", "--segment-size", "16K"], lines);
     assert_eq!((run.code, run.stdout.lines().count()), (0, 40), "{run:?}");
     let storage = walctl::storage::FsStorage::new();
     let segments = walctl::segment::list(&storage, &f.dir)
@@ -368,9 +368,12 @@ fn segment_size_rotates_this_invocations_writes_and_out_of_range_is_refused() {
     assert!(segments >= 3, "40 kB in segments of 16 KiB: {segments}");
     let run = f.run(&["append", "--segment-size", "100", "x"]);
     assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+    // Refused by the flag's name, before the log is opened.
     assert!(
-        run.stderr
-            .contains("between 16384 and 1073741824 bytes, got 100"),
+        run.stderr.contains("'--segment-size <BYTES>'")
+            && run
+                .stderr
+                .contains("\"100\" is not a size between 16KiB (16384 bytes) and 1GiB"),
         "{}",
         run.stderr
     );

@@ -73,8 +73,9 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     expect_next_seq: Option<u64>,
     /// Start a new segment once the current one would exceed BYTES (default 64 MiB; 16 KiB to
-    /// 1 GiB). Applies to this invocation's writes.
-    #[arg(long, value_name = "BYTES")]
+    /// 1 GiB; a suffix K, M or G counts in binary units, as in 64M). Applies to this
+    /// invocation's writes.
+    #[arg(long, value_name = "BYTES", value_parser = super::parse_segment_size)]
     segment_size: Option<u64>,
     #[command(flatten)]
     wait: LockWait,

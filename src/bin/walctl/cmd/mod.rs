@@ -64,6 +64,32 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses `--segment-size`: a number of bytes, optionally with a binary suffix (`K`/`KiB`,
+/// `M`/`MiB`, `G`/`GiB`, any case), inside the library's limits. Refusing here names the flag;
+/// the library's own check would name its `Options` field instead.
+fn parse_segment_size(text: &str) -> Result<u64, String> {
+    use walctl::format::{SEGMENT_SIZE_LIMIT, SEGMENT_SIZE_MIN};
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let shift = match text[digits.len()..].to_ascii_lowercase().as_str() {
+        "" => Some(0),
+        "k" | "kib" => Some(10),
+        "m" | "mib" => Some(20),
+        "g" | "gib" => Some(30),
+        _ => None,
+    };
+    let bytes = shift.and_then(|shift| {
+        let n: u64 = digits.parse().ok()?;
+        n.checked_mul(1 << shift)
+    });
+    match bytes {
+        Some(b) if (SEGMENT_SIZE_MIN..=SEGMENT_SIZE_LIMIT).contains(&b) => Ok(b),
+        _ => Err(format!(
+            "{text:?} is not a size between 16KiB ({SEGMENT_SIZE_MIN} bytes) and 1GiB \
+             ({SEGMENT_SIZE_LIMIT} bytes); give bytes, or a number with K, M or G (binary units)"
+        )),
+    }
+}
+
 impl LockWait {
     /// Library options with this lock wait.
     pub fn options(self) -> Options {
@@ -150,7 +176,7 @@ pub fn side_path(dir: &Path, name: &str) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_seconds;
+    use super::{parse_seconds, parse_segment_size};
 
     #[test]
     fn a_lock_wait_is_a_finite_number_of_seconds_up_to_a_day() {
@@ -161,6 +187,44 @@ mod tests {
         for bad in ["-1", "86400.5", "inf", "NaN", "-0.1", "ten", ""] {
             let err = parse_seconds(bad).unwrap_err();
             assert!(err.contains("between 0 and 86400"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_segment_size_is_bytes_or_binary_units_within_the_librarys_limits() {
+        let cases = [
+            ("16384", 16 << 10),
+            ("16k", 16 << 10),
+            ("16KiB", 16 << 10),
+            ("64M", 64 << 20),
+            ("64mib", 64 << 20),
+            ("1G", 1 << 30),
+            ("1073741824", 1 << 30),
+        ];
+        for (text, bytes) in cases {
+            assert_eq!(parse_segment_size(text), Ok(bytes), "{text}");
+        }
+        let bad = [
+            "16383",
+            "15K",
+            "1025M",
+            "2G",
+            "1T",
+            "64MB",
+            "M",
+            "",
+            "-1",
+            "1.5G",
+            "64 M",
+            "18446744073709551615G",
+            "99999999999999999999",
+        ];
+        for text in bad {
+            let err = parse_segment_size(text).unwrap_err();
+            assert!(
+                err.contains("between 16KiB (16384 bytes) and 1GiB"),
+                "{text}: {err}"
+            );
         }
     }
 }
