@@ -69,6 +69,9 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
 /// the library's own check would name its `Options` field instead.
 fn parse_segment_size(text: &str) -> Result<u64, String> {
     use walctl::format::{SEGMENT_SIZE_LIMIT, SEGMENT_SIZE_MIN};
+    const _: () = assert!(
+        SEGMENT_SIZE_MIN.is_multiple_of(1 << 10) && SEGMENT_SIZE_LIMIT.is_multiple_of(1 << 30)
+    );
     let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let shift = match text[digits.len()..].to_ascii_lowercase().as_str() {
         "" => Some(0),
@@ -83,9 +86,12 @@ fn parse_segment_size(text: &str) -> Result<u64, String> {
     });
     match bytes {
         Some(b) if (SEGMENT_SIZE_MIN..=SEGMENT_SIZE_LIMIT).contains(&b) => Ok(b),
+        // Both limits are whole KiB and GiB; the text is derived so it cannot drift from them.
         _ => Err(format!(
-            "{text:?} is not a size between 16KiB ({SEGMENT_SIZE_MIN} bytes) and 1GiB \
-             ({SEGMENT_SIZE_LIMIT} bytes); give bytes, or a number with K, M or G (binary units)"
+            "{text:?} is not a size between {}KiB ({SEGMENT_SIZE_MIN} bytes) and {}GiB \
+             ({SEGMENT_SIZE_LIMIT} bytes); give bytes, or a number with K, M or G (binary units)",
+            SEGMENT_SIZE_MIN >> 10,
+            SEGMENT_SIZE_LIMIT >> 30,
         )),
     }
 }
