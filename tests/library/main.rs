@@ -10,6 +10,7 @@ mod crash;
 mod decision_table;
 mod faults;
 mod golden;
+mod kv;
 mod layout;
 mod lock;
 mod marker;
