@@ -2,7 +2,7 @@
 //! operation of a compaction, readers beside repeated compactions, refusal on damage. `get` and
 //! its key index are in `kv.rs`.
 
-use crate::util::{dir, options, scan};
+use crate::util::{dir, key, options, scan};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,10 +25,6 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..6).prop_map(Op::Delete),
         1 => (proptest::option::of(any::<u8>()), any::<bool>()).prop_map(|(before, keys)| Op::Compact { before, keys }),
     ]
-}
-
-pub(crate) fn key(k: u8) -> Vec<u8> {
-    format!("key-{k}").into_bytes()
 }
 
 fn model_compact(model: &mut Vec<ModelRecord>, before: Option<u64>, keys: bool) {

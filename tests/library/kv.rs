@@ -1,8 +1,7 @@
 //! The key/value view through a writer: `get` refuses a damaged log and a record changed since
 //! it was indexed, and the key index follows later appends.
 
-use crate::compaction::key;
-use crate::util::{dir, options};
+use crate::util::{dir, key, options};
 use walctl::storage::MemStorage;
 use walctl::{Entry, ErrorKind, Log};
 

@@ -19,6 +19,11 @@ pub fn options(storage: &MemStorage) -> Options {
     }
 }
 
+/// The key numbered `k` in the key/value tests: `key-<k>`.
+pub fn key(k: u8) -> Vec<u8> {
+    format!("key-{k}").into_bytes()
+}
+
 /// A payload that differs per sequence number and length.
 pub fn payload(seq: u64, len: usize) -> Vec<u8> {
     (0..len)
