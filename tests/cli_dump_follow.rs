@@ -84,20 +84,15 @@ fn broken_pipe_on_dump_into_head_exits_0_quietly() {
 #[test]
 fn follow_prints_records_as_they_are_appended() {
     let f = Fixture::clean(2);
-    let (mut child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow", "--limit", "4"]);
+    let (child, mut stdout) = spawn_dump(&f.dir, &["--json", "--follow", "--limit", "4"]);
     for want in 1..=2 {
         expect_seq(&mut stdout, want);
     }
     f.append(&[Entry::data(b"live-3"), Entry::data(b"live-4")], false);
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let payloads: Vec<_> = json_lines(&rest)
-        .iter()
-        .map(|v| v["payload"].clone())
-        .collect();
-    assert_eq!(payloads, ["live-3", "live-4"]);
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        ends_cleanly_after(child, stdout, "payload"),
+        ["live-3", "live-4"]
+    );
 }
 
 #[test]
