@@ -181,7 +181,7 @@ _walctl() {
             return 0
             ;;
         walctl__subcmd__compact)
-            opts="-h --before --keys --dry-run --wait --json --dir --help"
+            opts="-h --before --keys --dry-run --rewrite --wait --json --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

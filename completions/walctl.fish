@@ -85,6 +85,7 @@ complete -c walctl -n "__fish_walctl_using_subcommand compact" -l wait -d 'Wait 
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -l dir -d 'The log directory [default: $WALCTL_DIR, else ./wal]' -r -F
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -l keys -d 'Keep only the latest record of each key; drop keys whose latest record is a tombstone'
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -l dry-run -d 'Print the report without writing anything'
+complete -c walctl -n "__fish_walctl_using_subcommand compact" -l rewrite -d 'Rewrite every surviving record into new segments, even when the drops fall in whole segments at the head and at most one other (which compacts in place, leaving the rest of the log as it is): needs as much free space as the survivors'
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -l json -d 'Print the report as one JSON object'
 complete -c walctl -n "__fish_walctl_using_subcommand compact" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c walctl -n "__fish_walctl_using_subcommand salvage" -l to -d 'The directory for the new log (it must not exist)' -r -F

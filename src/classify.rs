@@ -310,7 +310,10 @@ impl LogScan {
             }
             return;
         };
-        let last_good = self.report.damage[i].last_good_seq.unwrap_or(0);
+        // The damage is in the last segment, whose header says every sequence number below its
+        // first was accounted for by the sealed segments: g is at least the one before it
+        // (FORMAT.md §8), even where compaction left no record just before.
+        let last_good = self.report.damage[i].last_good_seq.unwrap_or(0).max(floor);
         if watermark > last_good {
             let d = &mut self.report.damage[i];
             d.detail = format!(

@@ -153,6 +153,7 @@ fn reference_decoder_agrees_on_compacted_and_gapped_logs() {
             before: Some(40),
             keys: true,
             dry_run: false,
+            rewrite: false,
         },
     )
     .unwrap();

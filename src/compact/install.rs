@@ -1,19 +1,28 @@
 //! Installing a compacted log, and finishing or rolling back an interrupted installation.
 //!
-//! The protocol (FORMAT.md §6.6) switches from the old segments `a..=b` to the new ones
-//! `b+1..=c` so that every crash state is either the whole old log or the whole new one:
+//! Two protocols (FORMAT.md §6.6), each with a marker file `COMPACTION` that makes every crash
+//! state either the whole old log or the whole new one.
+//!
+//! **Rewrite** (marker version 1) switches from the old segments `a..=b` to new ones `b+1..=c`:
 //!
 //! 1. the new segments are written as `N.wal.tmp`, each fdatasynced; the directory is fsynced;
-//! 2. the marker `COMPACTION` (old and new ranges) is written to a temporary name, fdatasynced,
-//!    renamed into place, and the directory fsynced: the commit point;
+//! 2. the marker (old and new ranges) is written to a temporary name, fdatasynced, renamed into
+//!    place, and the directory fsynced: the commit point;
 //! 3. each temporary is renamed to `N.wal`; the directory is fsynced;
 //! 4. under an exclusive lock on `READERS` (readers hold it shared while they scan), the old
 //!    segments are removed and the directory fsynced;
 //! 5. the marker is removed and the directory fsynced.
 //!
-//! While the marker exists, readers use the old range if all of it is present, else the new
-//! one; so they see one log or the other. Whoever opens the log next (a writer or compaction)
-//! calls [`resolve`], which rolls forward from any state after step 2 and back before it.
+//! While it exists, readers use the old range if all of it is present, else the new one.
+//!
+//! **In place** (marker version 2, `in_place.rs`) removes the head segments `a..=h` and rewrites
+//! at most one segment `k` under its own number. The marker is written (when there is a head to
+//! remove) after `k.wal.tmp` is durable, and the commit point is the rename of that temporary
+//! over `k.wal`, or the marker itself when nothing is rewritten. While the marker exists, readers
+//! see the old log while `k.wal.tmp` is still there, else the log without `a..=h`.
+//!
+//! Whoever opens the log next (a writer or compaction) calls [`resolve`], which rolls forward
+//! from any state after the commit point and back before it.
 
 use crate::error::{Error, Result};
 use crate::repair::sync_dir;
@@ -31,41 +40,82 @@ pub const READERS_LOCK_NAME: &str = "READERS";
 const MARKER_TEMP: &str = "COMPACTION.tmp";
 const MARKER_SIZE_MAX: u64 = 4096;
 
-/// The ranges of an installation in progress.
+/// An installation in progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Marker {
+pub(crate) enum Marker {
+    /// Version 1: the whole log rewritten into new segments after the old ones.
+    Rewrite(Rewrite),
+    /// Version 2: the head removed and at most one segment rewritten under its own number.
+    InPlace(InPlace),
+}
+
+/// The ranges of a rewrite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rewrite {
     pub old_first: u64,
     pub old_last: u64,
     pub new_first: u64,
     pub new_last: u64,
 }
 
+/// What a compaction in place removes and replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct InPlace {
+    pub remove_first: u64,
+    pub remove_last: u64,
+    /// The segment whose temporary replaces it; its rename is the commit point.
+    pub replace: Option<u64>,
+}
+
 impl Marker {
     fn encode(&self) -> String {
-        serde_json::json!({
-            "version": 1,
-            "old_first": self.old_first,
-            "old_last": self.old_last,
-            "new_first": self.new_first,
-            "new_last": self.new_last,
-        })
+        match self {
+            Marker::Rewrite(m) => serde_json::json!({
+                "version": 1,
+                "old_first": m.old_first,
+                "old_last": m.old_last,
+                "new_first": m.new_first,
+                "new_last": m.new_last,
+            }),
+            Marker::InPlace(m) => serde_json::json!({
+                "version": 2,
+                "remove_first": m.remove_first,
+                "remove_last": m.remove_last,
+                "replace": m.replace,
+            }),
+        }
         .to_string()
     }
 
     fn decode(bytes: &[u8]) -> Option<Marker> {
         let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
         let field = |k: &str| v.get(k)?.as_u64();
-        let m = Marker {
-            old_first: field("old_first")?,
-            old_last: field("old_last")?,
-            new_first: field("new_first")?,
-            new_last: field("new_last")?,
-        };
-        (field("version")? == 1
-            && m.old_first <= m.old_last
-            && m.old_last < m.new_first
-            && m.new_first <= m.new_last)
-            .then_some(m)
+        match field("version")? {
+            1 => {
+                let m = Rewrite {
+                    old_first: field("old_first")?,
+                    old_last: field("old_last")?,
+                    new_first: field("new_first")?,
+                    new_last: field("new_last")?,
+                };
+                (m.old_first <= m.old_last && m.old_last < m.new_first && m.new_first <= m.new_last)
+                    .then_some(Marker::Rewrite(m))
+            }
+            2 => {
+                let replace = match v.get("replace")? {
+                    serde_json::Value::Null => None,
+                    r => Some(r.as_u64()?),
+                };
+                let m = InPlace {
+                    remove_first: field("remove_first")?,
+                    remove_last: field("remove_last")?,
+                    replace,
+                };
+                (m.remove_first <= m.remove_last && replace.is_none_or(|k| k > m.remove_last))
+                    .then_some(Marker::InPlace(m))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -91,7 +141,21 @@ pub(crate) fn read_marker(storage: &dyn Storage, dir: &Path) -> Result<Option<Ma
 
 /// Narrows a listing to the segments of one log while a marker exists (readers' rule).
 pub(crate) fn choose(listing: &mut Listing, marker: Option<Marker>) {
-    let Some(m) = marker else { return };
+    let m = match marker {
+        None => return,
+        Some(Marker::InPlace(m)) => {
+            // Committed unless the replacement's temporary is still there.
+            if m.replace
+                .is_none_or(|k| listing.temps.binary_search(&k).is_err())
+            {
+                listing
+                    .segments
+                    .retain(|n| !(m.remove_first..=m.remove_last).contains(n));
+            }
+            return;
+        }
+        Some(Marker::Rewrite(m)) => m,
+    };
     let has_all = |first: u64, last: u64, segs: &[u64]| {
         (first..=last).all(|n| segs.binary_search(&n).is_ok())
     };
@@ -103,8 +167,15 @@ pub(crate) fn choose(listing: &mut Listing, marker: Option<Marker>) {
     listing.segments.retain(|&n| (first..=last).contains(&n));
 }
 
-/// Commits an installation: writes the marker (step 2), then renames the temporaries (step 3).
-pub(crate) fn commit(storage: &dyn Storage, dir: &Path, m: Marker) -> Result<()> {
+/// Commits a rewrite: writes the marker (step 2), then renames the temporaries (step 3).
+pub(crate) fn commit(storage: &dyn Storage, dir: &Path, m: Rewrite) -> Result<()> {
+    write_marker(storage, dir, Marker::Rewrite(m))?;
+    crate::kill_point("compact_committed");
+    rename_new(storage, dir, m)
+}
+
+/// Writes the marker through a temporary name, durably.
+pub(crate) fn write_marker(storage: &dyn Storage, dir: &Path, m: Marker) -> Result<()> {
     let temp = dir.join(MARKER_TEMP);
     if storage.exists(&temp) {
         storage
@@ -123,11 +194,10 @@ pub(crate) fn commit(storage: &dyn Storage, dir: &Path, m: Marker) -> Result<()>
         .rename(&temp, &path)
         .map_err(|e| Error::io("rename", &path, e))?;
     sync_dir(storage, dir)?;
-    crate::kill_point("compact_committed");
-    rename_new(storage, dir, m)
+    Ok(())
 }
 
-fn rename_new(storage: &dyn Storage, dir: &Path, m: Marker) -> Result<()> {
+fn rename_new(storage: &dyn Storage, dir: &Path, m: Rewrite) -> Result<()> {
     for n in m.new_first..=m.new_last {
         let temp = dir.join(temp_name(n));
         if storage.exists(&temp) {
@@ -146,14 +216,25 @@ fn rename_new(storage: &dyn Storage, dir: &Path, m: Marker) -> Result<()> {
 pub(crate) fn finish(
     storage: &dyn Storage,
     dir: &Path,
-    m: Marker,
+    old: std::ops::RangeInclusive<u64>,
     wait: std::time::Duration,
 ) -> Result<bool> {
     let Some(_readers) = exclusive_readers(storage, dir, wait)? else {
         return Ok(false);
     };
     crate::kill_point("compact_installed");
-    for n in m.old_first..=m.old_last {
+    remove_segments(storage, dir, old)?;
+    Ok(true)
+}
+
+/// Removes segments `old` (any of them may be gone already), then the marker, with the
+/// directory fsynced after each step. The caller holds `READERS` exclusively.
+pub(crate) fn remove_segments(
+    storage: &dyn Storage,
+    dir: &Path,
+    old: std::ops::RangeInclusive<u64>,
+) -> Result<()> {
+    for n in old {
         let path = Listing::path(dir, n);
         match storage.remove(&path) {
             Ok(()) => {}
@@ -167,10 +248,12 @@ pub(crate) fn finish(
         .remove(&path)
         .map_err(|e| Error::io("remove", &path, e))?;
     sync_dir(storage, dir)?;
-    Ok(true)
+    Ok(())
 }
 
-fn exclusive_readers(
+/// Takes `READERS` exclusively, waiting up to `wait` for the scans that hold it; `None` if they
+/// do not finish in time.
+pub(crate) fn exclusive_readers(
     storage: &dyn Storage,
     dir: &Path,
     wait: std::time::Duration,
@@ -230,14 +313,31 @@ pub(crate) fn ensure_readers_lock(storage: &dyn Storage, dir: &Path) -> Result<(
 /// Finishes or rolls back an interrupted installation. Called with the writer lock held, before
 /// anything else looks at the segments. Returns what it did, for the open report.
 pub(crate) fn resolve(storage: &dyn Storage, dir: &Path) -> Result<Option<&'static str>> {
-    let Some(m) = read_marker(storage, dir)? else {
-        return Ok(None);
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+    let m = match read_marker(storage, dir)? {
+        None => return Ok(None),
+        Some(Marker::Rewrite(m)) => m,
+        Some(Marker::InPlace(m)) => {
+            if let Some(k) = m.replace
+                && storage.exists(&dir.join(temp_name(k)))
+            {
+                // Not committed: the marker goes first, so a crash in between cannot leave a
+                // marker whose temporary is gone (which would read as committed).
+                remove_file(storage, &dir.join(MARKER_NAME))?;
+                sync_dir(storage, dir)?;
+                remove_file(storage, &dir.join(temp_name(k)))?;
+                sync_dir(storage, dir)?;
+                return Ok(Some("rolled back an interrupted compaction"));
+            }
+            finish(storage, dir, m.remove_first..=m.remove_last, WAIT)?;
+            return Ok(Some("finished an interrupted compaction"));
+        }
     };
     let complete =
         |n: u64| storage.exists(&Listing::path(dir, n)) || storage.exists(&dir.join(temp_name(n)));
     if (m.new_first..=m.new_last).all(complete) {
         rename_new(storage, dir, m)?;
-        finish(storage, dir, m, std::time::Duration::from_secs(30))?;
+        finish(storage, dir, m.old_first..=m.old_last, WAIT)?;
         return Ok(Some("finished an interrupted compaction"));
     }
     // The new segments were all durable before the marker was written, so this means the
@@ -245,16 +345,17 @@ pub(crate) fn resolve(storage: &dyn Storage, dir: &Path) -> Result<Option<&'stat
     for n in m.new_first..=m.new_last {
         for path in [Listing::path(dir, n), dir.join(temp_name(n))] {
             if storage.exists(&path) {
-                storage
-                    .remove(&path)
-                    .map_err(|e| Error::io("remove", &path, e))?;
+                remove_file(storage, &path)?;
             }
         }
     }
-    let path = dir.join(MARKER_NAME);
-    storage
-        .remove(&path)
-        .map_err(|e| Error::io("remove", &path, e))?;
+    remove_file(storage, &dir.join(MARKER_NAME))?;
     sync_dir(storage, dir)?;
     Ok(Some("rolled back an interrupted compaction"))
+}
+
+fn remove_file(storage: &dyn Storage, path: &Path) -> Result<()> {
+    storage
+        .remove(path)
+        .map_err(|e| Error::io("remove", path, e))
 }

@@ -11,6 +11,7 @@
 //! the old log and writes the new, and one read-back of the new log. Memory: the key index
 //! (`--keys` only, [`crate::kv`] documents its size per key) plus one record.
 
+mod in_place;
 pub(crate) mod install;
 mod new_log;
 mod rule;
@@ -42,6 +43,10 @@ pub struct Compaction {
     pub keys: bool,
     /// Compute the report without writing anything.
     pub dry_run: bool,
+    /// Rewrite every survivor into new segments even when the drops would allow compacting in
+    /// place (which removes the head and rewrites at most one segment): the new log is packed
+    /// into segments of `Options::segment_size`, and every old file goes.
+    pub rewrite: bool,
 }
 
 /// What a compaction did (or, for a dry run, would do).
@@ -75,6 +80,12 @@ pub struct CompactReport {
     /// The old segments could not be removed yet because readers held on; the next open
     /// removes them. The new log is installed either way.
     pub cleanup_deferred: bool,
+    /// Old segment files removed (for a dry run: that would be). A compaction whose drops fall
+    /// in the head of the log and at most one other segment removes the head and that segment
+    /// and leaves the rest as it is; any other removes every old segment.
+    pub segments_removed: u64,
+    /// New segment files written: the survivors' segments and the empty last one.
+    pub segments_written: u64,
 }
 
 /// Size and range of a log.
@@ -130,6 +141,9 @@ pub fn compact_observed(
     let _lock = repair::acquire_lock(storage, dir, options)?;
     install::ensure_readers_lock(storage, dir)?;
     install::resolve(storage, dir)?;
+    // Temporaries left by an interrupted rotation or compaction (the writer lock is held, so
+    // no one is writing them) would stand in the way of this compaction's own.
+    abandon(storage, dir, |_| true);
     let (report, survey) = survey(storage, dir, plan, observe)?;
     let old_next = next_seq(storage, dir, &report)?;
     check_checkpoint(plan, old_next)?;
@@ -152,14 +166,171 @@ pub fn compact_observed(
         plan,
         keys: &survey.keys,
     };
+    let shape = in_place::Shape::of(&report.segments, &survey.survivors_by_segment(plan))
+        .filter(|_| !plan.rewrite);
+    if let Some(shape) = shape {
+        let start = out.clone();
+        match compact_in_place(
+            storage, dir, options, plan, &report, &rule, shape, log_first, &mut out, observe,
+        )? {
+            InPlaceOutcome::Done => return Ok(out),
+            // Readers held the log past the wait, and replacing a segment under a running scan
+            // would show it a mix: rewrite instead, which lets them finish on the old log.
+            InPlaceOutcome::ReadersBusy => out = start,
+        }
+    }
+    rewrite(
+        storage, dir, options, plan, &report, &rule, log_first, &mut out, observe,
+    )?;
+    Ok(out)
+}
+
+/// How a compaction in place ended, when it did not fail.
+enum InPlaceOutcome {
+    Done,
+    /// Nothing was changed: the replacement needs the readers' lock, which readers held on to.
+    ReadersBusy,
+}
+
+/// Compacts by rewriting every survivor into new segments after the old ones (`install.rs`,
+/// version 1): for compactions that drop records from more than one segment past the head.
+#[allow(clippy::too_many_arguments)]
+fn rewrite(
+    storage: &dyn Storage,
+    dir: &Path,
+    options: &Options,
+    plan: &Compaction,
+    report: &Report,
+    rule: &Rule<'_>,
+    log_first: u64,
+    out: &mut CompactReport,
+    observe: &mut dyn FnMut(Pass, crate::report::Location),
+) -> Result<()> {
     let old_last = report.segments.last().map_or(0, |s| s.segment);
     let log_id = report
         .log_id
         .ok_or_else(|| Error::not_a_log(dir, "no readable segment header"))?;
     let mut writer = (!plan.dry_run)
         .then(|| NewLog::new(storage, dir, options, log_id, old_last + 1, log_first));
-    let mut hasher = Sha256::new();
     let mut planned = new_log::Layout::default();
+    let copied = copy_pass(storage, dir, rule, report.records, out, observe, &mut |r| {
+        match writer.as_mut() {
+            Some(w) => w.push(r),
+            // A dry run only plans where the record would go.
+            None => {
+                planned.push(r, options.segment_size);
+                Ok(())
+            }
+        }
+    });
+    if let Err(e) = copied {
+        abandon(storage, dir, |n| n > old_last);
+        return Err(e);
+    }
+    out.segments_removed = report.segments.len() as u64;
+    let Some(writer) = writer else {
+        (out.after.bytes, out.after.segments) = planned.totals();
+        out.segments_written = out.after.segments;
+        return Ok(());
+    };
+    install_new(storage, dir, options, writer, report, out)
+}
+
+/// Compacts in place (`in_place.rs`): removes the head, rewrites at most one segment under its
+/// own number, and keeps every other segment as it is.
+#[allow(clippy::too_many_arguments)]
+fn compact_in_place(
+    storage: &dyn Storage,
+    dir: &Path,
+    options: &Options,
+    plan: &Compaction,
+    report: &Report,
+    rule: &Rule<'_>,
+    shape: in_place::Shape,
+    log_first: u64,
+    out: &mut CompactReport,
+    observe: &mut dyn FnMut(Pass, crate::report::Location),
+) -> Result<InPlaceOutcome> {
+    let mut replacement = match shape.replace {
+        Some(k) => Some(in_place::Replacement::start(
+            storage,
+            dir,
+            options,
+            k,
+            log_first,
+            plan.dry_run,
+        )?),
+        None => None,
+    };
+    let copied = copy_pass(storage, dir, rule, report.records, out, observe, &mut |r| {
+        replacement.as_mut().map_or(Ok(()), |rep| rep.push(r))
+    });
+    let replaced_bytes = replacement.as_ref().map_or(0, |r| r.bytes);
+    (out.segments_removed, out.segments_written) = shape.files(&report.segments);
+    if plan.dry_run || copied.is_err() {
+        (out.after.bytes, out.after.segments) = shape.totals(&report.segments, replaced_bytes);
+        abandon(storage, dir, |n| Some(n) == shape.replace);
+        return copied.map(|()| InPlaceOutcome::Done);
+    }
+    let last = report
+        .segments
+        .last()
+        .expect("a log with records has a segment");
+    let installed = in_place::install(
+        storage,
+        dir,
+        options,
+        shape,
+        replacement,
+        last,
+        out.next_seq,
+        log_first,
+    );
+    match installed {
+        Ok(Some(deferred)) => out.cleanup_deferred = deferred,
+        Ok(None) => {
+            abandon(storage, dir, |n| Some(n) == shape.replace);
+            return Ok(InPlaceOutcome::ReadersBusy);
+        }
+        Err(e) => {
+            // Before the commit this rolls back; after it, it finishes what the commit began.
+            let _ = install::resolve(storage, dir);
+            abandon(storage, dir, |n| Some(n) == shape.replace);
+            return Err(e);
+        }
+    }
+    let first = shape
+        .head
+        .map_or(report.segments[0].segment, |(_, h)| h + 1);
+    let last = last.segment + u64::from(shape.rotate);
+    let (back, digest) = read_back(storage, dir, first..=last)?;
+    out.digest_installed = digest;
+    if back.verdict() != Verdict::Clean || out.digest_installed != out.digest_expected {
+        return Err(Error::new(ErrorKind::Corrupt {
+            summary: format!(
+                "the log compacted in place read back differently ({} != {})",
+                out.digest_installed, out.digest_expected
+            ),
+        }));
+    }
+    out.after.bytes = back.bytes;
+    out.after.segments = back.segments.len() as u64;
+    Ok(InPlaceOutcome::Done)
+}
+
+/// Reads the old log once more, applying the rule: counts what is dropped, hashes the survivors
+/// into `out.digest_expected`, and hands each survivor to `keep`. The log must read as it did
+/// in the survey (`records` records, clean).
+fn copy_pass(
+    storage: &dyn Storage,
+    dir: &Path,
+    rule: &Rule<'_>,
+    records: u64,
+    out: &mut CompactReport,
+    observe: &mut dyn FnMut(Pass, crate::report::Location),
+    keep: &mut dyn FnMut(&RecordView<'_>) -> Result<()>,
+) -> Result<()> {
+    let mut hasher = Sha256::new();
     let mut failure = None;
     let rescan = recovery::scan_log_as(
         storage,
@@ -172,15 +343,9 @@ pub fn compact_observed(
                     out.after.records += 1;
                     out.after.first_seq.get_or_insert(r.seq);
                     out.after.last_seq = Some(r.seq);
-                    match writer.as_mut() {
-                        Some(w) => {
-                            if let Err(e) = w.push(r) {
-                                failure = Some(e);
-                                return ControlFlow::Break(());
-                            }
-                        }
-                        // A dry run only plans where the record would go.
-                        None => _ = planned.push(r, options.segment_size),
+                    if let Err(e) = keep(r) {
+                        failure = Some(e);
+                        return ControlFlow::Break(());
                     }
                 }
                 Fate::Before => out.dropped_before += 1,
@@ -192,22 +357,15 @@ pub fn compact_observed(
         true,
     )?;
     if let Some(e) = failure {
-        abandon(storage, dir, old_last + 1);
         return Err(e);
     }
-    if rescan.records != report.records || rescan.verdict() != Verdict::Clean {
-        abandon(storage, dir, old_last + 1);
+    if rescan.records != records || rescan.verdict() != Verdict::Clean {
         return Err(Error::new(ErrorKind::Corrupt {
             summary: "the log changed during compaction".into(),
         }));
     }
     out.digest_expected = hex(&hasher.finalize());
-    let Some(writer) = writer else {
-        (out.after.bytes, out.after.segments) = planned.totals();
-        return Ok(out);
-    };
-    install_new(storage, dir, options, writer, old_next, &report, &mut out)?;
-    Ok(out)
+    Ok(())
 }
 
 /// Finishes the new log, commits it, reads it back, and removes the old one.
@@ -216,20 +374,20 @@ fn install_new(
     dir: &Path,
     options: &Options,
     writer: NewLog<'_>,
-    old_next: u64,
     report: &Report,
     out: &mut CompactReport,
 ) -> Result<()> {
     let old_first = report.segments.first().map_or(1, |s| s.segment);
     let old_last = report.segments.last().map_or(0, |s| s.segment);
-    let new_last = match writer.finish(old_next) {
+    let new_last = match writer.finish(out.next_seq) {
         Ok(n) => n,
         Err(e) => {
-            abandon(storage, dir, old_last + 1);
+            abandon(storage, dir, |n| n > old_last);
             return Err(e);
         }
     };
-    let marker = install::Marker {
+    out.segments_written = new_last - old_last;
+    let marker = install::Rewrite {
         old_first,
         old_last,
         new_first: old_last + 1,
@@ -257,7 +415,8 @@ fn install_new(
     let wait = options
         .lock_wait
         .unwrap_or(std::time::Duration::from_secs(10));
-    out.cleanup_deferred = !install::finish(storage, dir, marker, wait)?;
+    out.cleanup_deferred =
+        !install::finish(storage, dir, marker.old_first..=marker.old_last, wait)?;
     Ok(())
 }
 
@@ -365,10 +524,11 @@ fn totals(report: &Report) -> Totals {
     }
 }
 
-/// Removes temporaries of a compaction that will not be installed.
-fn abandon(storage: &dyn Storage, dir: &Path, first_new: u64) {
+/// Removes the temporaries (those whose numbers `ours` picks) of a compaction that will not be
+/// installed.
+fn abandon(storage: &dyn Storage, dir: &Path, ours: impl Fn(u64) -> bool) {
     if let Ok(listing) = segment::list(storage, dir) {
-        for n in listing.temps.into_iter().filter(|&n| n >= first_new) {
+        for n in listing.temps.into_iter().filter(|&n| ours(n)) {
             let _ = storage.remove(&dir.join(temp_name(n)));
         }
     }

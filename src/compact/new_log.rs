@@ -1,5 +1,7 @@
 //! The new log a compaction writes: temporary segment files beside the old ones, each sealed
-//! with its final watermark and fdatasynced before `install.rs` may switch to them.
+//! with its final watermark and fdatasynced before `install.rs` may switch to them. A rewrite
+//! packs the survivors into segments numbered after the old ones; a compaction in place writes
+//! the survivors of one old segment into a temporary under that segment's own number.
 
 use crate::error::{Error, Result};
 use crate::format::{
@@ -28,6 +30,9 @@ pub(super) struct NewLog<'a> {
     /// Encoded records of the current segment not yet written: one write per `WRITE_CHUNK`
     /// instead of one per record, which on a log of small records was one system call each.
     buf: Vec<u8>,
+    /// One segment replacing an old one of the same number: never split by the layout, since
+    /// its records are a subset of what that segment held.
+    in_place: bool,
 }
 
 /// Bytes gathered before a write to the new segment.
@@ -99,11 +104,34 @@ impl<'a> NewLog<'a> {
             current: None,
             layout: Layout::default(),
             buf: Vec::new(),
+            in_place: false,
         }
     }
 
+    /// Starts the replacement of segment `number`, as `number.wal.tmp`: compacted, with the old
+    /// segment's `first_seq` so that the segment before it still leads into it exactly.
+    pub(super) fn in_place(
+        storage: &'a dyn Storage,
+        dir: &'a Path,
+        options: &Options,
+        header: &SegmentHeader,
+        log_first_seq: u64,
+    ) -> Result<NewLog<'a>> {
+        let mut log = NewLog::new(
+            storage,
+            dir,
+            options,
+            header.log_id,
+            header.segment,
+            log_first_seq,
+        );
+        log.in_place = true;
+        log.start(header.first_seq, SEGMENT_FLAG_COMPACTED)?;
+        Ok(log)
+    }
+
     pub(super) fn push(&mut self, r: &RecordView<'_>) -> Result<()> {
-        if self.layout.push(r, self.segment_size) {
+        if !self.in_place && self.layout.push(r, self.segment_size) {
             self.seal()?;
             self.start(r.seq, SEGMENT_FLAG_COMPACTED)?;
         }
@@ -123,8 +151,8 @@ impl<'a> NewLog<'a> {
         );
         seg.len += (self.buf.len() - before) as u64;
         seg.last_seq = Some(r.seq);
-        debug_assert_eq!(
-            seg.len, self.layout.current,
+        debug_assert!(
+            self.in_place || seg.len == self.layout.current,
             "the encoder and the layout disagree"
         );
         if self.buf.len() >= WRITE_CHUNK {
@@ -203,6 +231,15 @@ impl<'a> NewLog<'a> {
             .sync_data()
             .map_err(|e| Error::io("fdatasync", &path, e))?;
         Ok(())
+    }
+
+    /// Seals the replacement segment; returns its length.
+    pub(super) fn finish_in_place(mut self) -> Result<u64> {
+        debug_assert!(self.in_place, "only a replacement is finished alone");
+        self.write_buffered()?;
+        let len = self.current.as_ref().map_or(0, |s| s.len);
+        self.seal()?;
+        Ok(len)
     }
 
     /// Seals the last compacted segment and adds the empty segment that appends continue in,

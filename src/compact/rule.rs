@@ -1,17 +1,28 @@
 //! What a compaction keeps: the rule applied to each record, and what the survey learns that
 //! lets the rule be known before any record is copied (the first survivor, which every new
-//! segment header carries, and how many survive, which tells a compaction with nothing to drop).
+//! segment header carries; how many survive, which tells a compaction with nothing to drop; and
+//! how many survive in each segment, which tells whether it can compact in place).
 
 use super::Compaction;
 use crate::format::RecordKind;
 use crate::report::RecordView;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The latest record of a key.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Latest {
     pub(super) seq: u64,
     pub(super) tombstone: bool,
+    /// The segment holding it.
+    segment: u64,
+}
+
+/// One segment's records as the survey counted them.
+#[derive(Clone, Copy, Debug, Default)]
+struct SegmentCount {
+    /// Records at or after `--before` (all of them without it), and the keyless ones of those.
+    kept: u64,
+    keyless: u64,
 }
 
 /// What the survey learns: each key's latest record (`--keys` only), and the records at or
@@ -25,15 +36,21 @@ pub(super) struct Survey {
     /// How many records, and how many keyless ones.
     records: u64,
     keyless: u64,
+    /// The same two counts per segment, for the segments that hold any record.
+    per_segment: BTreeMap<u64, SegmentCount>,
 }
 
 impl Survey {
     /// Takes in one record of the old log, in order.
     pub(super) fn add(&mut self, plan: &Compaction, r: &RecordView<'_>) {
+        let segment = r.location.segment;
         if plan.before.is_none_or(|b| r.seq >= b) {
+            let count = self.per_segment.entry(segment).or_default();
+            count.kept += 1;
             self.records += 1;
             self.first.get_or_insert(r.seq);
             if r.key.is_none() {
+                count.keyless += 1;
                 self.keyless += 1;
                 self.first_keyless.get_or_insert(r.seq);
             }
@@ -44,6 +61,7 @@ impl Survey {
             let latest = Latest {
                 seq: r.seq,
                 tombstone: r.kind == RecordKind::Tombstone,
+                segment,
             };
             match self.keys.get_mut(k) {
                 Some(slot) => *slot = latest,
@@ -75,6 +93,25 @@ impl Survey {
         } else {
             self.records
         }
+    }
+
+    /// How many records survive in each segment that keeps any.
+    pub(super) fn survivors_by_segment(&self, plan: &Compaction) -> BTreeMap<u64, u64> {
+        if !plan.keys {
+            return self.per_segment.iter().map(|(&n, c)| (n, c.kept)).collect();
+        }
+        let mut out: BTreeMap<u64, u64> = self
+            .per_segment
+            .iter()
+            .filter(|(_, c)| c.keyless > 0)
+            .map(|(&n, c)| (n, c.keyless))
+            .collect();
+        for k in self.keys.values() {
+            if !k.tombstone && plan.before.is_none_or(|b| k.seq >= b) {
+                *out.entry(k.segment).or_default() += 1;
+            }
+        }
+        out
     }
 
     /// The sequence number of the first record that will survive, known before any is written

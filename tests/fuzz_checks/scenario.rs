@@ -353,6 +353,7 @@ fn compact(
         before,
         keys,
         dry_run: false,
+        rewrite: false,
     };
     // Records earlier compactions removed are not there to remove again.
     let all: BTreeSet<u64> = (1..=out.appended.len() as u64)

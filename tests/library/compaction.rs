@@ -112,6 +112,7 @@ fn run(ops: &[Op]) {
                         before,
                         keys: *keys,
                         dry_run: false,
+                        rewrite: false,
                     },
                 )
                 .unwrap();
@@ -177,6 +178,7 @@ fn compacting_before_a_sequence_number_no_record_reached_is_refused() {
             before: Some(122),
             keys,
             dry_run,
+            rewrite: false,
         };
         let err = walctl::compact(&dir(), &options(&storage), &plan).unwrap_err();
         assert!(
@@ -206,6 +208,7 @@ fn crash_at_every_storage_operation_of_a_compaction_leaves_old_or_new() {
         before: Some(30),
         keys: true,
         dry_run: false,
+        rewrite: false,
     };
     let new = {
         let s = base.crash(CrashMode::KeepAll);
@@ -292,6 +295,7 @@ fn dry_run_reports_without_writing() {
             before: Some(50),
             keys: true,
             dry_run: true,
+            rewrite: false,
         },
     )
     .unwrap();
@@ -360,6 +364,7 @@ fn readers_beside_repeated_compactions_never_see_a_mix_or_damage() {
                 before: Some(round * 10 + 1),
                 keys: false,
                 dry_run: false,
+                rewrite: false,
             },
         )
         .unwrap();
@@ -432,6 +437,7 @@ fn a_compaction_with_nothing_to_drop_writes_nothing_and_says_so() {
                 before,
                 keys,
                 dry_run,
+                rewrite: false,
             };
             let out = walctl::compact(&dir(), &options(&storage), &plan).unwrap();
             assert!(crate::util::data_files(&storage) == files, "{case}: wrote");
@@ -490,6 +496,7 @@ fn a_dry_run_plans_the_size_the_compaction_gives() {
             before,
             keys,
             dry_run: true,
+            rewrite: false,
         };
         let storage = sample();
         let planned = walctl::compact(&dir(), &options(&storage), &plan).unwrap();

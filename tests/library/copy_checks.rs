@@ -11,11 +11,13 @@ use walctl::format::{self, RECORD_HEADER_SIZE, SEGMENT_DATA_START, crc_mask};
 use walctl::storage::MemStorage;
 use walctl::{Compaction, ErrorKind, Log, Options, Pass, Verdict};
 
+/// Drops the records below `seq`, rewriting the whole log: these checks guard the copy.
 fn drop_before(seq: u64) -> Compaction {
     Compaction {
         before: Some(seq),
         keys: false,
         dry_run: false,
+        rewrite: true,
     }
 }
 
@@ -182,6 +184,7 @@ fn a_reader_holding_on_defers_the_cleanup_to_the_next_open() {
         before: Some(51),
         keys: false,
         dry_run: false,
+        rewrite: false,
     };
     let report = walctl::compact(&dir(), &opts, &plan).unwrap();
     assert!(report.cleanup_deferred);

@@ -69,6 +69,7 @@ fn workload(storage: &MemStorage) -> (u64, u64) {
             before: None,
             keys: true,
             dry_run: false,
+            rewrite: false,
         },
     );
     if let Ok(log) = Log::open(dir(), options(storage)) {

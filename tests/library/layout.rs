@@ -188,6 +188,7 @@ fn compacted(lens: &[usize], before: u64) -> Vec<Location> {
     drop(log);
     let plan = Compaction {
         before: Some(before),
+        rewrite: true,
         ..Compaction::default()
     };
     walctl::compact(&dir(), &options(&storage), &plan).expect("compact");

@@ -72,6 +72,7 @@ fn a_dry_runs_estimate_is_what_the_compaction_then_leaves_for_records_of_one_siz
             before: Some(before),
             keys: false,
             dry_run: true,
+            rewrite: false,
         };
         let estimate = walctl::compact(&dir(), &plain(&storage), &plan).unwrap();
         let plan = Compaction {

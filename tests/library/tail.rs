@@ -168,15 +168,61 @@ fn a_visitor_that_stops_resumes_after_the_record_it_stopped_at() {
 }
 
 #[test]
-fn a_compaction_loses_the_cursor_and_a_read_from_the_start_finds_the_survivors() {
+fn a_compaction_that_rewrites_loses_the_cursor_and_a_read_from_the_start_finds_the_survivors() {
     let storage = built(40, 500);
     let cursor = cursor_of(follow(&storage, None).0);
     let plan = Compaction {
         before: Some(25),
+        rewrite: true,
         ..Compaction::default()
     };
     walctl::compact(&dir(), &plain(&storage), &plan).unwrap();
     assert_eq!(follow(&storage, cursor).0, After::Lost);
+    let (_, survivors) = follow(&storage, None);
+    assert_eq!(seqs(&survivors), (25..=40).collect::<Vec<_>>());
+}
+
+/// In place, the segment the cursor stands in is kept as it is, so a follower goes on where it
+/// was; a cursor in a removed segment is lost.
+#[test]
+fn a_compaction_in_place_keeps_a_cursor_in_a_kept_segment_and_loses_one_in_the_head() {
+    let storage = built(40, 500);
+    let (first, _) = follow(&storage, None);
+    let at_end = cursor_of(first);
+    let mut early = None;
+    let report = walctl::scan_log(&storage, &dir(), &mut |r| {
+        if r.seq == 2 {
+            early = Some(r.location);
+        }
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    let early = early.map(|location| Cursor {
+        log_id: report.log_id.unwrap(),
+        location,
+        seq: 2,
+    });
+    let out = walctl::compact(
+        &dir(),
+        &plain(&storage),
+        &Compaction {
+            before: Some(25),
+            ..Compaction::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        out.segments_removed > 0 && out.segments_written <= 2,
+        "{out:?}"
+    );
+    assert_eq!(
+        follow(&storage, at_end).0,
+        After::Read {
+            cursor: at_end,
+            records: 0
+        }
+    );
+    assert_eq!(follow(&storage, early).0, After::Lost);
     let (_, survivors) = follow(&storage, None);
     assert_eq!(seqs(&survivors), (25..=40).collect::<Vec<_>>());
 }

@@ -85,6 +85,7 @@ fn every_reader_refuses(storage: &MemStorage, path: &Path, found: u32) {
         before: Some(10),
         keys: false,
         dry_run: false,
+        rewrite: false,
     };
     refused(
         "compact",

@@ -33,10 +33,13 @@ Examples:
 ///
 /// DELETES records on purpose: --before SEQ drops every record below SEQ; --keys keeps only the
 /// latest record of each key and drops keys whose latest record is a tombstone (keyless records
-/// are kept). Survivors keep their sequence numbers. The new log is written beside the old one
-/// and installed crash-safely; the report proves it with a SHA-256 digest over the survivors,
-/// computed while reading the old log and again by reading the new log back. When the rule drops
-/// nothing, nothing is written: the log is left as it is. A corrupt log is refused (exit 3), a
+/// are kept). Survivors keep their sequence numbers. When the dropped records fill whole
+/// segments at the head of the log and at most one other segment (always so for --before alone),
+/// those segments are removed and that one is rewritten in place: the rest of the log is not
+/// touched. Otherwise the survivors are written into new segments beside the old ones. Either
+/// way the switch is crash-safe, and the report proves it with a SHA-256 digest over the
+/// survivors, computed while reading the old log and again by reading the new log back. When the
+/// rule drops nothing, nothing is written: the log is left as it is. A corrupt log is refused (exit 3), a
 /// torn tail too (exit 1: run `walctl repair --truncate-partial` first).
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = EXAMPLES, group(ArgGroup::new("rule").required(true).multiple(true)))]
@@ -51,6 +54,11 @@ pub struct Args {
     /// Print the report without writing anything.
     #[arg(long)]
     dry_run: bool,
+    /// Rewrite every surviving record into new segments, even when the drops fall in whole
+    /// segments at the head and at most one other (which compacts in place, leaving the rest of
+    /// the log as it is): needs as much free space as the survivors.
+    #[arg(long)]
+    rewrite: bool,
     #[command(flatten)]
     wait: LockWait,
     /// Print the report as one JSON object.
@@ -67,6 +75,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         before: args.before,
         keys: args.keys,
         dry_run: args.dry_run,
+        rewrite: args.rewrite,
     };
     // One bar over the old log's bytes per pass: the verifying survey, then the copy.
     let mut progress = crate::progress::Progress::labelled(out, dir, "checking");
@@ -120,6 +129,8 @@ fn to_json(r: &CompactReport) -> Value {
         "proof_holds": !r.dry_run && (r.unchanged || r.digest_expected == r.digest_installed),
         "next_seq": r.next_seq,
         "cleanup_deferred": r.cleanup_deferred,
+        "segments_removed": r.segments_removed,
+        "segments_written": r.segments_written,
     })
 }
 
@@ -166,6 +177,8 @@ fn table(r: &CompactReport) -> Table {
     table.add_row(["dropped superseded", "", &r.dropped_superseded.to_string()]);
     table.add_row(["dropped deleted", "", &r.dropped_deleted.to_string()]);
     table.add_row(["next seq", "", &r.next_seq.to_string()]);
+    table.add_row(["segments removed", "", &r.segments_removed.to_string()]);
+    table.add_row(["segments written", "", &r.segments_written.to_string()]);
     if !r.unchanged {
         table.add_row(["survivors sha256", "", &r.digest_expected]);
     }

@@ -1,0 +1,342 @@
+//! Compaction in place (FORMAT.md §6.6.2): when the records a compaction drops fill whole
+//! segments at the head of the log plus at most one other segment, the head segments are
+//! removed and that one segment is rewritten under its own number; every other segment stays as
+//! it is, byte for byte. A `--before` checkpoint always has this shape, so retention on a log of
+//! tens of GiB writes one segment rather than the whole log, and needs one segment of free space
+//! rather than a second copy.
+//!
+//! Why the head and one segment, and no more: the switch must be atomic for readers and crashes
+//! alike. Removing the head is committed by one marker, which readers obey; replacing a segment
+//! is committed by one rename. Two replacements would be two renames, and a crash between them
+//! would leave a log that is neither the old one nor the new one, so such a compaction rewrites
+//! the whole log instead (`install.rs`, version 1). So does one whose only losing segment is the
+//! last: writers never append to a compacted segment, so replacing it would seal it and start
+//! another, and repeated compactions would leave a trail of small segments a rewrite packs.
+
+use super::new_log::NewLog;
+use super::{hash_record, install};
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{self, SEGMENT_DATA_START, WatermarkSlot};
+use crate::options::Options;
+use crate::repair::{hex, sync_dir};
+use crate::report::{RecordView, SegmentReport};
+use crate::scan;
+use crate::segment::{self, Listing, temp_name};
+use crate::storage::{OpenMode, Storage, read_vec};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Which segments a compaction in place removes and rewrites; all others are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Shape {
+    /// The segments at the head that keep no record: removed.
+    pub head: Option<(u64, u64)>,
+    /// The one other segment that loses records: rewritten under its own number.
+    pub replace: Option<u64>,
+    /// Whether the last segment is sealed and an empty one started after it: needed when the
+    /// head goes, because the last segment's header carries the log's first sequence number
+    /// (FORMAT.md §8 row 8) and headers are immutable.
+    pub rotate: bool,
+}
+
+impl Shape {
+    /// The shape of a compaction, from each segment's records and survivors; `None` when more
+    /// than one segment outside the head loses records (the log is then rewritten whole).
+    pub(super) fn of(segments: &[SegmentReport], survivors: &BTreeMap<u64, u64>) -> Option<Shape> {
+        let left = |s: &SegmentReport| survivors.get(&s.segment).copied().unwrap_or(0);
+        let head_len = segments.iter().take_while(|s| left(s) == 0).count();
+        let head = (head_len > 0).then(|| (segments[0].segment, segments[head_len - 1].segment));
+        let mut losing = segments[head_len..]
+            .iter()
+            .filter(|s| left(s) < s.records)
+            .map(|s| s.segment);
+        let replace = losing.next();
+        let last = segments.last()?.segment;
+        // Replacing the last segment would mean sealing it and starting another after it:
+        // repeated, that leaves a trail of small sealed segments, where a rewrite packs them.
+        if losing.next().is_some() || replace == Some(last) {
+            return None;
+        }
+        Some(Shape {
+            head,
+            replace,
+            rotate: head.is_some(),
+        })
+    }
+
+    /// Old segment files removed (the head, and the one replaced) and new ones written (the
+    /// replacement, and the new last segment), of `segments`.
+    pub(super) fn files(&self, segments: &[SegmentReport]) -> (u64, u64) {
+        let head = self.head.map_or(0, |(a, h)| {
+            segments
+                .iter()
+                .filter(|s| (a..=h).contains(&s.segment))
+                .count() as u64
+        });
+        let replaced = u64::from(self.replace.is_some());
+        (head + replaced, replaced + u64::from(self.rotate))
+    }
+
+    /// Bytes and segment files the log will have: the kept segments as they are, the
+    /// replacement holding `replacement_bytes` of records, and the new last segment.
+    pub(super) fn totals(&self, segments: &[SegmentReport], replacement_bytes: u64) -> (u64, u64) {
+        let removed = |n: u64| self.head.is_some_and(|(a, h)| (a..=h).contains(&n));
+        let (mut bytes, mut files) = (0, 0);
+        for s in segments.iter().filter(|s| !removed(s.segment)) {
+            files += 1;
+            bytes += if Some(s.segment) == self.replace {
+                SEGMENT_DATA_START + replacement_bytes
+            } else {
+                s.file_len
+            };
+        }
+        if self.rotate {
+            (bytes + SEGMENT_DATA_START, files + 1)
+        } else {
+            (bytes, files)
+        }
+    }
+}
+
+/// The survivors of the segment being replaced, as the copy pass hands them over: written to its
+/// temporary (not for a dry run) and hashed, so the temporary can be read back and compared
+/// before it is installed.
+pub(super) struct Replacement<'a> {
+    pub number: u64,
+    writer: Option<NewLog<'a>>,
+    hasher: Sha256,
+    records: u64,
+    /// Encoded bytes of the survivors.
+    pub bytes: u64,
+}
+
+impl<'a> Replacement<'a> {
+    /// Starts the temporary for segment `number` (only counts, for a dry run).
+    pub(super) fn start(
+        storage: &'a dyn Storage,
+        dir: &'a Path,
+        options: &Options,
+        number: u64,
+        log_first_seq: u64,
+        dry_run: bool,
+    ) -> Result<Replacement<'a>> {
+        let writer = if dry_run {
+            None
+        } else {
+            let opened = segment::open_with_header(storage, dir, number)?;
+            let header = opened
+                .header
+                .map_err(|_| Error::not_a_log(&opened.path, "unreadable header"))?;
+            Some(NewLog::in_place(
+                storage,
+                dir,
+                options,
+                &header,
+                log_first_seq,
+            )?)
+        };
+        Ok(Replacement {
+            number,
+            writer,
+            hasher: Sha256::new(),
+            records: 0,
+            bytes: 0,
+        })
+    }
+
+    /// Takes one survivor of the log; only those of the replaced segment are kept.
+    pub(super) fn push(&mut self, r: &RecordView<'_>) -> Result<()> {
+        if r.location.segment != self.number {
+            return Ok(());
+        }
+        hash_record(&mut self.hasher, r);
+        self.records += 1;
+        self.bytes += format::encoded_len(r.key.map_or(0, <[u8]>::len), r.payload.len()) as u64;
+        match self.writer.as_mut() {
+            Some(w) => w.push(r),
+            None => Ok(()),
+        }
+    }
+
+    /// Seals the temporary, reads it back, and checks that it holds exactly the survivors.
+    fn finish(self, storage: &dyn Storage, dir: &Path) -> Result<()> {
+        let Some(writer) = self.writer else {
+            return Ok(());
+        };
+        writer.finish_in_place()?;
+        let path = dir.join(temp_name(self.number));
+        let (records, digest) = read_temp(storage, &path)?;
+        let expected = hex(&self.hasher.finalize());
+        if records != self.records || digest != expected {
+            return Err(Error::new(ErrorKind::Corrupt {
+                summary: format!(
+                    "{} read back differently ({records} records, {digest}; expected {}, \
+                     {expected}); the old log was kept",
+                    path.display(),
+                    self.records
+                ),
+            }));
+        }
+        sync_dir(storage, dir)?;
+        Ok(())
+    }
+}
+
+/// Reads a freshly written replacement: it must decode cleanly, sealed, with no damage.
+fn read_temp(storage: &dyn Storage, path: &Path) -> Result<(u64, String)> {
+    let file = storage
+        .open(path, OpenMode::Read)
+        .map_err(|e| Error::io("open", path, e))?;
+    let bytes = file.contents().map_err(|e| Error::io("read", path, e))?;
+    let bad = |why: &str| {
+        Error::new(ErrorKind::Corrupt {
+            summary: format!(
+                "{} read back damaged: {why}; the old log was kept",
+                path.display()
+            ),
+        })
+    };
+    if (bytes.len() as u64) < SEGMENT_DATA_START {
+        return Err(bad("shorter than a preamble"));
+    }
+    let header = format::SegmentHeader::decode(&bytes).map_err(|_| bad("bad header"))?;
+    let mut hasher = Sha256::new();
+    let s = scan::scan_segment(&bytes, &header, &mut |r| {
+        hash_record(&mut hasher, r);
+        std::ops::ControlFlow::Continue(())
+    });
+    if !s.damage.is_empty() || scan::check_preamble(&bytes, &header, true, s.last_seq).is_some() {
+        return Err(bad("its records or preamble do not check"));
+    }
+    Ok((s.records, hex(&hasher.finalize())))
+}
+
+/// Installs a compaction in place whose replacement (if any) the copy pass has written: seals
+/// the last segment and starts the next if the shape says so, then commits and removes the head.
+/// Returns whether the removal was deferred because readers held on, or `None`, having changed
+/// nothing, when a replacement is due and readers hold the log past the wait.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn install(
+    storage: &dyn Storage,
+    dir: &Path,
+    options: &Options,
+    shape: Shape,
+    replacement: Option<Replacement<'_>>,
+    last: &SegmentReport,
+    next_seq: u64,
+    log_first_seq: u64,
+) -> Result<Option<bool>> {
+    let wait = options
+        .lock_wait
+        .unwrap_or(std::time::Duration::from_secs(10));
+    if let Some(r) = replacement {
+        r.finish(storage, dir)?;
+    }
+    // Renaming the replacement changes a segment a running scan may be about to open, so no
+    // scan may run from here to the end; taken before anything changes, so that readers who
+    // hold on cost nothing but the wait.
+    let readers = match shape.replace {
+        Some(_) => match install::exclusive_readers(storage, dir, wait)? {
+            Some(lock) => Some(lock),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    if shape.rotate {
+        rotate(storage, dir, options, last, next_seq, log_first_seq)?;
+    }
+    let marker = shape.head.map(|(a, h)| install::InPlace {
+        remove_first: a,
+        remove_last: h,
+        replace: shape.replace,
+    });
+    if let Some(m) = marker {
+        install::write_marker(storage, dir, install::Marker::InPlace(m))?;
+    }
+    if let Some(k) = shape.replace {
+        let (temp, path) = (dir.join(temp_name(k)), Listing::path(dir, k));
+        storage
+            .rename(&temp, &path)
+            .map_err(|e| Error::io("rename", &path, e))?;
+        sync_dir(storage, dir)?;
+    }
+    crate::kill_point("compact_committed");
+    let Some(m) = marker else {
+        return Ok(Some(false));
+    };
+    if readers.is_some() {
+        crate::kill_point("compact_installed");
+        install::remove_segments(storage, dir, m.remove_first..=m.remove_last)?;
+        return Ok(Some(false));
+    }
+    let done = install::finish(storage, dir, m.remove_first..=m.remove_last, wait)?;
+    Ok(Some(!done))
+}
+
+/// Seals the last segment and creates the empty one after it, which carries the new log's first
+/// sequence number and starts at the old log's next.
+fn rotate(
+    storage: &dyn Storage,
+    dir: &Path,
+    options: &Options,
+    last: &SegmentReport,
+    next_seq: u64,
+    log_first_seq: u64,
+) -> Result<()> {
+    let log_id = seal(storage, dir, last)?;
+    let next = NewLog::new(
+        storage,
+        dir,
+        options,
+        log_id,
+        last.segment + 1,
+        log_first_seq,
+    );
+    let number = next.finish(next_seq)?;
+    let (temp, path) = (dir.join(temp_name(number)), Listing::path(dir, number));
+    storage
+        .rename(&temp, &path)
+        .map_err(|e| Error::io("rename", &path, e))?;
+    sync_dir(storage, dir)?;
+    Ok(())
+}
+
+/// Seals the last segment as a rotation does (FORMAT.md §6.2): fdatasync, a watermark slot for
+/// its last record, fdatasync again. The slot is written even when one already says as much:
+/// that one may exist only in the page cache, if an fdatasync of an earlier writer failed after
+/// it was written (the kernel then drops the dirty state, and later syncs succeed without it).
+/// Returns the log's identity, from the segment's header.
+fn seal(storage: &dyn Storage, dir: &Path, last: &SegmentReport) -> Result<u64> {
+    let path = Listing::path(dir, last.segment);
+    let file = storage
+        .open(&path, OpenMode::ReadWrite)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let sync = || {
+        file.sync_data()
+            .map_err(|e| Error::io("fdatasync", &path, e))
+    };
+    sync()?;
+    let read = |e| Error::io("read", &path, e);
+    let preamble = read_vec(&*file, 0, SEGMENT_DATA_START, SEGMENT_DATA_START).map_err(read)?;
+    let header = format::SegmentHeader::decode(&preamble)
+        .map_err(|_| Error::not_a_log(&path, "unreadable header"))?;
+    let Some(last_seq) = last.last_seq else {
+        return Ok(header.log_id);
+    };
+    let generation = scan::read_watermark(&preamble, &header).map_or(0, |w| w.generation) + 1;
+    let slot = WatermarkSlot {
+        durable_seq: last_seq,
+        generation,
+        durable_end: if header.version >= format::FORMAT_VERSION_DURABLE_END {
+            last.valid_len
+        } else {
+            0
+        },
+    };
+    let at = format::WATERMARK_SLOT_OFFSETS[(generation % 2) as usize];
+    file.write_at(&slot.encode(header.log_id, header.segment), at)
+        .map_err(|e| Error::io("write watermark", &path, e))?;
+    sync()?;
+    Ok(header.log_id)
+}
