@@ -90,7 +90,7 @@ fn scan_after(
     // Held for the whole scan: compaction removes old segments only under the exclusive lock.
     let _readers = install::shared_readers(storage, dir);
     let mut listing = segment::list(storage, dir)?;
-    install::choose(&mut listing, install::read_marker(storage, dir)?);
+    install::choose(storage, dir, &mut listing)?;
     let skip = skip(&listing)?;
     listing.segments.drain(..skip);
     let mut report = scan_segments(storage, dir, &listing, visit, writer, skip > 0)?;
@@ -189,7 +189,7 @@ fn scan_segments(
 /// errors.
 pub(crate) fn live_segments(storage: &dyn Storage, dir: &Path) -> Result<(Listing, u64)> {
     let mut listing = segment::list(storage, dir)?;
-    install::choose(&mut listing, install::read_marker(storage, dir)?);
+    install::choose(storage, dir, &mut listing)?;
     let Some(&last) = listing.segments.last() else {
         return Err(Error::not_a_log(
             dir,

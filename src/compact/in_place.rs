@@ -104,6 +104,8 @@ impl Shape {
 /// before it is installed.
 pub(super) struct Replacement<'a> {
     pub number: u64,
+    /// The replacement header's `created_nanos`, which tells it from the segment it replaces.
+    created_nanos: u64,
     writer: Option<NewLog<'a>>,
     hasher: Sha256,
     records: u64,
@@ -121,23 +123,19 @@ impl<'a> Replacement<'a> {
         log_first_seq: u64,
         dry_run: bool,
     ) -> Result<Replacement<'a>> {
-        let writer = if dry_run {
-            None
+        let (writer, created_nanos) = if dry_run {
+            (None, 0)
         } else {
             let opened = segment::open_with_header(storage, dir, number)?;
             let header = opened
                 .header
                 .map_err(|_| Error::not_a_log(&opened.path, "unreadable header"))?;
-            Some(NewLog::in_place(
-                storage,
-                dir,
-                options,
-                &header,
-                log_first_seq,
-            )?)
+            let (log, created) = NewLog::in_place(storage, dir, options, &header, log_first_seq)?;
+            (Some(log), created)
         };
         Ok(Replacement {
             number,
+            created_nanos,
             writer,
             hasher: Sha256::new(),
             records: 0,
@@ -230,6 +228,7 @@ pub(super) fn install(
     let wait = options
         .lock_wait
         .unwrap_or(std::time::Duration::from_secs(10));
+    let replace = replacement.as_ref().map(|r| (r.number, r.created_nanos));
     if let Some(r) = replacement {
         r.finish(storage, dir)?;
     }
@@ -249,7 +248,7 @@ pub(super) fn install(
     let marker = shape.head.map(|(a, h)| install::InPlace {
         remove_first: a,
         remove_last: h,
-        replace: shape.replace,
+        replace,
     });
     if let Some(m) = marker {
         install::write_marker(storage, dir, install::Marker::InPlace(m))?;

@@ -18,8 +18,10 @@
 //! **In place** (marker version 2, `in_place.rs`) removes the head segments `a..=h` and rewrites
 //! at most one segment `k` under its own number. The marker is written (when there is a head to
 //! remove) after `k.wal.tmp` is durable, and the commit point is the rename of that temporary
-//! over `k.wal`, or the marker itself when nothing is rewritten. While the marker exists, readers
-//! see the old log while `k.wal.tmp` is still there, else the log without `a..=h`.
+//! over `k.wal`, or the marker itself when nothing is rewritten. The marker names the
+//! replacement by its header's `created_nanos`: while it exists, readers see the log without
+//! `a..=h` if `k.wal` holds that header, else the old log. (Not "if the temporary is gone": a
+//! crash can keep a rename's new name and lose the removal of its old one.)
 //!
 //! Whoever opens the log next (a writer or compaction) calls [`resolve`], which rolls forward
 //! from any state after the commit point and back before it.
@@ -63,8 +65,9 @@ pub(crate) struct Rewrite {
 pub(crate) struct InPlace {
     pub remove_first: u64,
     pub remove_last: u64,
-    /// The segment whose temporary replaces it; its rename is the commit point.
-    pub replace: Option<u64>,
+    /// The segment whose temporary replaces it, and the `created_nanos` of the replacement's
+    /// header; the rename is the commit point.
+    pub replace: Option<(u64, u64)>,
 }
 
 impl Marker {
@@ -81,7 +84,8 @@ impl Marker {
                 "version": 2,
                 "remove_first": m.remove_first,
                 "remove_last": m.remove_last,
-                "replace": m.replace,
+                "replace": m.replace.map(|(k, _)| k),
+                "replace_created_nanos": m.replace.map(|(_, c)| c),
             }),
         }
         .to_string()
@@ -102,16 +106,16 @@ impl Marker {
                     .then_some(Marker::Rewrite(m))
             }
             2 => {
-                let replace = match v.get("replace")? {
-                    serde_json::Value::Null => None,
-                    r => Some(r.as_u64()?),
+                let replace = match (v.get("replace")?, v.get("replace_created_nanos")?) {
+                    (serde_json::Value::Null, serde_json::Value::Null) => None,
+                    (k, c) => Some((k.as_u64()?, c.as_u64()?)),
                 };
                 let m = InPlace {
                     remove_first: field("remove_first")?,
                     remove_last: field("remove_last")?,
                     replace,
                 };
-                (m.remove_first <= m.remove_last && replace.is_none_or(|k| k > m.remove_last))
+                (m.remove_first <= m.remove_last && replace.is_none_or(|(k, _)| k > m.remove_last))
                     .then_some(Marker::InPlace(m))
             }
             _ => None,
@@ -140,19 +144,16 @@ pub(crate) fn read_marker(storage: &dyn Storage, dir: &Path) -> Result<Option<Ma
 }
 
 /// Narrows a listing to the segments of one log while a marker exists (readers' rule).
-pub(crate) fn choose(listing: &mut Listing, marker: Option<Marker>) {
-    let m = match marker {
-        None => return,
+pub(crate) fn choose(storage: &dyn Storage, dir: &Path, listing: &mut Listing) -> Result<()> {
+    let m = match read_marker(storage, dir)? {
+        None => return Ok(()),
         Some(Marker::InPlace(m)) => {
-            // Committed unless the replacement's temporary is still there.
-            if m.replace
-                .is_none_or(|k| listing.temps.binary_search(&k).is_err())
-            {
+            if committed(storage, dir, m)? {
                 listing
                     .segments
                     .retain(|n| !(m.remove_first..=m.remove_last).contains(n));
             }
-            return;
+            return Ok(());
         }
         Some(Marker::Rewrite(m)) => m,
     };
@@ -165,6 +166,20 @@ pub(crate) fn choose(listing: &mut Listing, marker: Option<Marker>) {
         (m.new_first, m.new_last)
     };
     listing.segments.retain(|&n| (first..=last).contains(&n));
+    Ok(())
+}
+
+/// Whether a compaction in place passed its commit point: it replaces nothing (the marker was
+/// the commit), or the segment it replaces holds the replacement's header.
+fn committed(storage: &dyn Storage, dir: &Path, m: InPlace) -> Result<bool> {
+    let Some((k, created)) = m.replace else {
+        return Ok(true);
+    };
+    if !storage.exists(&Listing::path(dir, k)) {
+        return Ok(false);
+    }
+    let header = crate::segment::open_with_header(storage, dir, k)?.header;
+    Ok(header.is_ok_and(|h| h.created_nanos == created))
 }
 
 /// Commits a rewrite: writes the marker (step 2), then renames the temporaries (step 3).
@@ -318,16 +333,22 @@ pub(crate) fn resolve(storage: &dyn Storage, dir: &Path) -> Result<Option<&'stat
         None => return Ok(None),
         Some(Marker::Rewrite(m)) => m,
         Some(Marker::InPlace(m)) => {
-            if let Some(k) = m.replace
-                && storage.exists(&dir.join(temp_name(k)))
-            {
-                // Not committed: the marker goes first, so a crash in between cannot leave a
-                // marker whose temporary is gone (which would read as committed).
+            // A temporary left beside its committed segment (a crash kept the rename's new name
+            // only) or never renamed: either way it goes.
+            let temp = m.replace.map(|(k, _)| dir.join(temp_name(k)));
+            let temp = temp.filter(|t| storage.exists(t));
+            if !committed(storage, dir, m)? {
+                // The marker first: a marker without its temporary must never be left behind.
                 remove_file(storage, &dir.join(MARKER_NAME))?;
                 sync_dir(storage, dir)?;
-                remove_file(storage, &dir.join(temp_name(k)))?;
-                sync_dir(storage, dir)?;
+                if let Some(t) = temp {
+                    remove_file(storage, &t)?;
+                    sync_dir(storage, dir)?;
+                }
                 return Ok(Some("rolled back an interrupted compaction"));
+            }
+            if let Some(t) = temp {
+                remove_file(storage, &t)?;
             }
             finish(storage, dir, m.remove_first..=m.remove_last, WAIT)?;
             return Ok(Some("finished an interrupted compaction"));
@@ -358,4 +379,44 @@ fn remove_file(storage: &dyn Storage, path: &Path) -> Result<()> {
     storage
         .remove(path)
         .map_err(|e| Error::io("remove", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_of_both_versions_read_back_as_written_and_nonsense_is_refused() {
+        let markers = [
+            Marker::Rewrite(Rewrite {
+                old_first: 1,
+                old_last: 4,
+                new_first: 5,
+                new_last: 7,
+            }),
+            Marker::InPlace(InPlace {
+                remove_first: 1,
+                remove_last: 3,
+                replace: Some((4, 1_763_000_000_000_000_123)),
+            }),
+            Marker::InPlace(InPlace {
+                remove_first: 2,
+                remove_last: 2,
+                replace: None,
+            }),
+        ];
+        for m in markers {
+            assert_eq!(Marker::decode(m.encode().as_bytes()), Some(m));
+        }
+        for bad in [
+            r#"{"version":2,"remove_first":1,"remove_last":3,"replace":3,"replace_created_nanos":9}"#,
+            r#"{"version":2,"remove_first":4,"remove_last":3,"replace":null,"replace_created_nanos":null}"#,
+            r#"{"version":2,"remove_first":1,"remove_last":3,"replace":5,"replace_created_nanos":null}"#,
+            r#"{"version":2,"remove_first":1,"remove_last":3}"#,
+            r#"{"version":3,"remove_first":1,"remove_last":3,"replace":null,"replace_created_nanos":null}"#,
+            r#"{"version":1,"old_first":5,"old_last":4,"new_first":6,"new_last":6}"#,
+        ] {
+            assert_eq!(Marker::decode(bad.as_bytes()), None, "{bad}");
+        }
+    }
 }

@@ -109,14 +109,16 @@ impl<'a> NewLog<'a> {
     }
 
     /// Starts the replacement of segment `number`, as `number.wal.tmp`: compacted, with the old
-    /// segment's `first_seq` so that the segment before it still leads into it exactly.
+    /// segment's `first_seq` so that the segment before it still leads into it exactly. Returns
+    /// it with its `created_nanos`, which differs from the old segment's: the header tells the
+    /// replacement from the segment it replaces (`install.rs`).
     pub(super) fn in_place(
         storage: &'a dyn Storage,
         dir: &'a Path,
         options: &Options,
         header: &SegmentHeader,
         log_first_seq: u64,
-    ) -> Result<NewLog<'a>> {
+    ) -> Result<(NewLog<'a>, u64)> {
         let mut log = NewLog::new(
             storage,
             dir,
@@ -126,8 +128,14 @@ impl<'a> NewLog<'a> {
             log_first_seq,
         );
         log.in_place = true;
-        log.start(header.first_seq, SEGMENT_FLAG_COMPACTED)?;
-        Ok(log)
+        let now = crate::time::now_nanos();
+        let created = if now == header.created_nanos {
+            now + 1
+        } else {
+            now
+        };
+        log.start_at(header.first_seq, SEGMENT_FLAG_COMPACTED, created)?;
+        Ok((log, created))
     }
 
     pub(super) fn push(&mut self, r: &RecordView<'_>) -> Result<()> {
@@ -179,6 +187,10 @@ impl<'a> NewLog<'a> {
     }
 
     fn start(&mut self, first_seq: u64, flags: u32) -> Result<()> {
+        self.start_at(first_seq, flags, crate::time::now_nanos())
+    }
+
+    fn start_at(&mut self, first_seq: u64, flags: u32, created_nanos: u64) -> Result<()> {
         let number = self.next_number;
         self.next_number += 1;
         let header = SegmentHeader {
@@ -188,7 +200,7 @@ impl<'a> NewLog<'a> {
             segment: number,
             first_seq,
             log_first_seq: self.log_first_seq,
-            created_nanos: crate::time::now_nanos(),
+            created_nanos,
         };
         let path = self.dir.join(temp_name(number));
         let file = self

@@ -10,6 +10,7 @@ mod crash;
 mod decision_table;
 mod faults;
 mod golden;
+mod in_place;
 mod kv;
 mod layout;
 mod lock;

@@ -242,6 +242,8 @@ pub fn crafted(first_seq: u64, watermark: Option<u64>, seqs: &[u64]) -> MemStora
 pub trait Hooks: Send + Sync + std::fmt::Debug + 'static {
     /// Runs after a rename to `to` succeeded.
     fn after_rename(&self, _inner: &MemStorage, _to: &Path) {}
+    /// Runs before `path` is opened with `mode`.
+    fn before_open(&self, _inner: &MemStorage, _path: &Path, _mode: OpenMode) {}
     /// Runs before an exclusive creation of the directory `dir` (another process's move).
     fn before_create_dir(&self, _inner: &MemStorage, _dir: &Path) {}
     /// What a successful directory fsync reports.
@@ -293,6 +295,7 @@ impl<H: Hooks> Storage for Hooked<H> {
         self.inner.list(dir)
     }
     fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn StorageFile>> {
+        self.hooks.before_open(&self.inner, path, mode);
         self.inner.open(path, mode)
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {

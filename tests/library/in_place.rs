@@ -1,0 +1,303 @@
+//! Compaction in place (FORMAT.md §6.6.2): the head removed, at most one segment rewritten
+//! under its own number, every other segment kept byte for byte; crash states and readers see
+//! the old log or the new one; the shapes it does not cover rewrite the log as before.
+
+use crate::util::{Hooked, Hooks, built, data_files, dir, plain, scan, segments};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use walctl::storage::{CrashMode, Fault, LockKind, MemStorage, OpenMode, Storage};
+use walctl::{CompactReport, Compaction, Entry, ErrorKind, Log, Options, Verdict};
+
+fn before(seq: u64) -> Compaction {
+    Compaction {
+        before: Some(seq),
+        ..Compaction::default()
+    }
+}
+
+fn keys() -> Compaction {
+    Compaction {
+        keys: true,
+        ..Compaction::default()
+    }
+}
+
+/// Sequence numbers of a clean scan.
+fn seqs(storage: &MemStorage) -> Vec<u64> {
+    let (report, records) = scan(storage, &dir());
+    assert_eq!(report.verdict(), Verdict::Clean, "{:?}", report.damage);
+    records.iter().map(|r| r.seq).collect()
+}
+
+/// Each segment's sequence numbers, by segment number.
+fn layout(storage: &MemStorage) -> BTreeMap<u64, Vec<u64>> {
+    let mut out: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    walctl::scan_log(storage, &dir(), &mut |r| {
+        out.entry(r.location.segment).or_default().push(r.seq);
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    out
+}
+
+fn segment_path(n: u64) -> PathBuf {
+    walctl::segment::Listing::path(&dir(), n)
+}
+
+fn compact(storage: &MemStorage, plan: &Compaction) -> CompactReport {
+    walctl::compact(&dir(), &plain(storage), plan).unwrap()
+}
+
+#[test]
+fn a_checkpoint_removes_the_head_rewrites_one_segment_and_keeps_the_rest_byte_for_byte() {
+    let storage = built(120, 200);
+    let old = layout(&storage);
+    let files: BTreeMap<PathBuf, Vec<u8>> = data_files(&storage).into_iter().collect();
+    let straddler = *old.iter().find(|(_, s)| s.contains(&51)).unwrap().0;
+    assert!(
+        old[&straddler][0] < 51,
+        "the checkpoint falls inside a segment"
+    );
+    let last = *old.keys().last().unwrap();
+    let out = compact(&storage, &before(51));
+    let head = old.keys().filter(|&&n| n < straddler).count() as u64;
+    assert_eq!((out.segments_removed, out.segments_written), (head + 1, 2));
+    assert_eq!(out.digest_expected, out.digest_installed);
+    for (&n, old_seqs) in &old {
+        let now = storage.file_bytes(&segment_path(n));
+        if n < straddler {
+            assert!(now.is_none(), "segment {n} of the head remains");
+        } else if n == straddler {
+            assert!(now.as_ref() != files.get(&segment_path(n)), "not rewritten");
+        } else if n == last {
+            // Sealed by the compaction: its records as they were, and a watermark slot.
+            let (now, was) = (now.unwrap(), &files[&segment_path(n)]);
+            assert!(
+                now[12288..] == was[12288..],
+                "the last segment's records changed"
+            );
+            assert_eq!(&layout(&storage)[&n], old_seqs);
+        } else {
+            assert!(
+                now.as_ref() == files.get(&segment_path(n)),
+                "segment {n} changed"
+            );
+        }
+    }
+    assert_eq!(layout(&storage)[&straddler][0], 51);
+    assert!(storage.file_bytes(&segment_path(last + 1)).is_some());
+    assert_eq!(seqs(&storage), (51..=120).collect::<Vec<_>>());
+    assert!(storage.file_bytes(&dir().join("COMPACTION")).is_none());
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    assert_eq!(log.append(b"after").unwrap().seq, 121);
+}
+
+#[test]
+fn a_checkpoint_on_a_segment_boundary_removes_the_head_and_rewrites_nothing() {
+    let storage = built(120, 200);
+    let old = layout(&storage);
+    let (&third, third_seqs) = old.iter().nth(2).unwrap();
+    let last = *old.keys().last().unwrap();
+    let files = data_files(&storage);
+    let out = compact(&storage, &before(third_seqs[0]));
+    assert_eq!((out.segments_removed, out.segments_written), (2, 1));
+    for (path, bytes) in files {
+        let n = walctl::segment::parse_segment_name(&path.file_name().unwrap().to_string_lossy());
+        // The last segment is sealed, a slot added; the others stay byte for byte.
+        if n.is_some_and(|n| n >= third && n < last) {
+            assert!(
+                storage.file_bytes(&path) == Some(bytes),
+                "{}",
+                path.display()
+            );
+        }
+    }
+    assert_eq!(seqs(&storage), (third_seqs[0]..=120).collect::<Vec<_>>());
+}
+
+/// A log of 60 keyed records of 200 bytes in 16 KiB segments, where the keys of `dups` are
+/// written again (by records 61 on), so `--keys` drops their first writes.
+fn keyed(dups: &[u64]) -> MemStorage {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    let payload = [7u8; 200];
+    for seq in 1..=60u64 {
+        log.append_entry(&Entry::keyed(format!("k{seq}").as_bytes(), &payload))
+            .unwrap();
+    }
+    for seq in dups {
+        log.append_entry(&Entry::keyed(format!("k{seq}").as_bytes(), b"again"))
+            .unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    storage
+}
+
+#[test]
+fn superseded_records_in_one_sealed_segment_are_dropped_by_one_rename() {
+    let storage = keyed(&[20, 21]);
+    let old = layout(&storage);
+    let segment = *old.iter().find(|(_, s)| s.contains(&20)).unwrap().0;
+    assert!(old[&segment].contains(&21));
+    let start = storage.op_count() as usize;
+    let out = compact(&storage, &keys());
+    assert_eq!((out.segments_removed, out.segments_written), (1, 1));
+    assert_eq!(out.dropped_superseded, 2);
+    let t = &storage.trace()[start..];
+    assert!(
+        !t.iter().any(|o| o.path.ends_with("COMPACTION.tmp")),
+        "no head, so no marker"
+    );
+    let now = layout(&storage);
+    assert_eq!(now.len(), old.len(), "no segment added or removed");
+    assert!(!now[&segment].contains(&20) && !now[&segment].contains(&21));
+}
+
+#[test]
+fn drops_in_two_segments_past_the_head_or_in_the_last_rewrite_the_whole_log() {
+    for (storage, plan) in [(keyed(&[5, 50]), keys()), (keyed(&[]), before(61))] {
+        let old = segments(&storage);
+        let out = compact(&storage, &plan);
+        assert_eq!(out.segments_removed, old.len() as u64, "{plan:?}");
+        assert!(old.iter().all(|p| storage.file_bytes(p).is_none()));
+        assert_eq!(out.digest_expected, out.digest_installed);
+    }
+}
+
+#[test]
+fn readers_holding_on_past_the_wait_make_it_rewrite_instead() {
+    let storage = built(120, 200);
+    let old = segments(&storage);
+    let reader = storage
+        .try_lock(&dir().join("READERS"), LockKind::Shared)
+        .unwrap();
+    let opts = Options {
+        lock_wait: Some(std::time::Duration::from_millis(20)),
+        ..plain(&storage)
+    };
+    let out = walctl::compact(&dir(), &opts, &before(51)).unwrap();
+    assert_eq!(out.segments_removed, old.len() as u64, "it rewrote");
+    assert!(out.cleanup_deferred);
+    assert!(
+        old.iter().all(|p| storage.file_bytes(p).is_some()),
+        "nothing was replaced under the reader"
+    );
+    assert_eq!(seqs(&storage), (1..=120).collect::<Vec<_>>());
+    drop(reader);
+    drop(Log::open(dir(), opts).unwrap());
+    assert_eq!(seqs(&storage), (51..=120).collect::<Vec<_>>());
+}
+
+/// Rots the replacement's temporary just before it is read back.
+#[derive(Debug)]
+struct RotTheReplacement;
+
+impl Hooks for RotTheReplacement {
+    fn before_open(&self, inner: &MemStorage, path: &Path, mode: OpenMode) {
+        if mode == OpenMode::Read && path.to_string_lossy().ends_with(".wal.tmp") {
+            crate::util::edit(inner, path, |b| {
+                b[walctl::format::SEGMENT_DATA_START as usize + 40] ^= 1
+            });
+        }
+    }
+}
+
+#[test]
+fn a_replacement_that_reads_back_damaged_is_removed_and_the_old_log_kept() {
+    let storage = built(120, 200);
+    let files = data_files(&storage);
+    let opts = Options {
+        storage: Hooked::storage(&storage, RotTheReplacement),
+        ..plain(&storage)
+    };
+    let err = walctl::compact(&dir(), &opts, &before(51)).unwrap_err();
+    let ErrorKind::Corrupt { summary } = err.kind() else {
+        panic!("{err}");
+    };
+    assert!(summary.ends_with("the old log was kept"), "{summary}");
+    assert_eq!(data_files(&storage), files, "the old log and nothing else");
+}
+
+#[test]
+fn crash_at_every_storage_operation_of_a_compaction_in_place_shows_old_or_new() {
+    let boundary = layout(&built(120, 200)).values().nth(2).unwrap()[0];
+    // A head and a replacement; a head alone (the marker commits); a replacement alone (the
+    // rename commits, no marker).
+    for (base, plan) in [
+        (built(120, 200), before(51)),
+        (built(120, 200), before(boundary)),
+        (keyed(&[20, 21]), keys()),
+    ] {
+        let old = seqs(&base);
+        let new = {
+            let s = base.crash(CrashMode::KeepAll);
+            compact(&s, &plan);
+            seqs(&s)
+        };
+        assert!(new.len() < old.len());
+        let total = {
+            let s = base.crash(CrashMode::KeepAll);
+            let start = s.op_count();
+            compact(&s, &plan);
+            s.op_count() - start
+        };
+        for stop in 0..total {
+            let s = base.crash(CrashMode::KeepAll);
+            let start = s.op_count();
+            s.set_faults(Some(Box::new(move |op| {
+                (op.index >= start + stop).then_some(Fault::Errno(5))
+            })));
+            let _ = walctl::compact(&dir(), &plain(&s), &plan);
+            s.set_faults(None);
+            for mode in [
+                CrashMode::KeepAll,
+                CrashMode::DropUnsynced,
+                CrashMode::Torn { seed: stop },
+            ] {
+                let after = s.crash(mode);
+                // A reader first, before any writer resolves the marker.
+                let read = seqs(&after);
+                assert!(
+                    read == old || read == new,
+                    "{plan:?} op {stop} {mode:?}: a reader saw {} records from {:?}: {:?}",
+                    read.len(),
+                    read.first(),
+                    after.files()
+                );
+                drop(Log::open(dir(), plain(&after)).unwrap());
+                let opened = seqs(&after);
+                assert_eq!(
+                    opened, read,
+                    "op {stop} {mode:?}: open changed the log's records"
+                );
+                assert!(after.file_bytes(&dir().join("COMPACTION")).is_none());
+            }
+        }
+    }
+}
+
+#[test]
+fn retention_run_again_and_again_keeps_the_segment_count_bounded() {
+    let storage = built(40, 200);
+    let log_next = |s: &MemStorage| Log::open(dir(), plain(s)).unwrap().next_seq();
+    for round in 0..30 {
+        {
+            let log = Log::open(dir(), plain(&storage)).unwrap();
+            crate::util::append_n(&log, 17, 200);
+            log.sync().unwrap();
+        }
+        let next = log_next(&storage);
+        compact(&storage, &before(next - 40));
+        assert_eq!(
+            seqs(&storage),
+            (next - 40..next).collect::<Vec<_>>(),
+            "round {round}"
+        );
+        assert!(
+            segments(&storage).len() <= 5,
+            "round {round}: {:?}",
+            segments(&storage)
+        );
+    }
+}
