@@ -5,7 +5,7 @@
 #   benches/cli.sh                 # everything (needs ~30 GB free in $BENCH_DIR)
 #   ROWS="verify export" benches/cli.sh
 #
-# Rows: verify, export, append_big, append_lines, memory.
+# Rows: verify, export, append_big, append_lines, memory, compact.
 # Knobs: BENCH_DIR (default /tmp/walctl-bench-cli), REPS (5), LOG_GIB (1, the verify/export
 # logs), BIG_GIB (10, the log for the one-record append), MEM_GIB (4, peak-memory log),
 # LINES (10000000), PAYLOADS ("1024 100", the record sizes of the verify/export logs). For how
@@ -20,7 +20,7 @@ BIG_GIB=${BIG_GIB:-10}
 MEM_GIB=${MEM_GIB:-4}
 LINES=${LINES:-10000000}
 PAYLOADS=${PAYLOADS:-"1024 100"}
-ROWS=${ROWS:-"verify export append_big append_lines memory"}
+ROWS=${ROWS:-"verify export append_big append_lines memory compact"}
 cargo build --release --quiet --bin walctl --example mklog
 W=$PWD/target/release/walctl
 MK=$PWD/target/release/examples/mklog
@@ -85,6 +85,26 @@ append_lines)
   n=$(stat -c %s "$in")
   row "append --lines, $LINES lines (baseline: cat into a file)" "$n" \
     "cat $in > $BENCH_DIR/cat.out" "rm -rf $BENCH_DIR/lines-log; $W --dir $BENCH_DIR/lines-log append --lines < $in" ;;
+compact)
+  # Retention: drop the first half of the 1 KiB-record log. Baseline: the same compaction
+  # rewriting every survivor (--rewrite); walctl: in place. Each run gets a fresh copy of the
+  # log, made untimed, and its page cache is dropped from the timing by a sync first.
+  src=$(log_of "log-1024" "$LOG_GIB" 1024); n=$(bytes_of "$src")
+  last=$("$W" --dir "$src" dump --tail 1 --json | sed 's/.*"seq":\([0-9]*\).*/\1/')
+  half=$(( last / 2 )); b=(); o=()
+  for _ in $(seq "$REPS"); do
+    for mode in rewrite in_place; do
+      rm -rf "$BENCH_DIR/compact"; cp -r "$src" "$BENCH_DIR/compact"; sync
+      flag=""; [ "$mode" = rewrite ] && flag="--rewrite"
+      t=$(time_ns "$W" --dir "$BENCH_DIR/compact" compact --before "$half" $flag)
+      if [ "$mode" = rewrite ]; then b+=("$t"); else o+=("$t"); fi
+    done
+  done
+  rm -rf "$BENCH_DIR/compact"
+  bm=$(printf '%s\n' "${b[@]}" | median); om=$(printf '%s\n' "${o[@]}" | median)
+  awk -v n="compact --before $half, ${LOG_GIB} GiB log of 1 KiB records (baseline: --rewrite)" \
+      -v by="$n" -v b="$bm" -v o="$om" 'BEGIN {
+    printf "| %s | %.0f MB/s (%.3f s) | %.0f MB/s (%.3f s) | %.2fx |\n", n, by/b*1000, b/1e9, by/o*1000, o/1e9, b/o }' ;;
 memory)
   d=$(log_of "log-mem" "$MEM_GIB" 1024)
   for cmd in "verify" "dump --json" "export-jsonl"; do

@@ -65,9 +65,8 @@ impl Shape {
         })
     }
 
-    /// Old segment files removed (the head, and the one replaced) and new ones written (the
-    /// replacement, and the new last segment), of `segments`.
-    pub(super) fn files(&self, segments: &[SegmentReport]) -> (u64, u64) {
+    /// Segments removed (the head), rewritten (the replaced one) and added (the new last).
+    pub(super) fn files(&self, segments: &[SegmentReport]) -> (u64, u64, u64) {
         let head = self.head.map_or(0, |(a, h)| {
             segments
                 .iter()
@@ -75,7 +74,7 @@ impl Shape {
                 .count() as u64
         });
         let replaced = u64::from(self.replace.is_some());
-        (head + replaced, replaced + u64::from(self.rotate))
+        (head, replaced, u64::from(self.rotate))
     }
 
     /// Bytes and segment files the log will have: the kept segments as they are, the

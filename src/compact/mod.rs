@@ -80,12 +80,15 @@ pub struct CompactReport {
     /// The old segments could not be removed yet because readers held on; the next open
     /// removes them. The new log is installed either way.
     pub cleanup_deferred: bool,
-    /// Old segment files removed (for a dry run: that would be). A compaction whose drops fall
-    /// in the head of the log and at most one other segment removes the head and that segment
-    /// and leaves the rest as it is; any other removes every old segment.
+    /// Old segments removed (for a dry run: that would be): the head, for a compaction in
+    /// place; every old segment, for a rewrite.
     pub segments_removed: u64,
-    /// New segment files written: the survivors' segments and the empty last one.
-    pub segments_written: u64,
+    /// Old segments replaced in place by their survivors, under their own numbers (0 or 1).
+    pub segments_rewritten: u64,
+    /// New segments: a rewrite's, or the empty last one a compaction in place starts. The
+    /// segments neither removed nor rewritten (`before.segments` minus both) are kept as they
+    /// are, the last one sealed with a final watermark slot when segments are added.
+    pub segments_added: u64,
 }
 
 /// Size and range of a log.
@@ -230,7 +233,7 @@ fn rewrite(
     out.segments_removed = report.segments.len() as u64;
     let Some(writer) = writer else {
         (out.after.bytes, out.after.segments) = planned.totals();
-        out.segments_written = out.after.segments;
+        out.segments_added = out.after.segments;
         return Ok(());
     };
     install_new(storage, dir, options, writer, report, out)
@@ -266,7 +269,11 @@ fn compact_in_place(
         replacement.as_mut().map_or(Ok(()), |rep| rep.push(r))
     });
     let replaced_bytes = replacement.as_ref().map_or(0, |r| r.bytes);
-    (out.segments_removed, out.segments_written) = shape.files(&report.segments);
+    (
+        out.segments_removed,
+        out.segments_rewritten,
+        out.segments_added,
+    ) = shape.files(&report.segments);
     if plan.dry_run || copied.is_err() {
         (out.after.bytes, out.after.segments) = shape.totals(&report.segments, replaced_bytes);
         abandon(storage, dir, |n| Some(n) == shape.replace);
@@ -386,7 +393,7 @@ fn install_new(
             return Err(e);
         }
     };
-    out.segments_written = new_last - old_last;
+    out.segments_added = new_last - old_last;
     let marker = install::Rewrite {
         old_first,
         old_last,

@@ -61,7 +61,12 @@ fn a_checkpoint_removes_the_head_rewrites_one_segment_and_keeps_the_rest_byte_fo
     let last = *old.keys().last().unwrap();
     let out = compact(&storage, &before(51));
     let head = old.keys().filter(|&&n| n < straddler).count() as u64;
-    assert_eq!((out.segments_removed, out.segments_written), (head + 1, 2));
+    let counts = (
+        out.segments_removed,
+        out.segments_rewritten,
+        out.segments_added,
+    );
+    assert_eq!(counts, (head, 1, 1));
     assert_eq!(out.digest_expected, out.digest_installed);
     for (&n, old_seqs) in &old {
         let now = storage.file_bytes(&segment_path(n));
@@ -100,7 +105,12 @@ fn a_checkpoint_on_a_segment_boundary_removes_the_head_and_rewrites_nothing() {
     let last = *old.keys().last().unwrap();
     let files = data_files(&storage);
     let out = compact(&storage, &before(third_seqs[0]));
-    assert_eq!((out.segments_removed, out.segments_written), (2, 1));
+    let counts = (
+        out.segments_removed,
+        out.segments_rewritten,
+        out.segments_added,
+    );
+    assert_eq!(counts, (2, 0, 1));
     for (path, bytes) in files {
         let n = walctl::segment::parse_segment_name(&path.file_name().unwrap().to_string_lossy());
         // The last segment is sealed, a slot added; the others stay byte for byte.
@@ -142,7 +152,12 @@ fn superseded_records_in_one_sealed_segment_are_dropped_by_one_rename() {
     assert!(old[&segment].contains(&21));
     let start = storage.op_count() as usize;
     let out = compact(&storage, &keys());
-    assert_eq!((out.segments_removed, out.segments_written), (1, 1));
+    let counts = (
+        out.segments_removed,
+        out.segments_rewritten,
+        out.segments_added,
+    );
+    assert_eq!(counts, (0, 1, 0));
     assert_eq!(out.dropped_superseded, 2);
     let t = &storage.trace()[start..];
     assert!(

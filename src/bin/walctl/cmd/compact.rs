@@ -129,9 +129,16 @@ fn to_json(r: &CompactReport) -> Value {
         "proof_holds": !r.dry_run && (r.unchanged || r.digest_expected == r.digest_installed),
         "next_seq": r.next_seq,
         "cleanup_deferred": r.cleanup_deferred,
+        "segments_kept": kept(r),
+        "segments_rewritten": r.segments_rewritten,
         "segments_removed": r.segments_removed,
-        "segments_written": r.segments_written,
+        "segments_added": r.segments_added,
     })
+}
+
+/// Old segments left as they were.
+fn kept(r: &CompactReport) -> u64 {
+    r.before.segments - r.segments_removed - r.segments_rewritten
 }
 
 fn table(r: &CompactReport) -> Table {
@@ -177,8 +184,10 @@ fn table(r: &CompactReport) -> Table {
     table.add_row(["dropped superseded", "", &r.dropped_superseded.to_string()]);
     table.add_row(["dropped deleted", "", &r.dropped_deleted.to_string()]);
     table.add_row(["next seq", "", &r.next_seq.to_string()]);
+    table.add_row(["segments kept", "", &kept(r).to_string()]);
+    table.add_row(["segments rewritten", "", &r.segments_rewritten.to_string()]);
     table.add_row(["segments removed", "", &r.segments_removed.to_string()]);
-    table.add_row(["segments written", "", &r.segments_written.to_string()]);
+    table.add_row(["segments added", "", &r.segments_added.to_string()]);
     if !r.unchanged {
         table.add_row(["survivors sha256", "", &r.digest_expected]);
     }
