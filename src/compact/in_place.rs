@@ -14,12 +14,15 @@
 //! another, and repeated compactions would leave a trail of small segments a rewrite packs.
 
 use super::new_log::NewLog;
-use super::{hash_record, install};
+use super::{
+    CompactReport, Job, Pass, abandon, copy_pass, hash_record, install, proven,
+    read_back_differently,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, SEGMENT_DATA_START, WatermarkSlot};
 use crate::options::Options;
 use crate::repair::{hex, sync_dir};
-use crate::report::{RecordView, SegmentReport};
+use crate::report::{Location, RecordView, SegmentReport};
 use crate::scan;
 use crate::segment::{self, Listing, temp_name};
 use crate::storage::{OpenMode, Storage, read_vec};
@@ -213,17 +216,20 @@ fn read_temp(storage: &dyn Storage, path: &Path) -> Result<(u64, String)> {
 /// the last segment and starts the next if the shape says so, then commits and removes the head.
 /// Returns whether the removal was deferred because readers held on, or `None`, having changed
 /// nothing, when a replacement is due and readers hold the log past the wait.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn install(
-    storage: &dyn Storage,
-    dir: &Path,
-    options: &Options,
+fn install(
+    job: Job<'_>,
     shape: Shape,
     replacement: Option<Replacement<'_>>,
     last: &SegmentReport,
     next_seq: u64,
-    log_first_seq: u64,
 ) -> Result<Option<bool>> {
+    let Job {
+        storage,
+        dir,
+        options,
+        log_first: log_first_seq,
+        ..
+    } = job;
     let wait = options
         .lock_wait
         .unwrap_or(std::time::Duration::from_secs(10));
@@ -337,4 +343,81 @@ fn seal(storage: &dyn Storage, dir: &Path, last: &SegmentReport) -> Result<u64> 
         .map_err(|e| Error::io("write watermark", &path, e))?;
     sync()?;
     Ok(header.log_id)
+}
+
+/// How a compaction in place ended, when it did not fail.
+pub(super) enum Outcome {
+    Done,
+    /// Nothing was changed: the replacement needs the readers' lock, which readers held on to.
+    ReadersBusy,
+}
+
+/// Compacts in place: removes the head, rewrites at most one segment under its
+/// own number, and keeps every other segment as it is.
+pub(super) fn compact(
+    job: Job<'_>,
+    shape: Shape,
+    out: &mut CompactReport,
+    observe: &mut dyn FnMut(Pass, Location),
+) -> Result<Outcome> {
+    let Job {
+        storage,
+        dir,
+        options,
+        plan,
+        report,
+        rule,
+        log_first,
+    } = job;
+    let mut replacement = match shape.replace {
+        Some(k) => Some(Replacement::start(
+            storage,
+            dir,
+            options,
+            k,
+            log_first,
+            plan.dry_run,
+        )?),
+        None => None,
+    };
+    let copied = copy_pass(storage, dir, rule, report.records, out, observe, &mut |r| {
+        replacement.as_mut().map_or(Ok(()), |rep| rep.push(r))
+    });
+    let replaced_bytes = replacement.as_ref().map_or(0, |r| r.bytes);
+    (
+        out.segments_removed,
+        out.segments_rewritten,
+        out.segments_added,
+    ) = shape.files(&report.segments);
+    if plan.dry_run || copied.is_err() {
+        (out.after.bytes, out.after.segments) = shape.totals(&report.segments, replaced_bytes);
+        abandon(storage, dir, |n| Some(n) == shape.replace);
+        return copied.map(|()| Outcome::Done);
+    }
+    let last = report
+        .segments
+        .last()
+        .expect("a log with records has a segment");
+    let installed = install(job, shape, replacement, last, out.next_seq);
+    match installed {
+        Ok(Some(deferred)) => out.cleanup_deferred = deferred,
+        Ok(None) => {
+            abandon(storage, dir, |n| Some(n) == shape.replace);
+            return Ok(Outcome::ReadersBusy);
+        }
+        Err(e) => {
+            // Before the commit this rolls back; after it, it finishes what the commit began.
+            let _ = install::resolve(storage, dir);
+            abandon(storage, dir, |n| Some(n) == shape.replace);
+            return Err(e);
+        }
+    }
+    let first = shape
+        .head
+        .map_or(report.segments[0].segment, |(_, h)| h + 1);
+    let last = last.segment + u64::from(shape.rotate);
+    if !proven(storage, dir, first..=last, out)? {
+        return Err(read_back_differently(out, "the log compacted in place", ""));
+    }
+    Ok(Outcome::Done)
 }

@@ -169,46 +169,60 @@ pub fn compact_observed(
         plan,
         keys: &survey.keys,
     };
+    let job = Job {
+        storage,
+        dir,
+        options,
+        plan,
+        report: &report,
+        rule: &rule,
+        log_first,
+    };
     let shape = in_place::Shape::of(&report.segments, &survey.survivors_by_segment(plan))
         .filter(|_| !plan.rewrite);
     if let Some(shape) = shape {
         let start = out.clone();
-        match compact_in_place(
-            storage, dir, options, plan, &report, &rule, shape, log_first, &mut out, observe,
-        )? {
-            InPlaceOutcome::Done => return Ok(out),
+        match in_place::compact(job, shape, &mut out, observe)? {
+            in_place::Outcome::Done => return Ok(out),
             // Readers held the log past the wait, and replacing a segment under a running scan
             // would show it a mix: rewrite instead, which lets them finish on the old log.
-            InPlaceOutcome::ReadersBusy => out = start,
+            in_place::Outcome::ReadersBusy => out = start,
         }
     }
-    rewrite(
-        storage, dir, options, plan, &report, &rule, log_first, &mut out, observe,
-    )?;
+    rewrite(job, &mut out, observe)?;
     Ok(out)
 }
 
-/// How a compaction in place ended, when it did not fail.
-enum InPlaceOutcome {
-    Done,
-    /// Nothing was changed: the replacement needs the readers' lock, which readers held on to.
-    ReadersBusy,
+/// What both methods of compaction work from: the log, the plan, and what the survey found.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    storage: &'a dyn Storage,
+    dir: &'a Path,
+    options: &'a Options,
+    plan: &'a Compaction,
+    /// The survey's report of the old log.
+    report: &'a Report,
+    rule: &'a Rule<'a>,
+    /// The first survivor's sequence number (the old log's next one if none survives).
+    log_first: u64,
 }
 
 /// Compacts by rewriting every survivor into new segments after the old ones (`install.rs`,
 /// version 1): for compactions that drop records from more than one segment past the head.
-#[allow(clippy::too_many_arguments)]
 fn rewrite(
-    storage: &dyn Storage,
-    dir: &Path,
-    options: &Options,
-    plan: &Compaction,
-    report: &Report,
-    rule: &Rule<'_>,
-    log_first: u64,
+    job: Job<'_>,
     out: &mut CompactReport,
     observe: &mut dyn FnMut(Pass, crate::report::Location),
 ) -> Result<()> {
+    let Job {
+        storage,
+        dir,
+        options,
+        plan,
+        report,
+        rule,
+        log_first,
+    } = job;
     let old_last = report.segments.last().map_or(0, |s| s.segment);
     let log_id = report
         .log_id
@@ -237,92 +251,6 @@ fn rewrite(
         return Ok(());
     };
     install_new(storage, dir, options, writer, report, out)
-}
-
-/// Compacts in place (`in_place.rs`): removes the head, rewrites at most one segment under its
-/// own number, and keeps every other segment as it is.
-#[allow(clippy::too_many_arguments)]
-fn compact_in_place(
-    storage: &dyn Storage,
-    dir: &Path,
-    options: &Options,
-    plan: &Compaction,
-    report: &Report,
-    rule: &Rule<'_>,
-    shape: in_place::Shape,
-    log_first: u64,
-    out: &mut CompactReport,
-    observe: &mut dyn FnMut(Pass, crate::report::Location),
-) -> Result<InPlaceOutcome> {
-    let mut replacement = match shape.replace {
-        Some(k) => Some(in_place::Replacement::start(
-            storage,
-            dir,
-            options,
-            k,
-            log_first,
-            plan.dry_run,
-        )?),
-        None => None,
-    };
-    let copied = copy_pass(storage, dir, rule, report.records, out, observe, &mut |r| {
-        replacement.as_mut().map_or(Ok(()), |rep| rep.push(r))
-    });
-    let replaced_bytes = replacement.as_ref().map_or(0, |r| r.bytes);
-    (
-        out.segments_removed,
-        out.segments_rewritten,
-        out.segments_added,
-    ) = shape.files(&report.segments);
-    if plan.dry_run || copied.is_err() {
-        (out.after.bytes, out.after.segments) = shape.totals(&report.segments, replaced_bytes);
-        abandon(storage, dir, |n| Some(n) == shape.replace);
-        return copied.map(|()| InPlaceOutcome::Done);
-    }
-    let last = report
-        .segments
-        .last()
-        .expect("a log with records has a segment");
-    let installed = in_place::install(
-        storage,
-        dir,
-        options,
-        shape,
-        replacement,
-        last,
-        out.next_seq,
-        log_first,
-    );
-    match installed {
-        Ok(Some(deferred)) => out.cleanup_deferred = deferred,
-        Ok(None) => {
-            abandon(storage, dir, |n| Some(n) == shape.replace);
-            return Ok(InPlaceOutcome::ReadersBusy);
-        }
-        Err(e) => {
-            // Before the commit this rolls back; after it, it finishes what the commit began.
-            let _ = install::resolve(storage, dir);
-            abandon(storage, dir, |n| Some(n) == shape.replace);
-            return Err(e);
-        }
-    }
-    let first = shape
-        .head
-        .map_or(report.segments[0].segment, |(_, h)| h + 1);
-    let last = last.segment + u64::from(shape.rotate);
-    let (back, digest) = read_back(storage, dir, first..=last)?;
-    out.digest_installed = digest;
-    if back.verdict() != Verdict::Clean || out.digest_installed != out.digest_expected {
-        return Err(Error::new(ErrorKind::Corrupt {
-            summary: format!(
-                "the log compacted in place read back differently ({} != {})",
-                out.digest_installed, out.digest_expected
-            ),
-        }));
-    }
-    out.after.bytes = back.bytes;
-    out.after.segments = back.segments.len() as u64;
-    Ok(InPlaceOutcome::Done)
 }
 
 /// Reads the old log once more, applying the rule: counts what is dropped, hashes the survivors
@@ -401,24 +329,16 @@ fn install_new(
         new_last,
     };
     install::commit(storage, dir, marker)?;
-    let (back, digest) = read_back(storage, dir, marker.new_first..=marker.new_last)?;
-    out.digest_installed = digest;
-    if back.verdict() != Verdict::Clean || out.digest_installed != out.digest_expected {
+    if !proven(storage, dir, marker.new_first..=marker.new_last, out)? {
         // Keep the old log: undo the switch before anything old is removed.
         for n in marker.new_first..=marker.new_last {
             let _ = storage.remove(&Listing::path(dir, n));
         }
         let _ = storage.remove(&dir.join(install::MARKER_NAME));
         sync_dir(storage, dir)?;
-        return Err(Error::new(ErrorKind::Corrupt {
-            summary: format!(
-                "the compacted log read back differently ({} != {}); the old log was kept",
-                out.digest_installed, out.digest_expected
-            ),
-        }));
+        let kept = "; the old log was kept";
+        return Err(read_back_differently(out, "the compacted log", kept));
     }
-    out.after.bytes = back.bytes;
-    out.after.segments = back.segments.len() as u64;
     let wait = options
         .lock_wait
         .unwrap_or(std::time::Duration::from_secs(10));
@@ -507,6 +427,30 @@ fn read_back(
         false,
     )?;
     Ok((report, hex(&hasher.finalize())))
+}
+
+/// Reads back segments `numbers`, the installed log, into `out` (its digest, bytes and
+/// segments); whether that proves the compaction: clean, and holding exactly the survivors.
+fn proven(
+    storage: &dyn Storage,
+    dir: &Path,
+    numbers: std::ops::RangeInclusive<u64>,
+    out: &mut CompactReport,
+) -> Result<bool> {
+    let (back, digest) = read_back(storage, dir, numbers)?;
+    out.digest_installed = digest;
+    out.after.bytes = back.bytes;
+    out.after.segments = back.segments.len() as u64;
+    Ok(back.verdict() == Verdict::Clean && out.digest_installed == out.digest_expected)
+}
+
+fn read_back_differently(out: &CompactReport, what: &str, then: &str) -> Error {
+    Error::new(ErrorKind::Corrupt {
+        summary: format!(
+            "{what} read back differently ({} != {}){then}",
+            out.digest_installed, out.digest_expected
+        ),
+    })
 }
 
 /// SHA-256 input for one record: its identity and content, not its location (FORMAT.md §6.6).

@@ -6,7 +6,7 @@ use crate::util::{dir, key, options, scan};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use walctl::storage::{CrashMode, Fault, MemStorage};
+use walctl::storage::{CrashMode, MemStorage};
 use walctl::{Compaction, Entry, ErrorKind, Log, Options, RecordKind, Verdict};
 
 #[derive(Clone, Debug)]
@@ -216,37 +216,18 @@ fn crash_at_every_storage_operation_of_a_compaction_leaves_old_or_new() {
         records_of(&s)
     };
     assert!(new.len() < old.len());
-    let total = {
-        let s = base.crash(CrashMode::KeepAll);
-        let before = s.op_count();
-        walctl::compact(&dir(), &options(&s), &plan).unwrap();
-        s.op_count() - before
-    };
-    for stop in 0..total {
-        let s = base.crash(CrashMode::KeepAll);
-        let start = s.op_count();
-        s.set_faults(Some(Box::new(move |op| {
-            (op.index >= start + stop).then_some(Fault::Errno(5))
-        })));
-        let _ = walctl::compact(&dir(), &options(&s), &plan);
-        s.set_faults(None);
-        for mode in [
-            CrashMode::KeepAll,
-            CrashMode::DropUnsynced,
-            CrashMode::Torn { seed: stop },
-        ] {
-            let after = s.crash(mode);
-            let log = Log::open(dir(), options(&after))
-                .unwrap_or_else(|e| panic!("op {stop} {mode:?}: {e}"));
-            drop(log);
-            let got = records_of(&after);
-            assert!(
-                got == old || got == new,
-                "op {stop} {mode:?}: a mix of {} records",
-                got.len()
-            );
-        }
-    }
+    let compact = |s: &MemStorage| _ = walctl::compact(&dir(), &options(s), &plan);
+    crate::util::crash_at_every_operation(&base, compact, |stop, mode, after| {
+        let log =
+            Log::open(dir(), options(after)).unwrap_or_else(|e| panic!("op {stop} {mode:?}: {e}"));
+        drop(log);
+        let got = records_of(after);
+        assert!(
+            got == old || got == new,
+            "op {stop} {mode:?}: a mix of {} records",
+            got.len()
+        );
+    });
 }
 
 #[test]

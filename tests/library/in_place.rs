@@ -5,7 +5,7 @@
 use crate::util::{Hooked, Hooks, built, data_files, dir, plain, scan, segments};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use walctl::storage::{CrashMode, Fault, LockKind, MemStorage, OpenMode, Storage};
+use walctl::storage::{CrashMode, LockKind, MemStorage, OpenMode, Storage};
 use walctl::{CompactReport, Compaction, Entry, ErrorKind, Log, Options, Verdict};
 
 fn before(seq: u64) -> Compaction {
@@ -251,44 +251,25 @@ fn crash_at_every_storage_operation_of_a_compaction_in_place_shows_old_or_new() 
             seqs(&s)
         };
         assert!(new.len() < old.len());
-        let total = {
-            let s = base.crash(CrashMode::KeepAll);
-            let start = s.op_count();
-            compact(&s, &plan);
-            s.op_count() - start
-        };
-        for stop in 0..total {
-            let s = base.crash(CrashMode::KeepAll);
-            let start = s.op_count();
-            s.set_faults(Some(Box::new(move |op| {
-                (op.index >= start + stop).then_some(Fault::Errno(5))
-            })));
-            let _ = walctl::compact(&dir(), &plain(&s), &plan);
-            s.set_faults(None);
-            for mode in [
-                CrashMode::KeepAll,
-                CrashMode::DropUnsynced,
-                CrashMode::Torn { seed: stop },
-            ] {
-                let after = s.crash(mode);
-                // A reader first, before any writer resolves the marker.
-                let read = seqs(&after);
-                assert!(
-                    read == old || read == new,
-                    "{plan:?} op {stop} {mode:?}: a reader saw {} records from {:?}: {:?}",
-                    read.len(),
-                    read.first(),
-                    after.files()
-                );
-                drop(Log::open(dir(), plain(&after)).unwrap());
-                let opened = seqs(&after);
-                assert_eq!(
-                    opened, read,
-                    "op {stop} {mode:?}: open changed the log's records"
-                );
-                assert!(after.file_bytes(&dir().join("COMPACTION")).is_none());
-            }
-        }
+        let compact = |s: &MemStorage| _ = walctl::compact(&dir(), &plain(s), &plan);
+        crate::util::crash_at_every_operation(&base, compact, |stop, mode, after| {
+            // A reader first, before any writer resolves the marker.
+            let read = seqs(after);
+            assert!(
+                read == old || read == new,
+                "{plan:?} op {stop} {mode:?}: a reader saw {} records from {:?}: {:?}",
+                read.len(),
+                read.first(),
+                after.files()
+            );
+            drop(Log::open(dir(), plain(after)).unwrap());
+            let opened = seqs(after);
+            assert_eq!(
+                opened, read,
+                "op {stop} {mode:?}: open changed the log's records"
+            );
+            assert!(after.file_bytes(&dir().join("COMPACTION")).is_none());
+        });
     }
 }
 

@@ -1,13 +1,13 @@
 //! Durability-protocol check: the order of storage operations in recorded traces follows
 //! FORMAT.md §6 and §7: no sync acknowledged before the fdatasync covering it, a new segment
 //! synced and its directory synced before it holds records, open syncs before it trusts, and
-//! repair and compaction in their documented order.
+//! repair in its documented order. Compaction's order is in `compaction_protocol.rs`.
 
 use crate::util::{dir, options, payload};
 use std::path::{Path, PathBuf};
+use walctl::Log;
 use walctl::format::{SEGMENT_DATA_START, WATERMARK_SLOT_OFFSETS, WATERMARK_SLOT_SIZE};
 use walctl::storage::{CrashMode, MemStorage, OpRecord, Storage, TraceOp};
-use walctl::{Compaction, Log};
 
 fn is_segment(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "wal")
@@ -317,145 +317,6 @@ fn repair_saves_syncs_truncates_syncs_in_that_order() {
     assert!(
         t[..truncate].iter().all(|o| o.op != TraceOp::SetLen),
         "nothing cut before the save"
-    );
-}
-
-#[test]
-fn compaction_commits_before_it_renames_and_removes_only_after_durable_renames() {
-    let storage = crate::util::built(120, 400);
-    let start = storage.op_count() as usize;
-    walctl::compact(
-        &dir(),
-        &options(&storage),
-        &Compaction {
-            before: Some(50),
-            keys: false,
-            dry_run: false,
-            rewrite: true,
-        },
-    )
-    .unwrap();
-    let t = &storage.trace()[start..];
-    let marker_rename = index_of(t, 0, |o| {
-        o.op == TraceOp::Rename && o.target.as_deref() == Some(Path::new("/log/COMPACTION"))
-    })
-    .unwrap();
-    for (i, o) in t.iter().enumerate() {
-        if o.op == TraceOp::Write && o.path.to_string_lossy().ends_with(".wal.tmp") {
-            assert!(
-                t[i..marker_rename]
-                    .iter()
-                    .any(|s| s.op == TraceOp::SyncData && s.path == o.path),
-                "temp unsynced at commit"
-            );
-        }
-    }
-    let commit_sync = index_of(t, marker_rename, |o| o.op == TraceOp::SyncDir).unwrap();
-    let renames: Vec<usize> = (commit_sync..t.len())
-        .filter(|&i| {
-            t[i].op == TraceOp::Rename && t[i].path.to_string_lossy().ends_with(".wal.tmp")
-        })
-        .collect();
-    assert!(!renames.is_empty());
-    let first_remove = index_of(t, 0, |o| o.op == TraceOp::Remove && is_segment(&o.path)).unwrap();
-    let last_rename = *renames.last().unwrap();
-    assert!(
-        t[last_rename..first_remove]
-            .iter()
-            .any(|o| o.op == TraceOp::SyncDir),
-        "removed before renames were durable"
-    );
-    let marker_remove = index_of(t, first_remove, |o| {
-        o.op == TraceOp::Remove && o.path.ends_with("COMPACTION")
-    })
-    .unwrap();
-    assert!(
-        t[first_remove..marker_remove]
-            .iter()
-            .any(|o| o.op == TraceOp::SyncDir)
-    );
-    assert_eq!(t.last().unwrap().op, TraceOp::SyncDir);
-}
-
-/// Compaction in place (FORMAT.md §6.6): the replacement and the new last segment are durable,
-/// names included, before the marker; the marker is durable before the rename that commits;
-/// that rename is durable before any segment is removed; the marker goes last.
-#[test]
-fn compaction_in_place_makes_each_step_durable_before_the_next() {
-    let storage = crate::util::built(120, 400);
-    let start = storage.op_count() as usize;
-    let out = walctl::compact(
-        &dir(),
-        &options(&storage),
-        &Compaction {
-            before: Some(50),
-            ..Compaction::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(
-        (out.segments_rewritten, out.segments_added),
-        (1, 1),
-        "the replacement and the new last segment"
-    );
-    let t = &storage.trace()[start..];
-    let is_temp = |p: &Path| p.to_string_lossy().ends_with(".wal.tmp");
-    let marker = index_of(t, 0, |o| {
-        o.op == TraceOp::Rename && o.target.as_deref() == Some(Path::new("/log/COMPACTION"))
-    })
-    .expect("a head to remove needs the marker");
-    let commit = index_of(t, marker, |o| o.op == TraceOp::Rename && is_temp(&o.path))
-        .expect("the replacement is renamed after the marker");
-    for (i, o) in t[..marker].iter().enumerate() {
-        if o.op == TraceOp::Write && o.path.extension().is_some_and(|e| e == "wal" || e == "tmp") {
-            assert!(
-                t[i..marker]
-                    .iter()
-                    .any(|s| s.op == TraceOp::SyncData && s.path == o.path),
-                "a write to {} unsynced at the marker",
-                o.path.display()
-            );
-        }
-        if o.op == TraceOp::Rename || (o.op == TraceOp::Write && is_temp(&o.path)) {
-            assert!(
-                t[i..marker].iter().any(|s| s.op == TraceOp::SyncDir),
-                "a name not durable at the marker: {o:?}"
-            );
-        }
-    }
-    assert!(t[marker..commit].iter().any(|o| o.op == TraceOp::SyncDir));
-    let first_remove = index_of(t, commit, |o| {
-        o.op == TraceOp::Remove && is_segment(&o.path)
-    })
-    .expect("the head is removed");
-    assert!(
-        !t[..commit]
-            .iter()
-            .any(|o| o.op == TraceOp::Remove && is_segment(&o.path)),
-        "a segment removed before the commit"
-    );
-    assert!(
-        t[commit..first_remove]
-            .iter()
-            .any(|o| o.op == TraceOp::SyncDir)
-    );
-    let marker_remove = index_of(t, first_remove, |o| {
-        o.op == TraceOp::Remove && o.path.ends_with("COMPACTION")
-    })
-    .unwrap();
-    assert!(
-        t[first_remove..marker_remove]
-            .iter()
-            .any(|o| o.op == TraceOp::SyncDir)
-    );
-    // Then only the read-back: nothing changes after the marker's removal is durable.
-    let last_sync = index_of(t, marker_remove, |o| o.op == TraceOp::SyncDir).unwrap();
-    assert!(
-        !t[last_sync..].iter().any(|o| matches!(
-            o.op,
-            TraceOp::Write | TraceOp::Rename | TraceOp::Remove | TraceOp::SetLen
-        )),
-        "a change after the last directory sync"
     );
 }
 

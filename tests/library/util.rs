@@ -118,6 +118,39 @@ pub fn plain(storage: &MemStorage) -> Options {
     }
 }
 
+/// Runs `op` on copies of `base`, once for each storage operation it performs, with every
+/// operation from that one on failing (EIO), and hands `check` each of the three crash states
+/// (`KeepAll`, `DropUnsynced`, `Torn`) of what it left, with the failing operation's index.
+pub fn crash_at_every_operation(
+    base: &MemStorage,
+    op: impl Fn(&MemStorage),
+    mut check: impl FnMut(u64, walctl::storage::CrashMode, &MemStorage),
+) {
+    use walctl::storage::{CrashMode, Fault};
+    let total = {
+        let s = base.crash(CrashMode::KeepAll);
+        let start = s.op_count();
+        op(&s);
+        s.op_count() - start
+    };
+    for stop in 0..total {
+        let s = base.crash(CrashMode::KeepAll);
+        let start = s.op_count();
+        s.set_faults(Some(Box::new(move |o| {
+            (o.index >= start + stop).then_some(Fault::Errno(5))
+        })));
+        op(&s);
+        s.set_faults(None);
+        for mode in [
+            CrashMode::KeepAll,
+            CrashMode::DropUnsynced,
+            CrashMode::Torn { seed: stop },
+        ] {
+            check(stop, mode, &s.crash(mode));
+        }
+    }
+}
+
 /// The first step of every crash oracle: the log never reads as corrupt, and a writer reopens
 /// it. Returns the reopened log with its records, or `None` where no segment survived (the
 /// first segment's creation never became durable), after checking nothing was acknowledged.
