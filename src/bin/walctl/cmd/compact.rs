@@ -34,9 +34,10 @@ Examples:
 /// DELETES records on purpose: --before SEQ drops every record below SEQ; --keys keeps only the
 /// latest record of each key and drops keys whose latest record is a tombstone (keyless records
 /// are kept). Survivors keep their sequence numbers. When the dropped records fill whole
-/// segments at the head of the log and at most one other segment (always so for --before alone),
-/// those segments are removed and that one is rewritten in place: the rest of the log is not
-/// touched. Otherwise the survivors are written into new segments beside the old ones. Either
+/// segments at the head of the log plus at most one other segment, not the last (always so for
+/// --before alone, unless SEQ falls in the last segment), the head segments are removed and that
+/// one is rewritten in place: the rest of the log is not touched. Otherwise the survivors are
+/// written into new segments beside the old ones. Either
 /// way the switch is crash-safe, and the report proves it with a SHA-256 digest over the
 /// survivors, computed while reading the old log and again by reading the new log back. When the
 /// rule drops nothing, nothing is written: the log is left as it is. A corrupt log is refused (exit 3), a
