@@ -289,21 +289,15 @@ fn rotate(
     log_first_seq: u64,
 ) -> Result<()> {
     let log_id = seal(storage, dir, last)?;
-    let next = NewLog::new(
+    // As a writer's rotation would start it: appends continue in it.
+    crate::log::create_empty_segment(
         storage,
         dir,
-        options,
         log_id,
         last.segment + 1,
-        log_first_seq,
-    );
-    let number = next.finish(next_seq)?;
-    let (temp, path) = (dir.join(temp_name(number)), Listing::path(dir, number));
-    storage
-        .rename(&temp, &path)
-        .map_err(|e| Error::io("rename", &path, e))?;
-    sync_dir(storage, dir)?;
-    Ok(())
+        (next_seq, log_first_seq),
+        options.preallocate > 0,
+    )
 }
 
 /// Seals the last segment as a rotation does (FORMAT.md §6.2): fdatasync, a watermark slot for
@@ -329,17 +323,8 @@ fn seal(storage: &dyn Storage, dir: &Path, last: &SegmentReport) -> Result<u64> 
         return Ok(header.log_id);
     };
     let generation = scan::read_watermark(&preamble, &header).map_or(0, |w| w.generation) + 1;
-    let slot = WatermarkSlot {
-        durable_seq: last_seq,
-        generation,
-        durable_end: if header.version >= format::FORMAT_VERSION_DURABLE_END {
-            last.valid_len
-        } else {
-            0
-        },
-    };
-    let at = format::WATERMARK_SLOT_OFFSETS[(generation % 2) as usize];
-    file.write_at(&slot.encode(header.log_id, header.segment), at)
+    let (at, slot) = WatermarkSlot::placed(&header, generation, last_seq, last.valid_len);
+    file.write_at(&slot, at)
         .map_err(|e| Error::io("write watermark", &path, e))?;
     sync()?;
     Ok(header.log_id)
@@ -389,10 +374,13 @@ pub(super) fn compact(
         out.segments_rewritten,
         out.segments_added,
     ) = shape.files(&report.segments);
-    if plan.dry_run || copied.is_err() {
+    if plan.dry_run {
         (out.after.bytes, out.after.segments) = shape.totals(&report.segments, replaced_bytes);
-        abandon(storage, dir, |n| Some(n) == shape.replace);
         return copied.map(|()| Outcome::Done);
+    }
+    if let Err(e) = copied {
+        abandon(storage, dir, |n| Some(n) == shape.replace);
+        return Err(e);
     }
     let last = report
         .segments

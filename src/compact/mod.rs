@@ -145,8 +145,11 @@ pub fn compact_observed(
     install::ensure_readers_lock(storage, dir)?;
     install::resolve(storage, dir)?;
     // Temporaries left by an interrupted rotation or compaction (the writer lock is held, so
-    // no one is writing them) would stand in the way of this compaction's own.
-    abandon(storage, dir, |_| true);
+    // no one is writing them) would stand in the way of this compaction's own. A dry run
+    // writes none, and changes nothing.
+    if !plan.dry_run {
+        abandon(storage, dir, |_| true);
+    }
     let (report, survey) = survey(storage, dir, plan, observe)?;
     let old_next = next_seq(storage, dir, &report)?;
     check_checkpoint(plan, old_next)?;
@@ -478,10 +481,15 @@ fn totals(report: &Report) -> Totals {
 /// Removes the temporaries (those whose numbers `ours` picks) of a compaction that will not be
 /// installed.
 fn abandon(storage: &dyn Storage, dir: &Path, ours: impl Fn(u64) -> bool) {
-    if let Ok(listing) = segment::list(storage, dir) {
-        for n in listing.temps.into_iter().filter(|&n| ours(n)) {
-            let _ = storage.remove(&dir.join(temp_name(n)));
-        }
+    let Ok(listing) = segment::list(storage, dir) else {
+        return;
+    };
+    let mut removed = false;
+    for n in listing.temps.into_iter().filter(|&n| ours(n)) {
+        removed |= storage.remove(&dir.join(temp_name(n))).is_ok();
     }
-    let _ = sync_dir(storage, dir);
+    // Only a removal needs the directory synced; most compactions find no temporary at all.
+    if removed {
+        let _ = sync_dir(storage, dir);
+    }
 }

@@ -197,6 +197,31 @@ impl WatermarkSlot {
         b
     }
 
+    /// The slot write of generation `generation` into the segment with `header` (FORMAT.md
+    /// §2.2): where it goes (generation `g` to slot `g mod 2`) and its bytes. `durable_end` is
+    /// kept only where the segment's version records it (zero in version 1).
+    #[must_use]
+    pub(crate) fn placed(
+        header: &SegmentHeader,
+        generation: u64,
+        durable_seq: u64,
+        durable_end: u64,
+    ) -> (u64, [u8; WATERMARK_SLOT_SIZE]) {
+        let slot = WatermarkSlot {
+            durable_seq,
+            generation,
+            durable_end: if header.version >= super::FORMAT_VERSION_DURABLE_END {
+                durable_end
+            } else {
+                0
+            },
+        };
+        (
+            super::WATERMARK_SLOT_OFFSETS[(generation % 2) as usize],
+            slot.encode(header.log_id, header.segment),
+        )
+    }
+
     /// Decodes a slot; `None` when it was never written or does not check out. A missing slot is
     /// missing evidence, never damage: recovery then proves less, it does not lose data.
     #[must_use]

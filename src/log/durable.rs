@@ -3,7 +3,7 @@
 
 use super::{Active, Log, WRITEBACK_EVERY, WriteState};
 use crate::error::{Error, Result};
-use crate::format::{self, WatermarkSlot};
+use crate::format::WatermarkSlot;
 use std::sync::Arc;
 
 impl Log {
@@ -140,17 +140,8 @@ impl Log {
     ) -> Result<()> {
         let generation = seg.slot_generation + 1;
         debug_assert!(durable_end <= seg.len, "a slot never vouches past the data");
-        let slot = WatermarkSlot {
-            durable_seq,
-            generation,
-            durable_end: if seg.header.version >= format::FORMAT_VERSION_DURABLE_END {
-                durable_end
-            } else {
-                0
-            },
-        };
-        let at = format::WATERMARK_SLOT_OFFSETS[(generation % 2) as usize];
-        if let Err(e) = seg.file.write_at(&slot.encode(self.log_id, seg.number), at) {
+        let (at, slot) = WatermarkSlot::placed(&seg.header, generation, durable_seq, durable_end);
+        if let Err(e) = seg.file.write_at(&slot, at) {
             let err = Error::io("write watermark", &seg.path, e);
             self.poison(err.to_string());
             return Err(err);

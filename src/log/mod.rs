@@ -19,6 +19,8 @@ mod durable;
 mod entry;
 mod group;
 mod open;
+
+pub(crate) use open::create_empty_segment;
 mod sink;
 
 pub use entry::{Appended, Entry, OpenReport};

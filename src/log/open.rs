@@ -343,6 +343,21 @@ fn corrupt(path: &Path, offset: u64, why: &str) -> Error {
     })
 }
 
+/// Creates the empty segment `number` of the log `log_id`, starting at `first_seq`, by §6.2 (as
+/// [`create_segment`]), for a process that holds the writer lock without a `Log`: compaction in
+/// place starts the segment after the last one this way.
+pub(crate) fn create_empty_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    log_id: u64,
+    number: u64,
+    (first_seq, log_first_seq): (u64, u64),
+    preallocated: bool,
+) -> Result<()> {
+    let header = new_header(log_id, number, first_seq, log_first_seq, preallocated);
+    create_segment(storage, dir, &header, &mut OpenReport::default()).map(drop)
+}
+
 /// Creates a segment: temporary file, header and zeroed preamble, fdatasync, rename into
 /// place, directory fsync (FORMAT.md §6.2). No record goes into it before all of that is done.
 fn create_segment(

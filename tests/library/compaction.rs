@@ -268,6 +268,8 @@ fn torn_tail_is_refused_until_repaired() {
 #[test]
 fn dry_run_reports_without_writing() {
     let storage = sample();
+    // Not even a leftover temporary is cleaned up: a dry run changes nothing.
+    storage.set_file_bytes(&dir().join("00000000000000000099.wal.tmp"), vec![1, 2, 3]);
     let files = crate::util::data_files(&storage);
     let report = walctl::compact(
         &dir(),
