@@ -129,10 +129,10 @@ fn forge_a_record(b: &mut [u8]) {
 }
 
 /// A change to a new segment's bytes, as a rotting disk makes it.
-type Rot = fn(&mut [u8]);
+pub type Rot = fn(&mut [u8]);
 
 /// Each way the new log may read back: only the verdict differs, only the digest, or both.
-const ROTS: [(Rot, &str); 3] = [
+pub const ROTS: [(Rot, &str); 3] = [
     (flip_a_bit, "bad bytes"),
     (forge_a_record, "a valid record with other contents"),
     (rot_the_slot, "a damaged slot"),

@@ -206,32 +206,41 @@ fn readers_holding_on_past_the_wait_make_it_rewrite_instead() {
 
 /// Rots the replacement's temporary just before it is read back.
 #[derive(Debug)]
-struct RotTheReplacement;
+struct RotTheReplacement(crate::copy_checks::Rot);
 
 impl Hooks for RotTheReplacement {
     fn before_open(&self, inner: &MemStorage, path: &Path, mode: OpenMode) {
         if mode == OpenMode::Read && path.to_string_lossy().ends_with(".wal.tmp") {
-            crate::util::edit(inner, path, |b| {
-                b[walctl::format::SEGMENT_DATA_START as usize + 40] ^= 1
-            });
+            crate::util::edit(inner, path, |b| (self.0)(b));
         }
     }
 }
 
+/// Each way a replacement may read back wrong (bad bytes, a valid record with other contents,
+/// a damaged slot) is caught before anything is installed.
 #[test]
-fn a_replacement_that_reads_back_damaged_is_removed_and_the_old_log_kept() {
-    let storage = built(120, 200);
-    let files = data_files(&storage);
-    let opts = Options {
-        storage: Hooked::storage(&storage, RotTheReplacement),
-        ..plain(&storage)
-    };
-    let err = walctl::compact(&dir(), &opts, &before(51)).unwrap_err();
-    let ErrorKind::Corrupt { summary } = err.kind() else {
-        panic!("{err}");
-    };
-    assert!(summary.ends_with("the old log was kept"), "{summary}");
-    assert_eq!(data_files(&storage), files, "the old log and nothing else");
+fn a_replacement_that_reads_back_wrong_is_removed_and_the_old_log_kept() {
+    for (rot, what) in crate::copy_checks::ROTS {
+        let storage = built(120, 200);
+        let files = data_files(&storage);
+        let opts = Options {
+            storage: Hooked::storage(&storage, RotTheReplacement(rot)),
+            ..plain(&storage)
+        };
+        let err = walctl::compact(&dir(), &opts, &before(51)).unwrap_err();
+        let ErrorKind::Corrupt { summary } = err.kind() else {
+            panic!("{what}: {err}");
+        };
+        assert!(summary.contains(".wal.tmp read back"), "{what}: {summary}");
+        assert!(
+            summary.ends_with("the old log was kept"),
+            "{what}: {summary}"
+        );
+        assert!(
+            data_files(&storage) == files,
+            "{what}: the old log and nothing else"
+        );
+    }
 }
 
 #[test]
@@ -296,4 +305,38 @@ fn retention_run_again_and_again_keeps_the_segment_count_bounded() {
             segments(&storage)
         );
     }
+}
+
+/// After compactions, an empty compacted segment can start well past the last record before it
+/// (here 6, after record 3): the watermark the sealed segments give (5) is then above the last
+/// real record. A torn first record of the last segment is still a torn tail: g counts from
+/// that segment's `first_seq` − 1 (FORMAT.md §8), not from record 3.
+#[test]
+fn a_torn_first_record_after_an_empty_compacted_segment_is_a_torn_tail() {
+    use crate::util::crafted_later_segment;
+    use walctl::format::{SEGMENT_FLAG_COMPACTED, SegmentHeader};
+    let compacted = |mut bytes: Vec<u8>| {
+        let mut h = SegmentHeader::decode(&bytes).unwrap();
+        h.flags |= SEGMENT_FLAG_COMPACTED;
+        bytes[..64].copy_from_slice(&h.encode());
+        bytes
+    };
+    let storage = MemStorage::new();
+    storage.create_dir_all(&dir()).unwrap();
+    let mut last = crafted_later_segment(3, (7, 1), None, &[7]);
+    last.truncate(last.len() - 3);
+    for (n, bytes) in [
+        (
+            1,
+            compacted(crafted_later_segment(1, (1, 1), Some(3), &[1, 2, 3])),
+        ),
+        (2, compacted(crafted_later_segment(2, (6, 1), None, &[]))),
+        (3, last),
+    ] {
+        storage.set_file_bytes(&segment_path(n), bytes);
+    }
+    let (report, records) = scan(&storage, &dir());
+    assert_eq!(report.verdict(), Verdict::TornTail, "{:?}", report.damage);
+    assert_eq!(report.durable_seq, Some(5));
+    assert_eq!(records.len(), 3);
 }
