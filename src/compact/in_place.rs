@@ -16,7 +16,7 @@
 use super::new_log::NewLog;
 use super::{
     CompactReport, Job, Pass, abandon, copy_pass, hash_record, install, proven,
-    read_back_differently,
+    read_back_differently, settle,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, SEGMENT_DATA_START, WatermarkSlot};
@@ -354,16 +354,21 @@ pub(super) fn compact(
         rule,
         log_first,
     } = job;
-    let mut replacement = match shape.replace {
-        Some(k) => Some(Replacement::start(
-            storage,
-            dir,
-            options,
-            k,
-            log_first,
-            plan.dry_run,
-        )?),
-        None => None,
+    let last = report
+        .segments
+        .last()
+        .expect("a log with records has a segment");
+    // The replacement's temporary, and the one the rotation creates before its rename.
+    let ours = |n: u64| Some(n) == shape.replace || n > last.segment;
+    let started = shape
+        .replace
+        .map(|k| Replacement::start(storage, dir, options, k, log_first, plan.dry_run));
+    let mut replacement = match started.transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            abandon(storage, dir, ours);
+            return Err(e);
+        }
     };
     let copied = copy_pass(storage, dir, rule, report.records, out, observe, &mut |r| {
         replacement.as_mut().map_or(Ok(()), |rep| rep.push(r))
@@ -379,24 +384,19 @@ pub(super) fn compact(
         return copied.map(|()| Outcome::Done);
     }
     if let Err(e) = copied {
-        abandon(storage, dir, |n| Some(n) == shape.replace);
+        abandon(storage, dir, ours);
         return Err(e);
     }
-    let last = report
-        .segments
-        .last()
-        .expect("a log with records has a segment");
     let installed = install(job, shape, replacement, last, out.next_seq);
     match installed {
         Ok(Some(deferred)) => out.cleanup_deferred = deferred,
         Ok(None) => {
-            abandon(storage, dir, |n| Some(n) == shape.replace);
+            abandon(storage, dir, ours);
             return Ok(Outcome::ReadersBusy);
         }
         Err(e) => {
             // Before the commit this rolls back; after it, it finishes what the commit began.
-            let _ = install::resolve(storage, dir);
-            abandon(storage, dir, |n| Some(n) == shape.replace);
+            settle(storage, dir, ours);
             return Err(e);
         }
     }

@@ -39,7 +39,7 @@ pub const MARKER_NAME: &str = "COMPACTION";
 /// Name of the lock readers hold shared while they scan (FORMAT.md §6.5).
 pub const READERS_LOCK_NAME: &str = "READERS";
 
-const MARKER_TEMP: &str = "COMPACTION.tmp";
+pub(crate) const MARKER_TEMP: &str = "COMPACTION.tmp";
 const MARKER_SIZE_MAX: u64 = 4096;
 
 /// An installation in progress.

@@ -331,23 +331,47 @@ fn install_new(
         new_first: old_last + 1,
         new_last,
     };
-    install::commit(storage, dir, marker)?;
-    if !proven(storage, dir, marker.new_first..=marker.new_last, out)? {
-        // Keep the old log: undo the switch before anything old is removed.
+    if let Err(e) = install::commit(storage, dir, marker) {
+        settle(storage, dir, |n| n > old_last);
+        return Err(e);
+    }
+    let proof = proven(storage, dir, marker.new_first..=marker.new_last, out);
+    if !matches!(proof, Ok(true)) {
+        // Keep the old log: undo the switch before anything old is removed. New segments go
+        // first, the marker last, so a crash in between still rolls back (`install::resolve`).
         for n in marker.new_first..=marker.new_last {
             let _ = storage.remove(&Listing::path(dir, n));
         }
+        sync_dir(storage, dir)?;
         let _ = storage.remove(&dir.join(install::MARKER_NAME));
         sync_dir(storage, dir)?;
+        proof?;
         let kept = "; the old log was kept";
         return Err(read_back_differently(out, "the compacted log", kept));
     }
     let wait = options
         .lock_wait
         .unwrap_or(std::time::Duration::from_secs(10));
-    out.cleanup_deferred =
-        !install::finish(storage, dir, marker.old_first..=marker.old_last, wait)?;
+    match install::finish(storage, dir, marker.old_first..=marker.old_last, wait) {
+        Ok(done) => out.cleanup_deferred = !done,
+        Err(e) => {
+            settle(storage, dir, |n| n > old_last);
+            return Err(e);
+        }
+    }
     Ok(())
+}
+
+/// After a failure during an installation: finishes it if the commit was made, rolls it back if
+/// not (as the next open would, but now, so a transient error leaves neither a marker nor a
+/// second copy of the log behind), then removes the temporaries `ours` picks. Best effort: what
+/// it cannot do, the next open or compaction does.
+fn settle(storage: &dyn Storage, dir: &Path, ours: impl Fn(u64) -> bool) {
+    let _ = install::resolve(storage, dir);
+    // Temporaries a marker still names are the committed new log: never abandoned.
+    if !storage.exists(&dir.join(install::MARKER_NAME)) {
+        abandon(storage, dir, ours);
+    }
 }
 
 /// The verifying scan: refuses damage, and for `--keys` records each key's latest record.
@@ -478,8 +502,8 @@ fn totals(report: &Report) -> Totals {
     }
 }
 
-/// Removes the temporaries (those whose numbers `ours` picks) of a compaction that will not be
-/// installed.
+/// Removes the temporaries (the segments whose numbers `ours` picks, and a marker's) of a
+/// compaction that will not be installed.
 fn abandon(storage: &dyn Storage, dir: &Path, ours: impl Fn(u64) -> bool) {
     let Ok(listing) = segment::list(storage, dir) else {
         return;
@@ -487,6 +511,10 @@ fn abandon(storage: &dyn Storage, dir: &Path, ours: impl Fn(u64) -> bool) {
     let mut removed = false;
     for n in listing.temps.into_iter().filter(|&n| ours(n)) {
         removed |= storage.remove(&dir.join(temp_name(n))).is_ok();
+    }
+    let marker_temp = dir.join(install::MARKER_TEMP);
+    if storage.exists(&marker_temp) {
+        removed |= storage.remove(&marker_temp).is_ok();
     }
     // Only a removal needs the directory synced; most compactions find no temporary at all.
     if removed {

@@ -4,6 +4,7 @@
 //! need real files or processes (locking, the golden file) use temporary directories.
 
 mod compaction;
+mod compaction_faults;
 mod compaction_protocol;
 mod concurrency;
 mod copy_checks;

@@ -1,0 +1,166 @@
+//! One I/O error at each storage operation of a compaction, every other operation succeeding,
+//! so that the error paths run for real (the crash sweeps fail every operation from the crash
+//! on, so their cleanup never succeeds). Compaction must report the error, leave the old log or
+//! the new one, and clean up after itself.
+
+use crate::util::{built, dir, plain};
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+use walctl::storage::{CrashMode, Fault, MemStorage, OpRecord, TraceOp};
+use walctl::{Compaction, Entry, Log};
+
+fn seqs(storage: &MemStorage) -> Vec<u64> {
+    let mut out = Vec::new();
+    let report = walctl::scan_log(storage, &dir(), &mut |r| {
+        out.push(r.seq);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(
+        report.verdict(),
+        walctl::Verdict::Clean,
+        "{:?}",
+        report.damage
+    );
+    out
+}
+
+fn keyed() -> MemStorage {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    for seq in 1..=60u64 {
+        log.append_entry(&Entry::keyed(format!("k{seq}").as_bytes(), &[7u8; 200]))
+            .unwrap();
+    }
+    for seq in [20u64, 21] {
+        log.append_entry(&Entry::keyed(format!("k{seq}").as_bytes(), b"again"))
+            .unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    storage
+}
+
+fn plan(before: Option<u64>, keys: bool, rewrite: bool) -> Compaction {
+    Compaction {
+        before,
+        keys,
+        dry_run: false,
+        rewrite,
+    }
+}
+
+/// Every file name in the log directory that is not a segment or a lock: temporaries and the
+/// marker, which a compaction that has returned must not leave behind.
+fn leftovers(storage: &MemStorage) -> Vec<String> {
+    storage
+        .files()
+        .into_iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.ends_with(".wal") && n != "LOCK" && n != "READERS")
+        .collect()
+}
+
+/// The three methods: a rewrite, a compaction in place with a head and a replacement, and one
+/// with a replacement alone (superseded keys in one sealed segment).
+fn cases() -> [(MemStorage, Compaction); 3] {
+    [
+        (built(120, 200), plan(Some(51), false, true)),
+        (built(120, 200), plan(Some(51), false, false)),
+        (keyed(), plan(None, true, false)),
+    ]
+}
+
+/// Fails operation `n` of the compaction (counted from its start) with `fault`; returns the
+/// result and the operation that failed, if the compaction reached it.
+fn compact_failing(
+    storage: &MemStorage,
+    plan: &Compaction,
+    n: u64,
+    fault: Fault,
+) -> (walctl::Result<walctl::CompactReport>, Option<OpRecord>) {
+    let start = storage.op_count();
+    let hit: Arc<Mutex<Option<OpRecord>>> = Arc::default();
+    let seen = Arc::clone(&hit);
+    storage.set_faults(Some(Box::new(move |o| {
+        // FsyncGate is a failure of fdatasync only.
+        let applies = fault != Fault::FsyncGate || o.op == TraceOp::SyncData;
+        (o.index == start + n && applies).then(|| {
+            *seen.lock().unwrap() = Some(o.clone());
+            fault
+        })
+    })));
+    let result = walctl::compact(&dir(), &plain(storage), plan);
+    storage.set_faults(None);
+    let op = hit.lock().unwrap().take();
+    (result, op)
+}
+
+#[test]
+fn one_io_error_anywhere_in_a_compaction_leaves_the_old_log_or_the_new_and_nothing_else() {
+    for (base, plan) in cases() {
+        let old = seqs(&base);
+        let (new, total) = {
+            let s = base.crash(CrashMode::KeepAll);
+            let start = s.op_count();
+            let out = walctl::compact(&dir(), &plain(&s), &plan).unwrap();
+            // The report's segment counts add up to the files there are.
+            let files = crate::util::segments(&s).len() as u64;
+            let after = out.before.segments - out.segments_removed + out.segments_added;
+            assert_eq!((after, out.after.segments), (files, after), "{plan:?}");
+            (seqs(&s), s.op_count() - start)
+        };
+        assert!(new.len() < old.len(), "{plan:?}");
+        let mut fired = 0;
+        for n in 0..total {
+            for fault in [Fault::Errno(5), Fault::FsyncGate] {
+                let s = base.crash(CrashMode::KeepAll);
+                let (result, op) = compact_failing(&s, &plan, n, fault);
+                let Some(op) = op else { continue };
+                fired += 1;
+                let what = format!(
+                    "{plan:?}: {fault:?} at op {n}, {:?} {}",
+                    op.op,
+                    op.path.display()
+                );
+                let read = seqs(&s);
+                assert!(
+                    read == old || read == new,
+                    "{what}: read {} records",
+                    read.len()
+                );
+                match &result {
+                    // Only the locks readers take, and the listing that looks for leftovers
+                    // before anything is written, may fail without failing the compaction.
+                    Ok(_) => {
+                        assert_eq!(read, new, "{what}: success, yet the old log");
+                        assert!(matches!(op.op, TraceOp::Lock | TraceOp::List), "{what}");
+                    }
+                    Err(e) if op.op == TraceOp::SyncData || op.op == TraceOp::Write => {
+                        assert!(
+                            e.to_string().contains(&*op.path.to_string_lossy()),
+                            "{what}: {e}"
+                        );
+                    }
+                    Err(_) => {}
+                }
+                assert_eq!(leftovers(&s), Vec::<String>::new(), "{what}");
+                for mode in [CrashMode::DropUnsynced, CrashMode::Torn { seed: n }] {
+                    let crashed = s.crash(mode);
+                    let seen = seqs(&crashed);
+                    assert!(seen == old || seen == new, "{what}, then {mode:?}");
+                    drop(Log::open(dir(), plain(&crashed)).unwrap());
+                    assert_eq!(
+                        seqs(&crashed),
+                        seen,
+                        "{what}, then {mode:?}: open changed it"
+                    );
+                }
+                // A retry, the fault gone, finishes the job.
+                walctl::compact(&dir(), &plain(&s), &plan).unwrap();
+                assert_eq!(seqs(&s), new, "{what}: the retry");
+            }
+        }
+        assert!(fired > 50, "{plan:?}: {fired} faults fired");
+    }
+}
