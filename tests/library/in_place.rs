@@ -111,6 +111,7 @@ fn a_checkpoint_on_a_segment_boundary_removes_the_head_and_rewrites_nothing() {
         out.segments_added,
     );
     assert_eq!(counts, (2, 0, 1));
+    assert!(!out.cleanup_deferred, "no reader held the head");
     for (path, bytes) in files {
         let n = walctl::segment::parse_segment_name(&path.file_name().unwrap().to_string_lossy());
         // The last segment is sealed, a slot added; the others stay byte for byte.
@@ -123,6 +124,38 @@ fn a_checkpoint_on_a_segment_boundary_removes_the_head_and_rewrites_nothing() {
         }
     }
     assert_eq!(seqs(&storage), (third_seqs[0]..=120).collect::<Vec<_>>());
+}
+
+/// With no segment to replace, readers cannot make it rewrite: the marker commits, they are
+/// shown the new log at once, and the head's removal waits for the next open.
+#[test]
+fn a_head_held_by_a_reader_is_removed_by_the_next_open() {
+    let storage = built(120, 200);
+    let (&third, third_seqs) = layout(&storage)
+        .iter()
+        .nth(2)
+        .map(|(n, s)| (n, s.clone()))
+        .unwrap();
+    let reader = storage
+        .try_lock(&dir().join("READERS"), LockKind::Shared)
+        .unwrap();
+    let opts = Options {
+        lock_wait: Some(std::time::Duration::from_millis(20)),
+        ..plain(&storage)
+    };
+    let out = walctl::compact(&dir(), &opts, &before(third_seqs[0])).unwrap();
+    assert!(out.cleanup_deferred);
+    assert!(
+        storage.file_bytes(&segment_path(third - 1)).is_some(),
+        "still there"
+    );
+    let new: Vec<u64> = (third_seqs[0]..=120).collect();
+    assert_eq!(seqs(&storage), new);
+    drop(reader);
+    drop(Log::open(dir(), opts).unwrap());
+    assert!(storage.file_bytes(&segment_path(third - 1)).is_none());
+    assert!(storage.file_bytes(&dir().join("COMPACTION")).is_none());
+    assert_eq!(seqs(&storage), new);
 }
 
 /// A log of 60 keyed records of 200 bytes in 16 KiB segments, where the keys of `dups` are
@@ -199,6 +232,13 @@ fn readers_holding_on_past_the_wait_make_it_rewrite_instead() {
         "nothing was replaced under the reader"
     );
     assert_eq!(seqs(&storage), (1..=120).collect::<Vec<_>>());
+    assert!(
+        !storage
+            .files()
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".tmp")),
+        "the abandoned replacement is removed"
+    );
     drop(reader);
     drop(Log::open(dir(), opts).unwrap());
     assert_eq!(seqs(&storage), (51..=120).collect::<Vec<_>>());
@@ -339,4 +379,86 @@ fn a_torn_first_record_after_an_empty_compacted_segment_is_a_torn_tail() {
     assert_eq!(report.verdict(), Verdict::TornTail, "{:?}", report.damage);
     assert_eq!(report.durable_seq, Some(5));
     assert_eq!(records.len(), 3);
+}
+
+/// A segment whose every record is superseded, after one that keeps records, is no part of the
+/// head: it is replaced by an empty compacted segment (a preamble and nothing else), which the
+/// log reads through and appends continue after.
+#[test]
+fn a_middle_segment_that_keeps_nothing_becomes_an_empty_compacted_segment() {
+    let storage = MemStorage::new();
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    for seq in 1..=150u64 {
+        log.append_entry(&Entry::keyed(format!("k{seq}").as_bytes(), &[7u8; 200]))
+            .unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    let second = layout(&storage).into_iter().nth(1).unwrap();
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    for seq in &second.1 {
+        log.append_entry(&Entry::keyed(format!("k{seq}").as_bytes(), b"again"))
+            .unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    let out = compact(&storage, &keys());
+    let counts = (
+        out.segments_removed,
+        out.segments_rewritten,
+        out.segments_added,
+    );
+    assert_eq!(counts, (0, 1, 0));
+    let emptied = storage.file_bytes(&segment_path(second.0)).unwrap();
+    assert_eq!(emptied.len() as u64, walctl::format::SEGMENT_DATA_START);
+    let now = layout(&storage);
+    assert!(!now.contains_key(&second.0), "{now:?}");
+    assert_eq!(seqs(&storage).len() as u64, out.after.records);
+    let log = Log::open(dir(), plain(&storage)).unwrap();
+    assert_eq!(log.append(b"after").unwrap().seq, out.next_seq);
+}
+
+/// The empty segment a compaction in place starts is flagged `PREALLOCATED` exactly when the
+/// options preallocate, as a writer's rotation would make it; and with no reader about, the
+/// head is removed at once.
+#[test]
+fn the_segment_a_compaction_in_place_starts_is_made_as_a_writers_rotation_would() {
+    use walctl::format::SegmentHeader;
+    for preallocate in [0, 1 << 12] {
+        let storage = built(120, 200);
+        let opts = Options {
+            preallocate,
+            ..plain(&storage)
+        };
+        let out = walctl::compact(&dir(), &opts, &before(51)).unwrap();
+        assert!(!out.cleanup_deferred);
+        let last = segments(&storage).pop().unwrap();
+        let header = SegmentHeader::decode(&storage.file_bytes(&last).unwrap()).unwrap();
+        assert_eq!(header.is_preallocated(), preallocate > 0, "{preallocate}");
+        assert_eq!(header.first_seq, out.next_seq);
+        assert_eq!(header.log_first_seq, 51);
+    }
+}
+
+/// Sealing the old last segment writes its slot as the next generation, into the other slot
+/// position, so a torn write of it leaves the previous proof whole (FORMAT.md §2.2).
+#[test]
+fn sealing_the_last_segment_keeps_its_previous_slot_and_writes_the_next_generation() {
+    use walctl::format::{SegmentHeader, WATERMARK_SLOT_OFFSETS, WatermarkSlot};
+    let storage = built(120, 200);
+    let last = segments(&storage).pop().unwrap();
+    let slots = |bytes: &[u8]| {
+        let h = SegmentHeader::decode(bytes).unwrap();
+        WATERMARK_SLOT_OFFSETS
+            .map(|at| WatermarkSlot::decode(&bytes[at as usize..], h.log_id, h.segment))
+    };
+    let was = slots(&storage.file_bytes(&last).unwrap());
+    let newest = was.iter().flatten().max_by_key(|s| s.generation).copied();
+    let newest = newest.expect("a synced segment has a slot");
+    compact(&storage, &before(51));
+    let now = slots(&storage.file_bytes(&last).unwrap());
+    assert!(now.contains(&Some(newest)), "the previous slot is kept");
+    let sealed = now.iter().flatten().max_by_key(|s| s.generation).unwrap();
+    assert_eq!(sealed.generation, newest.generation + 1);
+    assert_eq!(sealed.durable_seq, 120);
 }
