@@ -164,3 +164,19 @@ fn one_io_error_anywhere_in_a_compaction_leaves_the_old_log_or_the_new_and_nothi
         assert!(fired > 50, "{plan:?}: {fired} faults fired");
     }
 }
+
+/// Leftovers of an interrupted compaction are removed by the next one, durably: even one that
+/// finds nothing to drop, and then a power loss, leaves none behind.
+#[test]
+fn leftovers_a_compaction_removes_stay_removed_after_a_power_loss() {
+    let storage = built(40, 200);
+    for name in ["00000000000000000009.wal.tmp", "COMPACTION.tmp"] {
+        storage.set_file_bytes(&dir().join(name), vec![1; 100]);
+    }
+    let out = walctl::compact(&dir(), &plain(&storage), &plan(Some(1), false, false)).unwrap();
+    assert!(out.unchanged);
+    assert_eq!(leftovers(&storage), Vec::<String>::new());
+    let crashed = storage.crash(CrashMode::DropUnsynced);
+    assert_eq!(leftovers(&crashed), Vec::<String>::new());
+    assert_eq!(seqs(&crashed), (1..=40).collect::<Vec<_>>());
+}
