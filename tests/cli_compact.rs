@@ -192,3 +192,30 @@ fn a_rule_is_required() {
         run.stderr
     );
 }
+
+/// An I/O error mid-compaction (here the marker's temporary name is taken by a directory, which
+/// cannot be removed as a file) exits 2, names the file, and says what the log holds and what
+/// to do; the log is left whole.
+#[test]
+fn an_io_error_names_the_file_and_says_the_log_is_whole_and_what_to_do() {
+    let f = Fixture::clean(5);
+    std::fs::create_dir(f.dir.join("COMPACTION.tmp")).unwrap();
+    let run = f.run(&["compact", "--before", "4"]);
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{run:?}");
+    let stderr = run.stderr.trim_end();
+    assert!(
+        stderr.starts_with("walctl: compacting the log in "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("COMPACTION.tmp"), "{stderr}");
+    assert!(
+        stderr.ends_with("fix the cause and run the compaction again"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(f.payloads().len(), 5, "every record is still there");
+    assert_eq!(f.run(&["verify"]).code, 0);
+    std::fs::remove_dir(f.dir.join("COMPACTION.tmp")).unwrap();
+    assert_eq!(f.run(&["compact", "--before", "4"]).code, 0);
+    assert_eq!(f.payloads().len(), 2);
+}

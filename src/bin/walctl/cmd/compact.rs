@@ -89,7 +89,12 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         progress.update(location);
     });
     progress.finish();
-    let report = report.with_context(|| format!("compacting the log in {}", dir.display()))?;
+    let report = report
+        .map_err(|e| match e.kind() {
+            walctl::ErrorKind::Io { .. } => anyhow::Error::new(Interrupted(e)),
+            _ => anyhow::Error::new(e),
+        })
+        .with_context(|| format!("compacting the log in {}", dir.display()))?;
     if args.json {
         json::write_line(out.stdout(), &to_json(&report))?;
     } else {
@@ -102,6 +107,29 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         );
     }
     Ok(Exit::Success)
+}
+
+/// An I/O error that stopped a compaction, with what the operator may rely on and do next
+/// (FORMAT.md §6.6.3: the library has already rolled back or finished the installation).
+#[derive(Debug)]
+struct Interrupted(walctl::Error);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}; the log holds either all its records or only the survivors, never a mix \
+             (`walctl stat` shows its first sequence number): fix the cause and run the \
+             compaction again",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 fn totals(t: &Totals) -> Value {
