@@ -2,10 +2,11 @@
 //!
 //! `--before SEQ` drops records below a checkpoint; `--keys` keeps only the latest data record
 //! of each key and drops keys whose latest record is a tombstone (keyless records are kept).
-//! Survivors keep their sequence numbers and order. The new log is written beside the old one
-//! and switched to by the protocol in `install.rs`; a SHA-256 over the survivors, computed while
-//! reading the old log, must equal the one computed by reading the installed new log back
-//! before the old segments are removed.
+//! Survivors keep their sequence numbers and order. Two methods (FORMAT.md §6.6): in place
+//! (`in_place.rs`: the head removed, at most one segment rewritten) or by rewriting the whole
+//! log (`rewrite.rs`), each switched to by its protocol in `install.rs`. A SHA-256 over the
+//! survivors, computed while reading the old log, must equal the one computed by reading the
+//! installed log back.
 //!
 //! Cost: a verifying scan (which also builds the key index for `--keys`), one pass that reads
 //! the old log and writes the new, and one read-back of the new log. Memory: the key index
@@ -14,12 +15,12 @@
 mod in_place;
 pub(crate) mod install;
 mod new_log;
+mod rewrite;
 mod rule;
 mod salvage;
 
 pub use salvage::{LostRange, SalvageReport, salvage, salvage_observed};
 
-use new_log::NewLog;
 use rule::{Fate, Rule, Survey};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -192,7 +193,7 @@ pub fn compact_observed(
             in_place::Outcome::ReadersBusy => out = start,
         }
     }
-    rewrite(job, &mut out, observe)?;
+    rewrite::rewrite(job, &mut out, observe)?;
     Ok(out)
 }
 
@@ -208,52 +209,6 @@ struct Job<'a> {
     rule: &'a Rule<'a>,
     /// The first survivor's sequence number (the old log's next one if none survives).
     log_first: u64,
-}
-
-/// Compacts by rewriting every survivor into new segments after the old ones (`install.rs`,
-/// version 1): for compactions that drop records from more than one segment past the head.
-fn rewrite(
-    job: Job<'_>,
-    out: &mut CompactReport,
-    observe: &mut dyn FnMut(Pass, crate::report::Location),
-) -> Result<()> {
-    let Job {
-        storage,
-        dir,
-        options,
-        plan,
-        report,
-        rule,
-        log_first,
-    } = job;
-    let old_last = report.segments.last().map_or(0, |s| s.segment);
-    let log_id = report
-        .log_id
-        .ok_or_else(|| Error::not_a_log(dir, "no readable segment header"))?;
-    let mut writer = (!plan.dry_run)
-        .then(|| NewLog::new(storage, dir, options, log_id, old_last + 1, log_first));
-    let mut planned = new_log::Layout::default();
-    let copied = copy_pass(storage, dir, rule, report.records, out, observe, &mut |r| {
-        match writer.as_mut() {
-            Some(w) => w.push(r),
-            // A dry run only plans where the record would go.
-            None => {
-                planned.push(r, options.segment_size);
-                Ok(())
-            }
-        }
-    });
-    if let Err(e) = copied {
-        abandon(storage, dir, |n| n > old_last);
-        return Err(e);
-    }
-    out.segments_removed = report.segments.len() as u64;
-    let Some(writer) = writer else {
-        (out.after.bytes, out.after.segments) = planned.totals();
-        out.segments_added = out.after.segments;
-        return Ok(());
-    };
-    install_new(storage, dir, options, writer, report, out)
 }
 
 /// Reads the old log once more, applying the rule: counts what is dropped, hashes the survivors
@@ -303,62 +258,6 @@ fn copy_pass(
         }));
     }
     out.digest_expected = hex(&hasher.finalize());
-    Ok(())
-}
-
-/// Finishes the new log, commits it, reads it back, and removes the old one.
-fn install_new(
-    storage: &dyn Storage,
-    dir: &Path,
-    options: &Options,
-    writer: NewLog<'_>,
-    report: &Report,
-    out: &mut CompactReport,
-) -> Result<()> {
-    let old_first = report.segments.first().map_or(1, |s| s.segment);
-    let old_last = report.segments.last().map_or(0, |s| s.segment);
-    let new_last = match writer.finish(out.next_seq) {
-        Ok(n) => n,
-        Err(e) => {
-            abandon(storage, dir, |n| n > old_last);
-            return Err(e);
-        }
-    };
-    out.segments_added = new_last - old_last;
-    let marker = install::Rewrite {
-        old_first,
-        old_last,
-        new_first: old_last + 1,
-        new_last,
-    };
-    if let Err(e) = install::commit(storage, dir, marker) {
-        settle(storage, dir, |n| n > old_last);
-        return Err(e);
-    }
-    let proof = proven(storage, dir, marker.new_first..=marker.new_last, out);
-    if !matches!(proof, Ok(true)) {
-        // Keep the old log: undo the switch before anything old is removed. New segments go
-        // first, the marker last, so a crash in between still rolls back (`install::resolve`).
-        for n in marker.new_first..=marker.new_last {
-            let _ = storage.remove(&Listing::path(dir, n));
-        }
-        sync_dir(storage, dir)?;
-        let _ = storage.remove(&dir.join(install::MARKER_NAME));
-        sync_dir(storage, dir)?;
-        proof?;
-        let kept = "; the old log was kept";
-        return Err(read_back_differently(out, "the compacted log", kept));
-    }
-    let wait = options
-        .lock_wait
-        .unwrap_or(std::time::Duration::from_secs(10));
-    match install::finish(storage, dir, marker.old_first..=marker.old_last, wait) {
-        Ok(done) => out.cleanup_deferred = !done,
-        Err(e) => {
-            settle(storage, dir, |n| n > old_last);
-            return Err(e);
-        }
-    }
     Ok(())
 }
 

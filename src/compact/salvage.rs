@@ -17,7 +17,8 @@
 
 use super::Pass;
 use super::hash_record;
-use super::{NewLog, read_back};
+use super::new_log::NewLog;
+use super::read_back;
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::recovery;
