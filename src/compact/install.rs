@@ -3,7 +3,8 @@
 //! Two protocols (FORMAT.md §6.6), each with a marker file `COMPACTION` that makes every crash
 //! state either the whole old log or the whole new one.
 //!
-//! **Rewrite** (marker version 1, `rewrite.rs`) switches from the old segments `a..=b` to new ones `b+1..=c`:
+//! **Rewrite** (marker version 1, `rewrite.rs`) switches from the old segments `a..=b` to new
+//! ones `b+1..=c`:
 //!
 //! 1. the new segments are written as `N.wal.tmp`, each fdatasynced; the directory is fsynced;
 //! 2. the marker (old and new ranges) is written to a temporary name, fdatasynced, renamed into
