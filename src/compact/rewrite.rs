@@ -22,32 +22,32 @@ pub(super) fn rewrite(
     out: &mut CompactReport,
     observe: &mut dyn FnMut(Pass, crate::report::Location),
 ) -> Result<()> {
-    let Job {
-        storage,
-        dir,
-        options,
-        plan,
-        report,
-        rule,
-        log_first,
-    } = job;
+    let (storage, dir, options, report) = (job.storage, job.dir, job.options, job.report);
     let old_last = report.segments.last().map_or(0, |s| s.segment);
     let log_id = report
         .log_id
         .ok_or_else(|| Error::not_a_log(dir, "no readable segment header"))?;
-    let mut writer = (!plan.dry_run)
-        .then(|| NewLog::new(storage, dir, options, log_id, old_last + 1, log_first));
+    let mut writer = (!job.plan.dry_run)
+        .then(|| NewLog::new(storage, dir, options, log_id, old_last + 1, job.log_first));
     let mut planned = new_log::Layout::default();
-    let copied = copy_pass(storage, dir, rule, report.records, out, observe, &mut |r| {
-        match writer.as_mut() {
-            Some(w) => w.push(r),
-            // A dry run only plans where the record would go.
-            None => {
-                planned.push(r, options.segment_size);
-                Ok(())
+    let copied = copy_pass(
+        storage,
+        dir,
+        job.rule,
+        report.records,
+        out,
+        observe,
+        &mut |r| {
+            match writer.as_mut() {
+                Some(w) => w.push(r),
+                // A dry run only plans where the record would go.
+                None => {
+                    planned.push(r, options.segment_size);
+                    Ok(())
+                }
             }
-        }
-    });
+        },
+    );
     if let Err(e) = copied {
         abandon(storage, dir, |n| n > old_last);
         return Err(e);

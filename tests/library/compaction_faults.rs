@@ -3,43 +3,11 @@
 //! on, so their cleanup never succeeds). Compaction must report the error, leave the old log or
 //! the new one, and clean up after itself.
 
+use crate::in_place::{keyed, seqs};
 use crate::util::{built, dir, plain};
-use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use walctl::storage::{CrashMode, Fault, MemStorage, OpRecord, TraceOp};
-use walctl::{Compaction, Entry, Log};
-
-fn seqs(storage: &MemStorage) -> Vec<u64> {
-    let mut out = Vec::new();
-    let report = walctl::scan_log(storage, &dir(), &mut |r| {
-        out.push(r.seq);
-        ControlFlow::Continue(())
-    })
-    .unwrap();
-    assert_eq!(
-        report.verdict(),
-        walctl::Verdict::Clean,
-        "{:?}",
-        report.damage
-    );
-    out
-}
-
-fn keyed() -> MemStorage {
-    let storage = MemStorage::new();
-    let log = Log::open(dir(), plain(&storage)).unwrap();
-    for seq in 1..=60u64 {
-        log.append_entry(&Entry::keyed(format!("k{seq}").as_bytes(), &[7u8; 200]))
-            .unwrap();
-    }
-    for seq in [20u64, 21] {
-        log.append_entry(&Entry::keyed(format!("k{seq}").as_bytes(), b"again"))
-            .unwrap();
-    }
-    log.sync().unwrap();
-    drop(log);
-    storage
-}
+use walctl::{Compaction, Log};
 
 fn plan(before: Option<u64>, keys: bool, rewrite: bool) -> Compaction {
     Compaction {
@@ -67,7 +35,7 @@ fn cases() -> [(MemStorage, Compaction); 3] {
     [
         (built(120, 200), plan(Some(51), false, true)),
         (built(120, 200), plan(Some(51), false, false)),
-        (keyed(), plan(None, true, false)),
+        (keyed(&[20, 21]), plan(None, true, false)),
     ]
 }
 

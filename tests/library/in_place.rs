@@ -23,7 +23,7 @@ fn keys() -> Compaction {
 }
 
 /// Sequence numbers of a clean scan.
-fn seqs(storage: &MemStorage) -> Vec<u64> {
+pub(crate) fn seqs(storage: &MemStorage) -> Vec<u64> {
     let (report, records) = scan(storage, &dir());
     assert_eq!(report.verdict(), Verdict::Clean, "{:?}", report.damage);
     records.iter().map(|r| r.seq).collect()
@@ -38,6 +38,27 @@ fn layout(storage: &MemStorage) -> BTreeMap<u64, Vec<u64>> {
     })
     .unwrap();
     out
+}
+
+/// A reader's hold on the log, and options that wait for it only briefly.
+fn held_by_a_reader(storage: &MemStorage) -> (Box<dyn walctl::storage::StorageLock>, Options) {
+    let reader = storage
+        .try_lock(&dir().join("READERS"), LockKind::Shared)
+        .unwrap();
+    let opts = Options {
+        lock_wait: Some(std::time::Duration::from_millis(20)),
+        ..plain(storage)
+    };
+    (reader, opts)
+}
+
+/// Segment files removed, rewritten and added, as the report counts them.
+fn counts(out: &CompactReport) -> (u64, u64, u64) {
+    (
+        out.segments_removed,
+        out.segments_rewritten,
+        out.segments_added,
+    )
 }
 
 fn segment_path(n: u64) -> PathBuf {
@@ -61,12 +82,7 @@ fn a_checkpoint_removes_the_head_rewrites_one_segment_and_keeps_the_rest_byte_fo
     let last = *old.keys().last().unwrap();
     let out = compact(&storage, &before(51));
     let head = old.keys().filter(|&&n| n < straddler).count() as u64;
-    let counts = (
-        out.segments_removed,
-        out.segments_rewritten,
-        out.segments_added,
-    );
-    assert_eq!(counts, (head, 1, 1));
+    assert_eq!(counts(&out), (head, 1, 1));
     assert_eq!(out.digest_expected, out.digest_installed);
     for (&n, old_seqs) in &old {
         let now = storage.file_bytes(&segment_path(n));
@@ -105,12 +121,7 @@ fn a_checkpoint_on_a_segment_boundary_removes_the_head_and_rewrites_nothing() {
     let last = *old.keys().last().unwrap();
     let files = data_files(&storage);
     let out = compact(&storage, &before(third_seqs[0]));
-    let counts = (
-        out.segments_removed,
-        out.segments_rewritten,
-        out.segments_added,
-    );
-    assert_eq!(counts, (2, 0, 1));
+    assert_eq!(counts(&out), (2, 0, 1));
     assert!(!out.cleanup_deferred, "no reader held the head");
     for (path, bytes) in files {
         let n = walctl::segment::parse_segment_name(&path.file_name().unwrap().to_string_lossy());
@@ -136,13 +147,7 @@ fn a_head_held_by_a_reader_is_removed_by_the_next_open() {
         .nth(2)
         .map(|(n, s)| (n, s.clone()))
         .unwrap();
-    let reader = storage
-        .try_lock(&dir().join("READERS"), LockKind::Shared)
-        .unwrap();
-    let opts = Options {
-        lock_wait: Some(std::time::Duration::from_millis(20)),
-        ..plain(&storage)
-    };
+    let (reader, opts) = held_by_a_reader(&storage);
     let out = walctl::compact(&dir(), &opts, &before(third_seqs[0])).unwrap();
     assert!(out.cleanup_deferred);
     assert!(
@@ -160,7 +165,7 @@ fn a_head_held_by_a_reader_is_removed_by_the_next_open() {
 
 /// A log of 60 keyed records of 200 bytes in 16 KiB segments, where the keys of `dups` are
 /// written again (by records 61 on), so `--keys` drops their first writes.
-fn keyed(dups: &[u64]) -> MemStorage {
+pub(crate) fn keyed(dups: &[u64]) -> MemStorage {
     let storage = MemStorage::new();
     let log = Log::open(dir(), plain(&storage)).unwrap();
     let payload = [7u8; 200];
@@ -185,12 +190,7 @@ fn superseded_records_in_one_sealed_segment_are_dropped_by_one_rename() {
     assert!(old[&segment].contains(&21));
     let start = storage.op_count() as usize;
     let out = compact(&storage, &keys());
-    let counts = (
-        out.segments_removed,
-        out.segments_rewritten,
-        out.segments_added,
-    );
-    assert_eq!(counts, (0, 1, 0));
+    assert_eq!(counts(&out), (0, 1, 0));
     assert_eq!(out.dropped_superseded, 2);
     let t = &storage.trace()[start..];
     assert!(
@@ -217,13 +217,7 @@ fn drops_in_two_segments_past_the_head_or_in_the_last_rewrite_the_whole_log() {
 fn readers_holding_on_past_the_wait_make_it_rewrite_instead() {
     let storage = built(120, 200);
     let old = segments(&storage);
-    let reader = storage
-        .try_lock(&dir().join("READERS"), LockKind::Shared)
-        .unwrap();
-    let opts = Options {
-        lock_wait: Some(std::time::Duration::from_millis(20)),
-        ..plain(&storage)
-    };
+    let (reader, opts) = held_by_a_reader(&storage);
     let out = walctl::compact(&dir(), &opts, &before(51)).unwrap();
     assert_eq!(out.segments_removed, old.len() as u64, "it rewrote");
     assert!(out.cleanup_deferred);
@@ -403,12 +397,7 @@ fn a_middle_segment_that_keeps_nothing_becomes_an_empty_compacted_segment() {
     log.sync().unwrap();
     drop(log);
     let out = compact(&storage, &keys());
-    let counts = (
-        out.segments_removed,
-        out.segments_rewritten,
-        out.segments_added,
-    );
-    assert_eq!(counts, (0, 1, 0));
+    assert_eq!(counts(&out), (0, 1, 0));
     let emptied = storage.file_bytes(&segment_path(second.0)).unwrap();
     assert_eq!(emptied.len() as u64, walctl::format::SEGMENT_DATA_START);
     let now = layout(&storage);
