@@ -364,6 +364,15 @@ pub(crate) fn resolve(storage: &dyn Storage, dir: &Path) -> Result<Option<&'stat
     }
     // The new segments were all durable before the marker was written, so this means the
     // marker outlived them: keep the old log, which step 4 never touched.
+    roll_back(storage, dir, m)?;
+    Ok(Some("rolled back an interrupted compaction"))
+}
+
+/// Undoes a rewrite committed by marker `m` whose old segments are all still there: removes the
+/// new segments (under either name), then the marker, fsyncing the directory after each step
+/// so that no crash keeps the marker's removal and loses a new segment's (the old and new
+/// segments would then read as one log).
+pub(crate) fn roll_back(storage: &dyn Storage, dir: &Path, m: Rewrite) -> Result<()> {
     for n in m.new_first..=m.new_last {
         for path in [Listing::path(dir, n), dir.join(temp_name(n))] {
             if storage.exists(&path) {
@@ -371,9 +380,10 @@ pub(crate) fn resolve(storage: &dyn Storage, dir: &Path) -> Result<Option<&'stat
             }
         }
     }
+    sync_dir(storage, dir)?;
     remove_file(storage, &dir.join(MARKER_NAME))?;
     sync_dir(storage, dir)?;
-    Ok(Some("rolled back an interrupted compaction"))
+    Ok(())
 }
 
 fn remove_file(storage: &dyn Storage, path: &Path) -> Result<()> {

@@ -9,9 +9,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::repair::sync_dir;
 use crate::report::Report;
-use crate::segment::Listing;
 use crate::storage::Storage;
 use std::path::Path;
 
@@ -92,14 +90,8 @@ fn install_new(
     }
     let proof = proven(storage, dir, marker.new_first..=marker.new_last, out);
     if !matches!(proof, Ok(true)) {
-        // Keep the old log: undo the switch before anything old is removed. New segments go
-        // first, the marker last, so a crash in between still rolls back (`install::resolve`).
-        for n in marker.new_first..=marker.new_last {
-            let _ = storage.remove(&Listing::path(dir, n));
-        }
-        sync_dir(storage, dir)?;
-        let _ = storage.remove(&dir.join(install::MARKER_NAME));
-        sync_dir(storage, dir)?;
+        // Keep the old log: undo the switch before anything old is removed.
+        install::roll_back(storage, dir, marker)?;
         proof?;
         let kept = "; the old log was kept";
         return Err(read_back_differently(out, "the compacted log", kept));
