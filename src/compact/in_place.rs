@@ -16,7 +16,7 @@
 use super::new_log::NewLog;
 use super::{
     CompactReport, Job, Pass, abandon, copy_pass, hash_record, install, proven,
-    read_back_differently, settle,
+    read_back_differently,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, SEGMENT_DATA_START, WatermarkSlot};
@@ -230,9 +230,7 @@ fn install(
         log_first: log_first_seq,
         ..
     } = job;
-    let wait = options
-        .lock_wait
-        .unwrap_or(std::time::Duration::from_secs(10));
+    let wait = install::readers_wait(options);
     let replace = replacement.as_ref().map(|r| (r.number, r.created_nanos));
     if let Some(r) = replacement {
         r.finish(storage, dir)?;
@@ -358,18 +356,10 @@ pub(super) fn compact(
         .segments
         .last()
         .expect("a log with records has a segment");
-    // The replacement's temporary, and the one the rotation creates before its rename.
-    let ours = |n: u64| Some(n) == shape.replace || n > last.segment;
     let started = shape
         .replace
         .map(|k| Replacement::start(storage, dir, options, k, log_first, plan.dry_run));
-    let mut replacement = match started.transpose() {
-        Ok(r) => r,
-        Err(e) => {
-            abandon(storage, dir, ours);
-            return Err(e);
-        }
-    };
+    let mut replacement = started.transpose()?;
     let copied = copy_pass(storage, dir, rule, report.records, out, observe, &mut |r| {
         replacement.as_mut().map_or(Ok(()), |rep| rep.push(r))
     });
@@ -383,21 +373,13 @@ pub(super) fn compact(
         (out.after.bytes, out.after.segments) = shape.totals(&report.segments, replaced_bytes);
         return copied.map(|()| Outcome::Done);
     }
-    if let Err(e) = copied {
-        abandon(storage, dir, ours);
-        return Err(e);
-    }
-    let installed = install(job, shape, replacement, last, out.next_seq);
-    match installed {
-        Ok(Some(deferred)) => out.cleanup_deferred = deferred,
-        Ok(None) => {
-            abandon(storage, dir, ours);
+    copied?;
+    // On an error the caller settles: rolls back before the commit, finishes after it.
+    match install(job, shape, replacement, last, out.next_seq)? {
+        Some(deferred) => out.cleanup_deferred = deferred,
+        None => {
+            abandon(storage, dir);
             return Ok(Outcome::ReadersBusy);
-        }
-        Err(e) => {
-            // Before the commit this rolls back; after it, it finishes what the commit began.
-            settle(storage, dir, ours);
-            return Err(e);
         }
     }
     let first = shape

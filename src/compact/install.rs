@@ -267,6 +267,14 @@ pub(crate) fn remove_segments(
     Ok(())
 }
 
+/// How long a compaction waits for readers to let go before it removes segments: the options'
+/// lock wait, or 10 seconds.
+pub(crate) fn readers_wait(options: &crate::options::Options) -> std::time::Duration {
+    options
+        .lock_wait
+        .unwrap_or(std::time::Duration::from_secs(10))
+}
+
 /// Takes `READERS` exclusively, waiting up to `wait` for the scans that hold it; `None` if they
 /// do not finish in time.
 pub(crate) fn exclusive_readers(

@@ -149,7 +149,7 @@ pub fn compact_observed(
     // no one is writing them) would stand in the way of this compaction's own. A dry run
     // writes none, and changes nothing.
     if !plan.dry_run {
-        abandon(storage, dir, |_| true);
+        abandon(storage, dir);
     }
     let (report, survey) = survey(storage, dir, plan, observe)?;
     let old_next = next_seq(storage, dir, &report)?;
@@ -184,17 +184,30 @@ pub fn compact_observed(
     };
     let shape = in_place::Shape::of(&report.segments, &survey.survivors_by_segment(plan))
         .filter(|_| !plan.rewrite);
+    let done = by_either_method(job, shape, &mut out, observe);
+    if done.is_err() && !plan.dry_run {
+        settle(storage, dir);
+    }
+    done.map(|()| out)
+}
+
+/// Compacts in place when the shape allows, else (or when readers hold on) by rewriting.
+fn by_either_method(
+    job: Job<'_>,
+    shape: Option<in_place::Shape>,
+    out: &mut CompactReport,
+    observe: &mut dyn FnMut(Pass, crate::report::Location),
+) -> Result<()> {
     if let Some(shape) = shape {
         let start = out.clone();
-        match in_place::compact(job, shape, &mut out, observe)? {
-            in_place::Outcome::Done => return Ok(out),
+        match in_place::compact(job, shape, out, observe)? {
+            in_place::Outcome::Done => return Ok(()),
             // Readers held the log past the wait, and replacing a segment under a running scan
             // would show it a mix: rewrite instead, which lets them finish on the old log.
-            in_place::Outcome::ReadersBusy => out = start,
+            in_place::Outcome::ReadersBusy => *out = start,
         }
     }
-    rewrite::rewrite(job, &mut out, observe)?;
-    Ok(out)
+    rewrite::rewrite(job, out, observe)
 }
 
 /// What both methods of compaction work from: the log, the plan, and what the survey found.
@@ -261,15 +274,15 @@ fn copy_pass(
     Ok(())
 }
 
-/// After a failure during an installation: finishes it if the commit was made, rolls it back if
-/// not (as the next open would, but now, so a transient error leaves neither a marker nor a
-/// second copy of the log behind), then removes the temporaries `ours` picks. Best effort: what
-/// it cannot do, the next open or compaction does.
-fn settle(storage: &dyn Storage, dir: &Path, ours: impl Fn(u64) -> bool) {
+/// After a compaction failed, at whatever step: finishes its installation if the commit was
+/// made, rolls it back if not (as the next open would, but now, so a transient error leaves
+/// neither a marker nor a second copy of the log behind), then removes its temporaries. Best
+/// effort: what it cannot do, the next open or compaction does.
+fn settle(storage: &dyn Storage, dir: &Path) {
     let _ = install::resolve(storage, dir);
     // Temporaries a marker still names are the committed new log: never abandoned.
     if !storage.exists(&dir.join(install::MARKER_NAME)) {
-        abandon(storage, dir, ours);
+        abandon(storage, dir);
     }
 }
 
@@ -401,14 +414,15 @@ fn totals(report: &Report) -> Totals {
     }
 }
 
-/// Removes the temporaries (the segments whose numbers `ours` picks, and a marker's) of a
-/// compaction that will not be installed.
-fn abandon(storage: &dyn Storage, dir: &Path, ours: impl Fn(u64) -> bool) {
+/// Removes every temporary (`N.wal.tmp` and the marker's): leftovers of an interrupted
+/// compaction or rotation, or this compaction's own when it will not be installed. Under the
+/// writer lock no one else is writing any.
+fn abandon(storage: &dyn Storage, dir: &Path) {
     let Ok(listing) = segment::list(storage, dir) else {
         return;
     };
     let mut removed = false;
-    for n in listing.temps.into_iter().filter(|&n| ours(n)) {
+    for n in listing.temps {
         removed |= storage.remove(&dir.join(temp_name(n))).is_ok();
     }
     let marker_temp = dir.join(install::MARKER_TEMP);

@@ -4,9 +4,7 @@
 //! past the head, or in the last segment, or when asked to. Needs free space for every survivor.
 
 use super::new_log::{self, NewLog};
-use super::{
-    CompactReport, Job, Pass, abandon, copy_pass, install, proven, read_back_differently, settle,
-};
+use super::{CompactReport, Job, Pass, copy_pass, install, proven, read_back_differently};
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::report::Report;
@@ -46,10 +44,7 @@ pub(super) fn rewrite(
             }
         },
     );
-    if let Err(e) = copied {
-        abandon(storage, dir, |n| n > old_last);
-        return Err(e);
-    }
+    copied?;
     out.segments_removed = report.segments.len() as u64;
     let Some(writer) = writer else {
         (out.after.bytes, out.after.segments) = planned.totals();
@@ -70,13 +65,7 @@ fn install_new(
 ) -> Result<()> {
     let old_first = report.segments.first().map_or(1, |s| s.segment);
     let old_last = report.segments.last().map_or(0, |s| s.segment);
-    let new_last = match writer.finish(out.next_seq) {
-        Ok(n) => n,
-        Err(e) => {
-            abandon(storage, dir, |n| n > old_last);
-            return Err(e);
-        }
-    };
+    let new_last = writer.finish(out.next_seq)?;
     out.segments_added = new_last - old_last;
     let marker = install::Rewrite {
         old_first,
@@ -84,10 +73,7 @@ fn install_new(
         new_first: old_last + 1,
         new_last,
     };
-    if let Err(e) = install::commit(storage, dir, marker) {
-        settle(storage, dir, |n| n > old_last);
-        return Err(e);
-    }
+    install::commit(storage, dir, marker)?;
     let proof = proven(storage, dir, marker.new_first..=marker.new_last, out);
     if !matches!(proof, Ok(true)) {
         // Keep the old log: undo the switch before anything old is removed.
@@ -96,15 +82,8 @@ fn install_new(
         let kept = "; the old log was kept";
         return Err(read_back_differently(out, "the compacted log", kept));
     }
-    let wait = options
-        .lock_wait
-        .unwrap_or(std::time::Duration::from_secs(10));
-    match install::finish(storage, dir, marker.old_first..=marker.old_last, wait) {
-        Ok(done) => out.cleanup_deferred = !done,
-        Err(e) => {
-            settle(storage, dir, |n| n > old_last);
-            return Err(e);
-        }
-    }
+    let wait = install::readers_wait(options);
+    out.cleanup_deferred =
+        !install::finish(storage, dir, marker.old_first..=marker.old_last, wait)?;
     Ok(())
 }

@@ -148,3 +148,25 @@ fn leftovers_a_compaction_removes_stay_removed_after_a_power_loss() {
     assert_eq!(leftovers(&crashed), Vec::<String>::new());
     assert_eq!(seqs(&crashed), (1..=40).collect::<Vec<_>>());
 }
+
+/// A dry run changes nothing, even when it fails: a temporary it did not write stays.
+#[test]
+fn a_dry_run_that_fails_leaves_leftovers_alone() {
+    let storage = built(120, 200);
+    storage.set_file_bytes(&dir().join("00000000000000000099.wal.tmp"), vec![1; 100]);
+    let dry = Compaction {
+        dry_run: true,
+        ..plan(Some(51), false, false)
+    };
+    // Reads fail from the copy pass on, past the survey.
+    let mut observe = |pass, _| {
+        if pass == walctl::Pass::Copy {
+            let fail_reads = |o: &OpRecord| (o.op == TraceOp::Read).then_some(Fault::Errno(5));
+            storage.set_faults(Some(Box::new(fail_reads)));
+        }
+    };
+    let failed = walctl::compact_observed(&dir(), &plain(&storage), &dry, &mut observe);
+    storage.set_faults(None);
+    assert!(failed.is_err());
+    assert_eq!(leftovers(&storage), ["00000000000000000099.wal.tmp"]);
+}
