@@ -192,10 +192,7 @@ fn compacting_before_a_sequence_number_no_record_reached_is_refused() {
         .filter(|op| op.op == walctl::storage::TraceOp::Write)
         .count();
     assert_eq!(writes, 0, "a refused compaction wrote");
-    let plan = Compaction {
-        before: Some(121),
-        ..Compaction::default()
-    };
+    let plan = crate::util::before(121);
     walctl::compact(&dir(), &options(&storage), &plan).unwrap();
     assert!(records_of(&storage).is_empty());
 }
@@ -440,10 +437,7 @@ fn a_compaction_with_nothing_to_drop_writes_nothing_and_says_so() {
 #[test]
 fn a_compaction_that_drops_one_record_rewrites_the_log() {
     for plan in [
-        Compaction {
-            before: Some(2),
-            ..Compaction::default()
-        },
+        crate::util::before(2),
         Compaction {
             keys: true,
             ..Compaction::default()

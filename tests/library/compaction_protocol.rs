@@ -87,15 +87,7 @@ fn compaction_commits_before_it_renames_and_removes_only_after_durable_renames()
 fn compaction_in_place_makes_each_step_durable_before_the_next() {
     let storage = crate::util::built(120, 400);
     let start = storage.op_count() as usize;
-    let out = walctl::compact(
-        &dir(),
-        &options(&storage),
-        &Compaction {
-            before: Some(50),
-            ..Compaction::default()
-        },
-    )
-    .unwrap();
+    let out = walctl::compact(&dir(), &options(&storage), &crate::util::before(50)).unwrap();
     assert_eq!(
         (out.segments_rewritten, out.segments_added),
         (1, 1),

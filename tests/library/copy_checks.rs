@@ -28,7 +28,7 @@ fn seqs(storage: &MemStorage) -> Vec<u64> {
     records.iter().map(|r| r.seq).collect()
 }
 
-fn corrupt_summary(err: &walctl::Error) -> &str {
+pub(crate) fn corrupt_summary(err: &walctl::Error) -> &str {
     match err.kind() {
         ErrorKind::Corrupt { summary } => summary,
         other => panic!("{other:?}"),

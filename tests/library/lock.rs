@@ -152,7 +152,7 @@ mod readers {
     use std::ops::ControlFlow;
     use std::time::Duration;
     use walctl::storage::{LockKind, MemStorage, Storage};
-    use walctl::{Compaction, Options, Verdict};
+    use walctl::{Options, Verdict};
 
     fn readers_lock() -> std::path::PathBuf {
         dir().join("READERS")
@@ -163,10 +163,7 @@ mod readers {
             lock_wait: Some(wait),
             ..plain(storage)
         };
-        let plan = Compaction {
-            before: Some(51),
-            ..Compaction::default()
-        };
+        let plan = crate::util::before(51);
         walctl::compact(&dir(), &opts, &plan).unwrap()
     }
 

@@ -5,7 +5,7 @@
 use crate::util::{dir, options, payload, scan};
 use proptest::prelude::*;
 use walctl::storage::{CrashMode, Fault, MemStorage};
-use walctl::{Compaction, Log, Verdict};
+use walctl::{Log, Verdict};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -154,14 +154,7 @@ impl Machine {
     fn compact(&mut self, frac: u8) {
         self.log = None;
         let before = self.model.next * u64::from(frac) / 255;
-        let result = walctl::compact(
-            &dir(),
-            &self.options(),
-            &Compaction {
-                before: Some(before),
-                ..Compaction::default()
-            },
-        );
+        let result = walctl::compact(&dir(), &self.options(), &crate::util::before(before));
         if result.is_ok() {
             self.model.records.retain(|(s, _)| *s >= before);
         } else {

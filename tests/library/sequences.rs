@@ -9,8 +9,8 @@
 //! `WALCTL_TEST_SCALE=long` adds the sequences of four operations.
 
 use crate::util::{dir, options, payload};
+use walctl::Log;
 use walctl::storage::{CrashMode, Fault, MemStorage};
-use walctl::{Compaction, Log};
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
@@ -81,14 +81,7 @@ fn run(storage: &MemStorage, ops: &[Op]) -> Expect {
                     Op::Compact => {
                         let before = e.next / 2;
                         e.maybe_compacted = Some(before);
-                        let r = walctl::compact(
-                            &dir(),
-                            &opts,
-                            &Compaction {
-                                before: Some(before),
-                                ..Compaction::default()
-                            },
-                        );
+                        let r = walctl::compact(&dir(), &opts, &crate::util::before(before));
                         if r.is_ok() {
                             e.records.retain(|(s, _)| *s >= before);
                             e.maybe_compacted = None;

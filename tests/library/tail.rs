@@ -202,15 +202,7 @@ fn a_compaction_in_place_keeps_a_cursor_in_a_kept_segment_and_loses_one_in_the_h
         location,
         seq: 2,
     });
-    let out = walctl::compact(
-        &dir(),
-        &plain(&storage),
-        &Compaction {
-            before: Some(25),
-            ..Compaction::default()
-        },
-    )
-    .unwrap();
+    let out = walctl::compact(&dir(), &plain(&storage), &crate::util::before(25)).unwrap();
     assert!(
         out.segments_removed > 0 && out.segments_rewritten == 1,
         "{out:?}"

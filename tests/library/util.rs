@@ -71,6 +71,14 @@ pub fn built(count: u64, len: usize) -> MemStorage {
     storage
 }
 
+/// A compaction that drops the records below `seq`.
+pub fn before(seq: u64) -> walctl::Compaction {
+    walctl::Compaction {
+        before: Some(seq),
+        ..walctl::Compaction::default()
+    }
+}
+
 /// Segment files of the log in `storage`, ascending.
 pub fn segments(storage: &MemStorage) -> Vec<PathBuf> {
     storage
