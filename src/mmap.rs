@@ -9,7 +9,7 @@
 //! rename and unlink, which leaves an existing mapping valid. The last segment is mapped only by a
 //! writer's open while it holds the writer lock, which every truncation also needs, and the
 //! mapping is dropped before open itself cuts a torn tail; readers without the lock read it a
-//! bounded window at a time (`window.rs`).
+//! bounded window at a time (`window/`).
 #![allow(unsafe_code)]
 
 use std::fs::File;

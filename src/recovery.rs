@@ -234,7 +234,7 @@ fn scan_one(
         }
     };
     // Sealed segments are never truncated, so they may be mapped; the last one may be cut while
-    // we read, so it is read, a bounded window at a time (window.rs).
+    // we read, so it is read, a bounded window at a time (`window/`).
     let found = if sealed {
         let bytes = file.contents().map_err(|e| Error::io("read", &path, e))?;
         let s = scan::scan_segment(&bytes, header, visit);

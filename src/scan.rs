@@ -49,10 +49,10 @@ pub(crate) struct SegmentScan {
 
 impl SegmentScan {
     /// Records damage at file offset `offset`, after the records delivered so far.
-    fn damaged(&mut self, kind: DamageKind, offset: usize, length: u64, detail: String) {
+    pub(crate) fn damaged(&mut self, kind: DamageKind, offset: u64, length: u64, detail: String) {
         self.damage.push(LocalDamage {
             kind,
-            offset: offset as u64,
+            offset,
             length,
             last_good_seq: self.last_seq,
             records_before: self.records,
@@ -179,7 +179,7 @@ pub(crate) struct Resume {
 pub(crate) enum Reach {
     /// To the end of the file: damage is judged with everything after it in view.
     EndOfFile,
-    /// A window that stops short of the end (`window.rs`): the scan delivers clean records
+    /// A window that stops short of the end (`window/`): the scan delivers clean records
     /// only and stops at the first doubt, which the next window (or the rest of the file) settles.
     Window,
 }
@@ -209,6 +209,7 @@ pub(crate) fn scan_records(
     let mut resynced = false;
     let window = reach == Reach::Window;
     while pos < data.len() {
+        let at = (base + pos) as u64;
         let decoded =
             format::decode_record_seeded(&data[pos..], seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT);
         let gap = |seq: u64| seq != last_good + 1 && !header.is_compacted();
@@ -224,11 +225,11 @@ pub(crate) fn scan_records(
                 if seq <= last_good {
                     let why = format!("record with sequence {seq} follows sequence {last_good}");
                     let length = u64::from(r.length);
-                    scan.damaged(DamageKind::SequenceRegression, base + pos, length, why);
+                    scan.damaged(DamageKind::SequenceRegression, at, length, why);
                 } else {
                     if gap(seq) && !resynced {
                         let why = format!("sequence jumps from {last_good} to {seq}");
-                        scan.damaged(DamageKind::SequenceGap, base + pos, 0, why);
+                        scan.damaged(DamageKind::SequenceGap, at, 0, why);
                     }
                     resynced = false;
                     last_good = seq;
@@ -251,16 +252,16 @@ pub(crate) fn scan_records(
                 pos = end;
             }
             Decoded::Invalid(why) => {
-                let rest = &data[pos..];
-                if header.is_preallocated() && format::is_zero(rest) {
+                if header.is_preallocated() && format::is_zero(&data[pos..]) {
                     // Preallocated space: the normal end of data (FORMAT.md §2.1).
                     break;
                 }
                 let next = resync(data, pos + 1, seed, last_good);
                 let end = next.unwrap_or(data.len());
-                let kind = damage_kind(why, &data[pos..end]);
-                let detail = describe(why, end - pos, next.is_some());
-                scan.damaged(kind, base + pos, (end - pos) as u64, detail);
+                let zero = why == Invalid::Zeros && format::is_zero(&data[pos..end]);
+                let length = (end - pos) as u64;
+                let detail = describe(why, length, next.is_some());
+                scan.damaged(damage_kind(why, zero), at, length, detail);
                 resynced = true;
                 pos = end;
             }
@@ -288,8 +289,8 @@ pub(crate) fn scan_zeros(
         ControlFlow::Continue(())
     });
     if len > 0 && !header.is_preallocated() {
-        let detail = describe(Invalid::Zeros, len as usize, false);
-        scan.damaged(DamageKind::ZeroFill, from.offset as usize, len, detail);
+        let detail = describe(Invalid::Zeros, len, false);
+        scan.damaged(DamageKind::ZeroFill, from.offset, len, detail);
     }
     scan
 }
@@ -310,34 +311,39 @@ fn view_of<'a>(r: &format::RecordRef<'a>, segment: u64, offset: u64) -> RecordVi
     }
 }
 
-/// Finds the next offset at or after `from` holding a valid record newer than `last_good`.
-///
-/// Checks the cheap header bytes first (type and flags) so zero and garbage regions are skipped
-/// at memory speed; only candidates pay for a checksum.
+/// Finds the next offset at or after `from` holding a valid record newer than `last_good`
+/// (`window::rest` does the same over a file).
 fn resync(bytes: &[u8], from: usize, seed: u32, last_good: u64) -> Option<usize> {
     let last_start = bytes.len().checked_sub(RECORD_HEADER_SIZE)?;
     (from..=last_start).find(|&q| {
-        let kind = bytes[q + 14];
-        if !(1..=2).contains(&kind) || bytes[q + 15] > 1 {
-            return false;
-        }
-        matches!(
+        may_start_record(&bytes[q..])
+            && matches!(
             format::decode_record_seeded(&bytes[q..], seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT),
             Decoded::Record(r) if r.meta.seq > last_good
-        )
+            )
     })
 }
 
-fn damage_kind(why: Invalid, region: &[u8]) -> DamageKind {
+/// Whether a record header may start at the start of `bytes` (at least a header long), judged
+/// by its type and flag bytes alone: resynchronisation skips zero and garbage regions at memory
+/// speed, and only candidates pay for a checksum.
+pub(crate) fn may_start_record(bytes: &[u8]) -> bool {
+    (1..=2).contains(&bytes[14]) && bytes[15] <= 1
+}
+
+/// The kind of damage a region that is not a record makes, given why its first bytes are not
+/// one and whether the whole region (to the next valid record or the end) is zero.
+pub(crate) fn damage_kind(why: Invalid, region_is_zero: bool) -> DamageKind {
     match why {
         Invalid::Truncated => DamageKind::TruncatedRecord,
-        Invalid::Zeros if format::is_zero(region) => DamageKind::ZeroFill,
+        Invalid::Zeros if region_is_zero => DamageKind::ZeroFill,
         Invalid::Zeros | Invalid::HeaderChecksum | Invalid::BodyChecksum => DamageKind::Checksum,
         Invalid::Malformed => DamageKind::Malformed,
     }
 }
 
-fn describe(why: Invalid, length: usize, followed: bool) -> String {
+/// The damage report's detail for a region of `length` bytes that is not a record.
+pub(crate) fn describe(why: Invalid, length: u64, followed: bool) -> String {
     let what = match why {
         Invalid::Truncated => "a record cut short by the end of the file",
         Invalid::Zeros => "zero bytes where a record should start",

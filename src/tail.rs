@@ -13,12 +13,11 @@
 use crate::compact::install;
 use crate::error::{Error, Result};
 use crate::format::{
-    self, Decoded, KEY_SIZE_LIMIT, RECORD_SIZE_LIMIT, SEGMENT_DATA_START, SEGMENT_FILE_LIMIT,
-    SegmentHeader,
+    self, Decoded, KEY_SIZE_LIMIT, RECORD_SIZE_LIMIT, SEGMENT_DATA_START, SegmentHeader,
 };
 use crate::recovery;
 use crate::report::{Location, RecordView};
-use crate::scan::{self, Reach, Resume, Visit};
+use crate::scan::{self, Resume, Visit};
 use crate::segment::Listing;
 use crate::storage::{OpenMode, Storage, StorageFile, read_vec};
 use crate::window::{self, WINDOW};
@@ -233,7 +232,8 @@ fn still_there(
 
 /// Whether the bytes at `stop` in the last segment are damage: they are not a record, valid
 /// records follow them, and they are still not a record when read again (a writer may have
-/// finished the record in between, and a read racing it can see the next one already).
+/// finished the record in between, and a read racing it can see the next one already). Reads a
+/// window at a time, and only as far as the first valid record after the damage.
 fn damage_before_records(
     file: &dyn StorageFile,
     header: &SegmentHeader,
@@ -244,10 +244,9 @@ fn damage_before_records(
         return Ok(false);
     }
     for _ in 0..2 {
-        let rest = read_vec(file, stop.offset, len - stop.offset, SEGMENT_FILE_LIMIT)?;
-        let found = scan::scan_records(&rest, stop, header, None, Reach::EndOfFile, &mut |_| {
-            ControlFlow::Continue(())
-        });
+        let found = window::scan_rest(file, len, stop, header, None, WINDOW, &mut |_| {
+            ControlFlow::Break(())
+        })?;
         let damaged_here = found
             .damage
             .first()

@@ -232,26 +232,47 @@ fn a_last_segment_past_the_file_limit_is_refused_without_reading_it() {
     check("sparse last segment past the limit, writer open", 0, peak);
 }
 
-/// Readers hold the last segment a window at a time, not whole: a 40 MiB last segment of clean
-/// records and a crash's zero-filled tail is scanned in a quarter of its size.
-#[test]
-fn a_large_last_segment_is_read_a_window_at_a_time() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("log");
-    // Not preallocated, so the zeros below are a torn tail, not the normal end of the data.
+/// A log in `dir` whose one segment holds 6,000 synced records of 4,000 bytes (24 MiB); not
+/// preallocated, so zeros after them are a torn tail, not the normal end of the data. Returns
+/// the segment's path and length.
+fn last_segment_of_24_mib(dir: &Path) -> (std::path::PathBuf, u64) {
     let options = Options {
         preallocate: 0,
         ..Options::default()
     };
-    let log = Log::open(&dir, options).unwrap();
+    let log = Log::open(dir, options).unwrap();
     let payload = vec![b'r'; 4000];
     for _ in 0..6_000 {
         log.append(&payload).unwrap();
     }
     log.sync().unwrap();
     drop(log);
-    let path = seg_path(&dir, 1);
-    let data = std::fs::metadata(&path).unwrap().len();
+    let path = seg_path(dir, 1);
+    let len = std::fs::metadata(&path).unwrap().len();
+    (path, len)
+}
+
+/// `scan_log` over the log in `dir`, which must deliver `records` records: the peak of the
+/// scanning thread's heap.
+fn scan_peak(dir: &Path, records: u64) -> u64 {
+    let mut seen = 0u64;
+    let (scanned, peak) = peak_of(|| {
+        walctl::scan_log(&walctl::storage::FsStorage::new(), dir, &mut |_| {
+            seen += 1;
+            std::ops::ControlFlow::Continue(())
+        })
+    });
+    assert_eq!((scanned.unwrap().records, seen), (records, records));
+    peak
+}
+
+/// Readers hold the last segment a window at a time, not whole: a 40 MiB last segment of clean
+/// records and a crash's zero-filled tail is scanned in a quarter of its size.
+#[test]
+fn a_large_last_segment_is_read_a_window_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let (path, data) = last_segment_of_24_mib(&dir);
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(data + (16 << 20)).unwrap();
     drop(file);
@@ -260,18 +281,36 @@ fn a_large_last_segment_is_read_a_window_at_a_time() {
     let report = walctl::verify(&dir).expect("verify");
     assert_eq!(report.records, 6_000);
     assert_eq!(report.verdict(), walctl::Verdict::TornTail);
-    let mut seen = 0u64;
-    let (scanned, peak) = peak_of(|| {
-        walctl::scan_log(&walctl::storage::FsStorage::new(), &dir, &mut |_| {
-            seen += 1;
-            std::ops::ControlFlow::Continue(())
-        })
-    });
-    assert_eq!((scanned.unwrap().records, seen), (6_000, 6_000));
+    let peak = scan_peak(&dir, 6_000);
     assert!(
         peak < 10 << 20,
         "a scan of a {} MiB last segment peaked at {peak} bytes",
         (data >> 20) + 16
+    );
+}
+
+/// Damage early in the last segment changes nothing: from the damage to the end of the file,
+/// readers look for the records that follow it a window at a time too. (They once read all of
+/// it at once: a damaged segment of 1 GiB cost 1 GiB of memory to verify.)
+#[test]
+fn a_damaged_last_segment_is_read_a_window_at_a_time_past_the_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let (path, data) = last_segment_of_24_mib(&dir);
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    // The payload of record 10.
+    let at = SEGMENT_DATA_START + 9 * (32 + 4000) + 32 + 100;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(at)).unwrap();
+    std::io::Write::write_all(&mut file, b"rot").unwrap();
+    drop(file);
+    let report = walctl::verify(&dir).expect("verify");
+    assert_eq!(report.records, 5_999);
+    assert_eq!(report.verdict(), walctl::Verdict::Corrupt);
+    let peak = scan_peak(&dir, 5_999);
+    assert!(
+        peak < 10 << 20,
+        "a scan of a damaged {} MiB last segment peaked at {peak} bytes",
+        data >> 20
     );
 }
 

@@ -5,10 +5,14 @@
 //! faults (see `mmap.rs`). Reading the whole file instead would make their memory grow with the
 //! segment size (up to 1 GiB). So the last segment is read a window at a time: each window's
 //! clean records are delivered, and a window stops at the first byte that needs more context (a
-//! record cut by the window's end, damage, a sequence break). Only when damage is found is
-//! everything from there to the end of the file read at once, because telling a torn tail
-//! from damage followed by valid records needs all of it; `scan::scan_records` does that part,
-//! so the verdicts are exactly those of a whole-file scan.
+//! record cut by the window's end, damage, a sequence break). What follows that doubt is judged
+//! window by window too (`rest.rs`), so a reader's memory is bounded by the window, or by the
+//! longest record, whether the segment is clean or damaged; the verdicts are exactly those of a
+//! whole-file scan (`scan::scan_records`).
+
+mod rest;
+
+pub(crate) use rest::scan_rest;
 
 use crate::format::{
     self, Decoded, KEY_SIZE_LIMIT, RECORD_HEADER_SIZE, RECORD_SIZE_LIMIT, SEGMENT_DATA_START,
@@ -23,10 +27,9 @@ use std::io;
 pub(crate) const WINDOW: u64 = 8 << 20;
 
 /// Scans the records of the segment in `file` (`len` bytes, whose preamble is `preamble`) as
-/// `scan::scan_segment` scans the whole file, holding at most one window of it while the
-/// records are clean (see [`read_clean`]). At the first doubt: zeros to the end are settled
-/// window by window; anything else is damage, and the rest of the file is read at once, since
-/// only all of it tells a torn tail from damage followed by valid records.
+/// `scan::scan_segment` scans the whole file, holding at most one window of it (or one record,
+/// where a record is longer): the clean records through [`read_clean`], then, from the first
+/// doubt, zeros to the end or whatever else follows through `rest::scan_rest`.
 ///
 /// # Errors
 ///
@@ -53,8 +56,7 @@ pub(crate) fn scan_windowed(
         // Zeros to the end (preallocation, or a tail a crash left zero-filled).
         merge(&mut total, scan::scan_zeros(rest, doubt, header, watermark));
     } else {
-        let bytes = read_vec(file, doubt.offset, rest, SEGMENT_FILE_LIMIT)?;
-        let end = scan::scan_records(&bytes, doubt, header, watermark, Reach::EndOfFile, visit);
+        let end = rest::scan_rest(file, len, doubt, header, watermark, window, visit)?;
         merge(&mut total, end);
     }
     Ok(total)
@@ -87,6 +89,7 @@ pub(crate) fn read_clean(
             format!("the file is {len} bytes, more than any segment holds ({SEGMENT_FILE_LIMIT})");
         return Err(io::Error::new(io::ErrorKind::InvalidData, why));
     }
+    let seed = format::binding_seed(&format::binding(header.log_id, header.segment));
     let mut total = scan::scan_records(&[], from, header, watermark, Reach::Window, visit);
     let mut want = window;
     while from.offset < len {
@@ -111,7 +114,7 @@ pub(crate) fn read_clean(
         // Nothing clean at the start of the window: a record longer than the window (its
         // header is intact, so its length is bounded by the format's limit) gets a window of
         // its own if the file holds all of it; anything else is where the clean records end.
-        match claimed_len(&bytes, header) {
+        match claimed_len(&bytes, seed) {
             Some(l) if l > want && l <= len - from.offset => want = l,
             _ => break,
         }
@@ -138,9 +141,9 @@ pub(crate) fn all_zero(
     Ok(true)
 }
 
-/// The length a record's header claims, if the header is intact and within the format's limits.
-fn claimed_len(bytes: &[u8], header: &SegmentHeader) -> Option<u64> {
-    let seed = format::binding_seed(&format::binding(header.log_id, header.segment));
+/// The length a record's header claims, if the header is intact and within the format's limits
+/// and `bytes` hold less than that (`seed` is the segment's binding state).
+fn claimed_len(bytes: &[u8], seed: u32) -> Option<u64> {
     match format::decode_record_seeded(bytes, seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT) {
         Decoded::Invalid(format::Invalid::Truncated) if bytes.len() >= RECORD_HEADER_SIZE => {
             let payload = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
@@ -151,11 +154,13 @@ fn claimed_len(bytes: &[u8], header: &SegmentHeader) -> Option<u64> {
     }
 }
 
-/// Folds the scan of the next window into the total. Only the last window can hold damage
-/// (the others stop before it), and its counts restart at zero.
+/// Folds the scan of the next part of the file into the total. A part's counts start at zero;
+/// where a cut would go stays where the first damage put it.
 fn merge(total: &mut SegmentScan, part: SegmentScan) {
     let before = total.records;
-    total.valid_len = part.valid_len;
+    if total.damage.is_empty() {
+        total.valid_len = part.valid_len;
+    }
     total.records += part.records;
     total.first_seq = total.first_seq.or(part.first_seq);
     total.last_seq = part.last_seq;
@@ -343,6 +348,73 @@ mod tests {
             assert_eq!(seen, [1, 2, 3, 4], "window {window}");
             assert_eq!(at.offset, len, "window {window}: past the last record");
         }
+    }
+
+    #[test]
+    fn a_record_longer_than_the_window_after_damage_is_found_and_read_whole() {
+        // Record 2's body is damaged; record 3, the last in the file, is longer than most
+        // windows, so the search past the damage finds its header in one window and must
+        // read the rest of it (to the very end of the file) to judge it.
+        let h = header(0);
+        let mut bytes = segment(&h, &[(1, 10), (2, 10), (3, 5000)]);
+        bytes[SEGMENT_DATA_START as usize + 42 + 35] ^= 0xff;
+        assert_same(&bytes, &h, usize::MAX);
+        let (s, seen) = windowed(&bytes, &h, 1000, usize::MAX);
+        assert_eq!((s.records, s.damage.len()), (2, 1));
+        assert_eq!(seen.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3]);
+    }
+
+    /// A file that remembers the longest read made of it.
+    #[derive(Debug)]
+    struct LongestRead(
+        std::sync::Arc<dyn StorageFile>,
+        std::sync::atomic::AtomicU64,
+    );
+
+    impl StorageFile for LongestRead {
+        fn len(&self) -> io::Result<u64> {
+            self.0.len()
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+            self.1
+                .fetch_max(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.0.read_at(buf, offset)
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            self.0.write_at(buf, offset)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.0.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.0.sync_data()
+        }
+        fn contents(&self) -> io::Result<crate::storage::Contents> {
+            unreachable!("a reader of the last segment never takes it whole")
+        }
+    }
+
+    #[test]
+    fn past_damage_no_read_is_longer_than_a_window_or_a_record() {
+        // 400 records of 1 KiB with damage early on: a reader used to read everything from
+        // the damage to the end of the file at once.
+        let h = header(0);
+        let records: Vec<(u64, usize)> = (1..=400).map(|s| (s, 1000)).collect();
+        let mut bytes = segment(&h, &records);
+        let data = SEGMENT_DATA_START as usize;
+        for at in [data + 5 * 1032 + 40, data + 200 * 1032 + 7] {
+            bytes[at] ^= 0x55;
+        }
+        bytes.extend_from_slice(&[0xee; 100]);
+        let window = 4096;
+        let file = LongestRead(stored(&bytes), 0.into());
+        let pre = &bytes[..data];
+        let mut visit = |_: &crate::report::RecordView<'_>| ControlFlow::Continue(());
+        let s = scan_windowed(&file, bytes.len() as u64, pre, &h, window, &mut visit).unwrap();
+        assert_eq!((s.records, s.damage.len()), (398, 3));
+        let longest = file.1.into_inner();
+        assert!(longest < window + 32, "a read of {longest} bytes");
+        assert_same(&bytes, &h, usize::MAX);
     }
 
     #[test]
