@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Fixture, clean_offset, json_lines};
+use common::{Fixture, HEADER, clean_offset, json_lines};
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -289,4 +289,31 @@ fn follow_waits_at_a_torn_tail_without_reporting_it() {
         ends_cleanly_after(child, stdout, "payload"),
         ["after-the-cut"]
     );
+}
+
+/// Corruption the first read finds is reported, and following goes on after it; when following
+/// then ends by itself (here at once, `--to` being met), the exit code still says corrupt, as
+/// `dump` without `--follow` does. It once ended 0, telling a script the log was clean.
+#[test]
+fn follow_that_ends_at_to_after_reporting_corruption_exits_3() {
+    let f = Fixture::clean(4);
+    f.flip_byte(clean_offset(2) + HEADER + 3);
+    let (child, stdout) = spawn_dump(&f.dir, &["--json", "--follow", "--to", "4"]);
+    let mut printed = String::new();
+    BufReader::new(stdout).read_to_string(&mut printed).unwrap();
+    let seqs: Vec<u64> = json_lines(&printed)
+        .iter()
+        .map(|v| v["seq"].as_u64().unwrap())
+        .collect();
+    let (code, stderr) = finish(child);
+    assert_eq!((code, seqs), (Some(3), vec![1, 3, 4]));
+    let at = clean_offset(2);
+    assert!(
+        stderr.contains(&format!(
+            "corrupt damage in 00000000000000000001.wal at offset {at}"
+        )),
+        "{stderr}"
+    );
+    let plain = f.run(&["dump", "--json", "--to", "4"]);
+    assert_eq!(plain.code, 3, "{plain:?}");
 }

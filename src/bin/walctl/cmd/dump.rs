@@ -14,7 +14,7 @@ use anyhow::Result;
 use comfy_table::{Cell, ColumnConstraint, Table, Width};
 use std::io::{self, Write as _};
 use std::path::Path;
-use walctl::{DamageClass, RecordView, Report};
+use walctl::{DamageClass, RecordView, Report, Verdict};
 
 /// Rows per printed table chunk: enough to look like one table, few enough to stream.
 const CHUNK_ROWS: usize = 512;
@@ -78,7 +78,15 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
             emitted: selection.emitted,
             cursor: selection.cursor,
         };
-        return follow::follow(dir, &args.filter, start, &mut printer);
+        let ended = follow::follow(dir, &args.filter, start, &mut printer)?;
+        // Corruption the first read reported still stands when following ends by itself (at
+        // --to or --limit): exit 0 would tell a script the log is clean.
+        let corrupt = selection.report.verdict() == Verdict::Corrupt;
+        return Ok(if ended == Exit::Success && corrupt {
+            Exit::Corrupt
+        } else {
+            ended
+        });
     }
     report_damage(printer.out, &selection.report, false);
     Ok(Exit::from_verdict(selection.report.verdict()))
