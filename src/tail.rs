@@ -20,7 +20,7 @@ use crate::report::{Location, RecordView};
 use crate::scan::{self, Resume, Visit};
 use crate::segment::Listing;
 use crate::storage::{OpenMode, Storage, StorageFile, read_vec};
-use crate::window::{self, WINDOW};
+use crate::window::{self, Held, WINDOW};
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -149,9 +149,9 @@ pub fn read_after(
             visit(r)
         };
         let io = |e| Error::io("read", &path, e);
+        let mut held = Held::new(&*file, len, WINDOW).map_err(io)?;
         let (scan, stop) =
-            window::read_clean(&*file, len, from, &header, None, WINDOW, &mut delivered)
-                .map_err(io)?;
+            window::read_clean(&mut held, from, &header, None, &mut delivered).map_err(io)?;
         if scan.stopped {
             break;
         }
@@ -166,8 +166,7 @@ pub fn read_after(
         } else {
             // A sealed segment ends at its last record, or in zeros when preallocated.
             stop.offset == len
-                || (header.is_preallocated()
-                    && window::all_zero(&*file, stop.offset, len, WINDOW).map_err(io)?)
+                || (header.is_preallocated() && held.all_zero(stop.offset, len).map_err(io)?)
         };
         if !settled {
             return Ok(After::Damaged {
@@ -240,11 +239,13 @@ fn damage_before_records(
     stop: Resume,
     len: u64,
 ) -> std::io::Result<bool> {
-    if stop.offset == len || window::all_zero(file, stop.offset, len, WINDOW)? {
+    if stop.offset == len || Held::new(file, len, WINDOW)?.all_zero(stop.offset, len)? {
         return Ok(false);
     }
     for _ in 0..2 {
-        let found = window::scan_rest(file, len, stop, header, None, WINDOW, &mut |_| {
+        // Read afresh each time: the second look is for what a writer may have changed.
+        let mut held = Held::new(file, len, WINDOW)?;
+        let found = window::scan_rest(&mut held, stop, header, None, &mut |_| {
             ControlFlow::Break(())
         })?;
         let damaged_here = found

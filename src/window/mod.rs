@@ -10,16 +10,18 @@
 //! longest record, whether the segment is clean or damaged; the verdicts are exactly those of a
 //! whole-file scan (`scan::scan_records`).
 
+mod held;
 mod rest;
 
+pub(crate) use held::Held;
 pub(crate) use rest::scan_rest;
 
 use crate::format::{
     self, Decoded, KEY_SIZE_LIMIT, RECORD_HEADER_SIZE, RECORD_SIZE_LIMIT, SEGMENT_DATA_START,
-    SEGMENT_FILE_LIMIT, SegmentHeader,
+    SegmentHeader,
 };
 use crate::scan::{self, Reach, Resume, SegmentScan, Visit};
-use crate::storage::{StorageFile, read_vec};
+use crate::storage::StorageFile;
 use std::io;
 
 /// Bytes read per window: large enough that the per-read cost vanishes, small enough to bound
@@ -47,59 +49,49 @@ pub(crate) fn scan_windowed(
         offset: SEGMENT_DATA_START,
         last_seq: header.first_seq - 1,
     };
-    let (mut total, doubt) = read_clean(file, len, from, header, watermark, window, visit)?;
+    let mut held = Held::new(file, len, window)?;
+    let (mut total, doubt) = read_clean(&mut held, from, header, watermark, visit)?;
     let rest = len - doubt.offset;
     if total.stopped || rest == 0 {
         return Ok(total);
     }
-    if all_zero(file, doubt.offset, len, window)? {
+    if held.all_zero(doubt.offset, len)? {
         // Zeros to the end (preallocation, or a tail a crash left zero-filled).
         merge(&mut total, scan::scan_zeros(rest, doubt, header, watermark));
     } else {
-        let end = rest::scan_rest(file, len, doubt, header, watermark, window, visit)?;
+        let end = rest::scan_rest(&mut held, doubt, header, watermark, visit)?;
         merge(&mut total, end);
     }
     Ok(total)
 }
 
-/// Delivers the clean records of the segment in `file` from `from` on, reading at most `window`
-/// bytes at a time (a record longer than the window gets a window of its own length), and stops
-/// at the first byte that is not the start of the next clean record: the end of the file, a
-/// record cut short, damage, or a sequence break. Returns what was delivered and where it
-/// stopped; `SegmentScan::stopped` when the visitor asked to.
+/// Delivers the clean records of the segment read through `held` from `from` on, a window at a
+/// time (a record longer than the window gets a window of its own length), and stops at the
+/// first byte that is not the start of the next clean record: the end of the file, a record cut
+/// short, damage, or a sequence break. Returns what was delivered and where it stopped;
+/// `SegmentScan::stopped` when the visitor asked to.
 ///
 /// # Errors
 ///
-/// The storage's read error; a file longer than any segment can be.
+/// The storage's read error.
 pub(crate) fn read_clean(
-    file: &dyn StorageFile,
-    len: u64,
+    held: &mut Held<'_>,
     mut from: Resume,
     header: &SegmentHeader,
     watermark: Option<format::WatermarkSlot>,
-    window: u64,
     visit: &mut Visit<'_>,
 ) -> io::Result<(SegmentScan, Resume)> {
+    let len = held.len();
     assert!(
-        len >= from.offset && from.offset >= SEGMENT_DATA_START && window > 0,
+        len >= from.offset && from.offset >= SEGMENT_DATA_START,
         "the caller starts at a record boundary inside the file"
     );
-    if len > SEGMENT_FILE_LIMIT {
-        let why =
-            format!("the file is {len} bytes, more than any segment holds ({SEGMENT_FILE_LIMIT})");
-        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
-    }
     let seed = format::binding_seed(&format::binding(header.log_id, header.segment));
     let mut total = scan::scan_records(&[], from, header, watermark, Reach::Window, visit);
-    let mut want = window;
+    let mut need = RECORD_HEADER_SIZE as u64;
     while from.offset < len {
-        let bytes = read_vec(
-            file,
-            from.offset,
-            (len - from.offset).min(want),
-            SEGMENT_FILE_LIMIT,
-        )?;
-        let part = scan::scan_records(&bytes, from, header, watermark, Reach::Window, visit);
+        let bytes = held.at(from.offset, need)?;
+        let part = scan::scan_records(bytes, from, header, watermark, Reach::Window, visit);
         let stop = part
             .window_stop
             .expect("a window scan says where it stopped");
@@ -108,46 +100,29 @@ pub(crate) fn read_clean(
             return Ok((total, stop));
         }
         if stop.offset > from.offset {
-            (from, want) = (stop, window);
+            (from, need) = (stop, RECORD_HEADER_SIZE as u64);
             continue;
         }
-        // Nothing clean at the start of the window: a record longer than the window (its
-        // header is intact, so its length is bounded by the format's limit) gets a window of
-        // its own if the file holds all of it; anything else is where the clean records end.
-        match claimed_len(&bytes, seed) {
-            Some(l) if l > want && l <= len - from.offset => want = l,
+        // Nothing clean at the start of what is held: a record that runs past it (its header
+        // is intact, so its length is bounded by the format's limit) is read whole if the file
+        // holds all of it; anything else is where the clean records end.
+        match claimed_len(bytes, seed) {
+            Some(l) if l > bytes.len() as u64 && l <= len - from.offset => need = l,
             _ => break,
         }
     }
     Ok((total, from))
 }
 
-/// Whether the file is all zero from `offset` to `len`, read a window at a time.
-pub(crate) fn all_zero(
-    file: &dyn StorageFile,
-    mut offset: u64,
-    len: u64,
-    window: u64,
-) -> io::Result<bool> {
-    let mut buf = vec![0u8; window.min(len - offset).min(WINDOW) as usize];
-    while offset < len {
-        let n = buf.len().min((len - offset) as usize);
-        file.read_at(&mut buf[..n], offset)?;
-        if !format::is_zero(&buf[..n]) {
-            return Ok(false);
-        }
-        offset += n as u64;
-    }
-    Ok(true)
-}
-
-/// The length a record's header claims, if the header is intact and within the format's limits
-/// and `bytes` hold less than that (`seed` is the segment's binding state).
+/// The length a record's header at the start of `bytes` claims, when the header is intact and
+/// within the format's limits and claims a body (`seed` is the segment's binding state).
+/// Judged from the header alone, so it is the same whether `bytes` hold the body or not.
 fn claimed_len(bytes: &[u8], seed: u32) -> Option<u64> {
-    match format::decode_record_seeded(bytes, seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT) {
-        Decoded::Invalid(format::Invalid::Truncated) if bytes.len() >= RECORD_HEADER_SIZE => {
-            let payload = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-            let key = u16::from_le_bytes(bytes[12..14].try_into().expect("2 bytes"));
+    let head = bytes.get(..RECORD_HEADER_SIZE)?;
+    match format::decode_record_seeded(head, seed, RECORD_SIZE_LIMIT, KEY_SIZE_LIMIT) {
+        Decoded::Invalid(format::Invalid::Truncated) => {
+            let payload = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+            let key = u16::from_le_bytes(head[12..14].try_into().expect("2 bytes"));
             Some(RECORD_HEADER_SIZE as u64 + u64::from(payload) + u64::from(key))
         }
         _ => None,
@@ -177,7 +152,8 @@ fn merge(total: &mut SegmentScan, part: SegmentScan) {
 mod tests {
     use super::*;
     use crate::format::{
-        FORMAT_VERSION, RecordKind, RecordMeta, SEGMENT_FLAG_COMPACTED, SEGMENT_FLAG_PREALLOCATED,
+        FORMAT_VERSION, RecordKind, RecordMeta, SEGMENT_FILE_LIMIT, SEGMENT_FLAG_COMPACTED,
+        SEGMENT_FLAG_PREALLOCATED,
     };
     use crate::storage::{MemStorage, OpenMode, Storage};
     use proptest::prelude::*;
@@ -339,8 +315,9 @@ mod tests {
                 ControlFlow::Break(())
             };
             let mut at = START;
+            let mut held = Held::new(&*file, len, window).unwrap();
             for _ in 0..4 {
-                let (s, stop) = read_clean(&*file, len, at, &h, None, window, &mut visit).unwrap();
+                let (s, stop) = read_clean(&mut held, at, &h, None, &mut visit).unwrap();
                 assert!(s.stopped, "window {window}");
                 assert_eq!(stop.last_seq, at.last_seq + 1, "window {window}");
                 at = stop;
@@ -364,57 +341,84 @@ mod tests {
         assert_eq!(seen.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3]);
     }
 
-    /// A file that remembers the longest read made of it.
+    /// A file that counts the reads made of it and remembers the longest.
     #[derive(Debug)]
-    struct LongestRead(
-        std::sync::Arc<dyn StorageFile>,
-        std::sync::atomic::AtomicU64,
-    );
+    struct Reads {
+        file: std::sync::Arc<dyn StorageFile>,
+        count: std::sync::atomic::AtomicU64,
+        longest: std::sync::atomic::AtomicU64,
+    }
 
-    impl StorageFile for LongestRead {
+    impl StorageFile for Reads {
         fn len(&self) -> io::Result<u64> {
-            self.0.len()
+            self.file.len()
         }
         fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-            self.1
-                .fetch_max(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            self.0.read_at(buf, offset)
+            use std::sync::atomic::Ordering::Relaxed;
+            self.count.fetch_add(1, Relaxed);
+            self.longest.fetch_max(buf.len() as u64, Relaxed);
+            self.file.read_at(buf, offset)
         }
         fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-            self.0.write_at(buf, offset)
+            self.file.write_at(buf, offset)
         }
         fn set_len(&self, len: u64) -> io::Result<()> {
-            self.0.set_len(len)
+            self.file.set_len(len)
         }
         fn sync_data(&self) -> io::Result<()> {
-            self.0.sync_data()
+            self.file.sync_data()
         }
         fn contents(&self) -> io::Result<crate::storage::Contents> {
             unreachable!("a reader of the last segment never takes it whole")
         }
     }
 
-    #[test]
-    fn past_damage_no_read_is_longer_than_a_window_or_a_record() {
-        // 400 records of 1 KiB with damage early on: a reader used to read everything from
-        // the damage to the end of the file at once.
+    /// 400 records of 1 KiB, damage in every tenth from the sixth on, and garbage at the end:
+    /// the scan through windows of `window` bytes, with the number of reads and the longest.
+    fn damaged_often(window: u64) -> (SegmentScan, u64, u64, Vec<u8>, SegmentHeader) {
         let h = header(0);
         let records: Vec<(u64, usize)> = (1..=400).map(|s| (s, 1000)).collect();
         let mut bytes = segment(&h, &records);
         let data = SEGMENT_DATA_START as usize;
-        for at in [data + 5 * 1032 + 40, data + 200 * 1032 + 7] {
-            bytes[at] ^= 0x55;
+        for record in (5..400).step_by(10) {
+            bytes[data + record * 1032 + 40 + record % 7] ^= 0x55;
         }
         bytes.extend_from_slice(&[0xee; 100]);
-        let window = 4096;
-        let file = LongestRead(stored(&bytes), 0.into());
+        let file = Reads {
+            file: stored(&bytes),
+            count: 0.into(),
+            longest: 0.into(),
+        };
         let pre = &bytes[..data];
         let mut visit = |_: &crate::report::RecordView<'_>| ControlFlow::Continue(());
         let s = scan_windowed(&file, bytes.len() as u64, pre, &h, window, &mut visit).unwrap();
-        assert_eq!((s.records, s.damage.len()), (398, 3));
-        let longest = file.1.into_inner();
+        let (count, longest) = (file.count.into_inner(), file.longest.into_inner());
+        (s, count, longest, bytes, h)
+    }
+
+    #[test]
+    fn past_damage_no_read_is_longer_than_a_window_or_a_record() {
+        // A reader used to read everything from the first damage to the end of the file at once.
+        let window = 4096;
+        let (s, _, longest, bytes, h) = damaged_often(window);
+        assert_eq!((s.records, s.damage.len()), (360, 41));
         assert!(longest < window + 32, "a read of {longest} bytes");
         assert_same(&bytes, &h, usize::MAX);
+    }
+
+    #[test]
+    fn damage_every_few_records_costs_no_read_of_its_own() {
+        // Each damage is judged from the window already held: the reads are about one per
+        // window (a window's last record, cut by its end, starts the next), not one or two per
+        // damage, which made a segment damaged every few records cost a window's read for each.
+        let window = 64 << 10;
+        let (s, reads, _, bytes, _) = damaged_often(window);
+        assert_eq!((s.records, s.damage.len()), (360, 41));
+        let windows = (bytes.len() as u64).div_ceil(window);
+        assert!(
+            reads <= 2 * windows + 2,
+            "{reads} reads for {windows} windows"
+        );
     }
 
     #[test]
@@ -424,7 +428,8 @@ mod tests {
         let file = stored(&segment(&h, &[(1, 10)]));
         let mut visit = |_: &crate::report::RecordView<'_>| ControlFlow::Continue(());
         for (len, refused) in [(SEGMENT_FILE_LIMIT, false), (SEGMENT_FILE_LIMIT + 1, true)] {
-            let result = read_clean(&*file, len, START, &h, None, WINDOW, &mut visit);
+            let result = Held::new(&*file, len, WINDOW)
+                .and_then(|mut held| read_clean(&mut held, START, &h, None, &mut visit));
             let said = result.map(|_| ()).map_err(|e| e.to_string());
             let more_than_any = said
                 .as_ref()

@@ -8,51 +8,46 @@
 //! the file is read a window at a time, plus one record at a time where a record is longer
 //! than the window. The window tests hold every verdict to a whole-file scan's.
 
-use super::{all_zero, claimed_len, merge, read_clean};
+use super::{Held, claimed_len, merge, read_clean};
 use crate::format::{
     self, Decoded, Invalid, KEY_SIZE_LIMIT, RECORD_HEADER_SIZE, RECORD_SIZE_LIMIT, SegmentHeader,
     WatermarkSlot,
 };
 use crate::scan::{self, Reach, Resume, SegmentScan, Visit};
-use crate::storage::{StorageFile, read_vec};
 use std::io;
 
-/// The most bytes one read here asks for: a window, or a record of the largest size.
-const READ_LIMIT: u64 = RECORD_HEADER_SIZE as u64 + RECORD_SIZE_LIMIT as u64;
-
-/// What a scan finds from `from` (a record boundary where the clean records stopped) to `len`,
-/// the end of the file: the same as `scan::scan_records` over those bytes held whole, reading
-/// at most `window` bytes at a time, or one record where a record is longer.
+/// What a scan finds from `from` (a record boundary where the clean records stopped) to the end
+/// of the file read through `held`: the same as `scan::scan_records` over those bytes held
+/// whole, holding a window at a time, or one record where a record is longer.
 ///
 /// # Errors
 ///
 /// The storage's read error.
 pub(crate) fn scan_rest(
-    file: &dyn StorageFile,
-    len: u64,
+    held: &mut Held<'_>,
     from: Resume,
     header: &SegmentHeader,
     watermark: Option<WatermarkSlot>,
-    window: u64,
     visit: &mut Visit<'_>,
 ) -> io::Result<SegmentScan> {
+    let len = held.len();
     let seed = format::binding_seed(&format::binding(header.log_id, header.segment));
     let mut total = scan::scan_records(&[], from, header, watermark, Reach::EndOfFile, visit);
     let mut at = from;
     while at.offset < len {
-        let bytes = record_at(file, at.offset, len, seed)?;
+        let bytes = record_at(held, at.offset, seed)?;
         let (whole, resumed) = match decode(&bytes, seed) {
             // A sequence break, which the clean run stops at: judged by the whole-file scan
             // itself, over just this record.
             Decoded::Record(_) => (bytes, at),
             Decoded::Invalid(why) => {
-                if header.is_preallocated() && all_zero(file, at.offset, len, window)? {
+                if header.is_preallocated() && held.all_zero(at.offset, len)? {
                     // Preallocated space: the normal end of the data (FORMAT.md §2.1).
                     break;
                 }
-                let found = resync(file, at.offset + 1, len, seed, at.last_seq, window)?;
+                let found = resync(held, at.offset + 1, seed, at.last_seq)?;
                 let end = found.as_ref().map_or(len, |(q, _, _)| *q);
-                let zero = why == Invalid::Zeros && all_zero(file, at.offset, end, window)?;
+                let zero = why == Invalid::Zeros && held.all_zero(at.offset, end)?;
                 let detail = scan::describe(why, end - at.offset, found.is_some());
                 total.damaged(
                     scan::damage_kind(why, zero),
@@ -83,7 +78,7 @@ pub(crate) fn scan_rest(
             offset: resumed.offset + whole.len() as u64,
             last_seq,
         };
-        let (part, stop) = read_clean(file, len, next, header, watermark, window, visit)?;
+        let (part, stop) = read_clean(held, next, header, watermark, visit)?;
         merge(&mut total, part);
         if total.stopped {
             return Ok(total);
@@ -93,58 +88,61 @@ pub(crate) fn scan_rest(
     Ok(total)
 }
 
-/// The bytes at `offset` that decide what starts there: the whole record when its header is
-/// intact and the file holds all of it, else the header (or what is left of the file, if less).
-fn record_at(file: &dyn StorageFile, offset: u64, len: u64, seed: u32) -> io::Result<Vec<u8>> {
-    let head = read_vec(
-        file,
-        offset,
-        (len - offset).min(RECORD_HEADER_SIZE as u64),
-        READ_LIMIT,
-    )?;
-    match claimed_len(&head, seed) {
-        Some(total) if total <= len - offset => read_vec(file, offset, total, READ_LIMIT),
-        _ => Ok(head),
-    }
+/// The bytes at `offset` that decide what starts there, as a whole-file decode sees them: the
+/// whole record when its header is intact and the file holds all of it, else the header (or
+/// what is left of the file, if less).
+fn record_at(held: &mut Held<'_>, offset: u64, seed: u32) -> io::Result<Vec<u8>> {
+    let left = held.len() - offset;
+    let head = held.at(offset, RECORD_HEADER_SIZE as u64)?;
+    // The whole record when the header says how long it is and the file holds it: its body
+    // decides (a checksum, a sequence number); else its header, which decides alone.
+    let take = match decode(head, seed) {
+        Decoded::Record(r) => u64::from(r.length),
+        _ => match claimed_len(head, seed) {
+            Some(total) if total <= left => total,
+            _ => left.min(RECORD_HEADER_SIZE as u64),
+        },
+    };
+    Ok(held.at(offset, take)?[..take as usize].to_vec())
 }
 
 /// The first offset at or after `from` where a valid record newer than `last_good` starts, with
-/// that record's sequence number and bytes: `scan::resync` over the file, `window` candidate
-/// offsets at a time.
+/// that record's sequence number and bytes: `scan::resync` over the file, through the window
+/// held.
 fn resync(
-    file: &dyn StorageFile,
-    from: u64,
-    len: u64,
+    held: &mut Held<'_>,
+    mut from: u64,
     seed: u32,
     last_good: u64,
-    window: u64,
 ) -> io::Result<Option<(u64, u64, Vec<u8>)>> {
     let header = RECORD_HEADER_SIZE as u64;
-    let mut start = from;
-    while start + header <= len {
-        // The candidates `start..start + window`, and enough bytes after the last one for its
-        // header to be whole.
-        let end = (start + window + header - 1).min(len);
-        let buf = read_vec(file, start, end - start, READ_LIMIT)?;
-        let last = (buf.len() - RECORD_HEADER_SIZE).min(window as usize - 1);
-        for i in (0..=last).filter(|&i| scan::may_start_record(&buf[i..])) {
-            let at = start + i as u64;
-            let record = match decode(&buf[i..], seed) {
-                Decoded::Record(r) => buf[i..i + r.length as usize].to_vec(),
-                // A header intact but its record past the window: read it whole to judge it.
-                Decoded::Invalid(Invalid::Truncated) => match claimed_len(&buf[i..], seed) {
-                    Some(total) if total <= len - at => read_vec(file, at, total, READ_LIMIT)?,
-                    _ => continue,
-                },
-                Decoded::Invalid(_) => continue,
-            };
-            if let Decoded::Record(r) = decode(&record, seed)
-                && r.meta.seq > last_good
-            {
-                return Ok(Some((at, r.meta.seq, record)));
-            }
+    let len = held.len();
+    while from + header <= len {
+        let bytes = held.at(from, header)?;
+        // Offsets whose header the bytes held hold whole; a record that runs past them is read
+        // whole to be judged.
+        let last = bytes.len() - RECORD_HEADER_SIZE;
+        let candidate = (0..=last).find(|&i| {
+            scan::may_start_record(&bytes[i..])
+                && match decode(&bytes[i..], seed) {
+                    Decoded::Record(r) => r.meta.seq > last_good,
+                    Decoded::Invalid(Invalid::Truncated) => claimed_len(&bytes[i..], seed)
+                        .is_some_and(|total| total <= len - from - i as u64),
+                    Decoded::Invalid(_) => false,
+                }
+        });
+        let Some(i) = candidate else {
+            from += last as u64 + 1;
+            continue;
+        };
+        let at = from + i as u64;
+        let record = record_at(held, at, seed)?;
+        if let Decoded::Record(r) = decode(&record, seed)
+            && r.meta.seq > last_good
+        {
+            return Ok(Some((at, r.meta.seq, record)));
         }
-        start += window;
+        from = at + 1;
     }
     Ok(None)
 }
