@@ -105,3 +105,84 @@ impl<'f> Held<'f> {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::tests::{Reads, stored};
+    use std::sync::atomic::Ordering::Relaxed;
+
+    /// A file of `len` bytes, each its offset modulo 251, that counts its reads.
+    fn counted(len: usize) -> Reads {
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        Reads {
+            file: stored(&bytes),
+            count: 0.into(),
+            longest: 0.into(),
+        }
+    }
+
+    #[test]
+    fn requests_inside_the_window_held_are_served_without_a_read() {
+        let file = counted(1000);
+        let mut held = Held::new(&file, 1000, 100).unwrap();
+        let reads = |file: &Reads| file.count.load(Relaxed);
+        assert_eq!(held.at(10, 32).unwrap()[..3], [10, 11, 12]);
+        assert_eq!((reads(&file), held.at(10, 32).unwrap().len()), (1, 100));
+        // From the window's first byte to its last: held.
+        held.at(10, 100).unwrap();
+        held.at(109, 1).unwrap();
+        assert_eq!(reads(&file), 1);
+        // One byte past it, or one before it: read again, from there.
+        assert_eq!(held.at(100, 11).unwrap()[0], 100);
+        assert_eq!(reads(&file), 2);
+        assert_eq!(held.at(99, 1).unwrap()[0], 99);
+        assert_eq!(reads(&file), 3);
+        // Near the end of the file a request gets what there is, once.
+        assert_eq!(held.at(990, 32).unwrap().len(), 10);
+        assert_eq!(held.at(990, 32).unwrap().len(), 10);
+        assert_eq!(held.at(1000, 32).unwrap().len(), 0);
+        assert_eq!(reads(&file), 4);
+    }
+
+    #[test]
+    fn a_request_longer_than_the_window_is_read_whole_and_its_buffer_given_back_after() {
+        let file = counted(10_000);
+        let mut held = Held::new(&file, 10_000, 64).unwrap();
+        assert_eq!(held.at(0, 8000).unwrap().len(), 8000);
+        assert_eq!(file.longest.load(Relaxed), 8000);
+        assert_eq!(held.at(9000, 32).unwrap().len(), 64);
+        assert!(held.bytes.capacity() <= 128, "{}", held.bytes.capacity());
+    }
+
+    #[test]
+    fn a_request_past_any_record_is_refused_before_anything_is_allocated() {
+        // The length is the caller's stat; nothing is read, so the file may be short.
+        let file = counted(10);
+        let mut held = Held::new(&file, SEGMENT_FILE_LIMIT, 64).unwrap();
+        let refused = held.at(0, READ_LIMIT + 1).map(|_| ()).unwrap_err();
+        assert!(
+            refused.to_string().contains("refusing to read"),
+            "{refused}"
+        );
+        assert_eq!((file.count.load(Relaxed), held.bytes.capacity()), (0, 0));
+    }
+
+    #[test]
+    fn zeros_are_checked_through_the_window_held() {
+        let mut bytes = vec![0u8; 1000];
+        bytes[700] = 1;
+        let file = Reads {
+            file: stored(&bytes),
+            count: 0.into(),
+            longest: 0.into(),
+        };
+        let mut held = Held::new(&file, 1000, 256).unwrap();
+        assert!(held.all_zero(0, 700).unwrap());
+        assert!(!held.all_zero(0, 701).unwrap());
+        assert!(held.all_zero(701, 1000).unwrap());
+        assert!(held.all_zero(1000, 1000).unwrap());
+        // Windows at 0, 256 and 512; again from 0 for the second check; then 768.
+        assert_eq!(file.count.load(Relaxed), 7);
+    }
+}

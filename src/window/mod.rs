@@ -193,7 +193,7 @@ mod tests {
     type Seen = (SegmentScan, Vec<(u64, u64)>);
 
     /// `bytes` as a file to read, at `/w/seg` of a fresh in-memory storage.
-    fn stored(bytes: &[u8]) -> std::sync::Arc<dyn StorageFile> {
+    pub(super) fn stored(bytes: &[u8]) -> std::sync::Arc<dyn StorageFile> {
         let storage = MemStorage::new();
         let path = Path::new("/w/seg");
         storage.create_dir_all(Path::new("/w")).unwrap();
@@ -343,10 +343,10 @@ mod tests {
 
     /// A file that counts the reads made of it and remembers the longest.
     #[derive(Debug)]
-    struct Reads {
-        file: std::sync::Arc<dyn StorageFile>,
-        count: std::sync::atomic::AtomicU64,
-        longest: std::sync::atomic::AtomicU64,
+    pub(super) struct Reads {
+        pub(super) file: std::sync::Arc<dyn StorageFile>,
+        pub(super) count: std::sync::atomic::AtomicU64,
+        pub(super) longest: std::sync::atomic::AtomicU64,
     }
 
     impl StorageFile for Reads {
