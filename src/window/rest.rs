@@ -96,12 +96,9 @@ fn record_at(held: &mut Held<'_>, offset: u64, seed: u32) -> io::Result<Vec<u8>>
     let head = held.at(offset, RECORD_HEADER_SIZE as u64)?;
     // The whole record when the header says how long it is and the file holds it: its body
     // decides (a checksum, a sequence number); else its header, which decides alone.
-    let take = match decode(head, seed) {
-        Decoded::Record(r) => u64::from(r.length),
-        _ => match claimed_len(head, seed) {
-            Some(total) if total <= left => total,
-            _ => left.min(RECORD_HEADER_SIZE as u64),
-        },
+    let take = match claimed_len(head, seed) {
+        Some(total) if total <= left => total,
+        _ => left.min(RECORD_HEADER_SIZE as u64),
     };
     Ok(held.at(offset, take)?[..take as usize].to_vec())
 }
@@ -119,17 +116,16 @@ fn resync(
     let len = held.len();
     while from + header <= len {
         let bytes = held.at(from, header)?;
-        // Offsets whose header the bytes held hold whole; a record that runs past them is read
-        // whole to be judged.
+        // Offsets whose header the bytes held hold whole, and whose header is intact: a valid
+        // record, or one that runs past the bytes held, which is then read whole and judged
+        // (its body, its sequence number) as the whole-file search judges it.
         let last = bytes.len() - RECORD_HEADER_SIZE;
         let candidate = (0..=last).find(|&i| {
             scan::may_start_record(&bytes[i..])
-                && match decode(&bytes[i..], seed) {
-                    Decoded::Record(r) => r.meta.seq > last_good,
-                    Decoded::Invalid(Invalid::Truncated) => claimed_len(&bytes[i..], seed)
-                        .is_some_and(|total| total <= len - from - i as u64),
-                    Decoded::Invalid(_) => false,
-                }
+                && matches!(
+                    decode(&bytes[i..], seed),
+                    Decoded::Record(_) | Decoded::Invalid(Invalid::Truncated)
+                )
         });
         let Some(i) = candidate else {
             from += last as u64 + 1;
