@@ -267,6 +267,13 @@ mod tests {
         assert_same(&torn, &h, usize::MAX);
         assert_same(&segment(&h, &[(1, 40), (2, 40), (5, 40)]), &h, usize::MAX);
         assert_same(&segment(&h, &[(1, 40), (2, 40), (2, 40)]), &h, usize::MAX);
+        // Past damage, the search skips a valid record no newer than the last good one (a
+        // copy of record 2 here) and goes on to record 4.
+        let mut stale = segment(&h, &[(1, 40), (2, 40), (3, 40), (2, 40), (4, 40)]);
+        stale[data + 2 * 72 + 50] ^= 1;
+        assert_same(&stale, &h, usize::MAX);
+        let (s, seen) = windowed(&stale, &h, 64, usize::MAX);
+        assert_eq!((s.records, s.damage.len(), seen.len()), (3, 1, 3));
         let mut zeros = clean.clone();
         zeros.resize(clean.len() + 5000, 0);
         assert_same(&zeros, &h, usize::MAX);
