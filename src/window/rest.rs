@@ -40,33 +40,10 @@ pub(crate) fn scan_rest(
             // A sequence break, which the clean run stops at: judged by the whole-file scan
             // itself, over just this record.
             Decoded::Record(_) => (bytes, at),
-            Decoded::Invalid(why) => {
-                if header.is_preallocated() && held.all_zero(at.offset, len)? {
-                    // Preallocated space: the normal end of the data (FORMAT.md §2.1).
-                    break;
-                }
-                let found = resync(held, at.offset + 1, seed, at.last_seq)?;
-                let end = found.as_ref().map_or(len, |(q, _, _)| *q);
-                let zero = why == Invalid::Zeros && held.all_zero(at.offset, end)?;
-                let detail = scan::describe(why, end - at.offset, found.is_some());
-                total.damaged(
-                    scan::damage_kind(why, zero),
-                    at.offset,
-                    end - at.offset,
-                    detail,
-                );
-                let Some((q, seq, record)) = found else { break };
-                // The record found after damage follows it without a gap report, as in a
-                // whole-file scan: standing just before its sequence number says so.
-                let last_seq = seq - 1;
-                (
-                    record,
-                    Resume {
-                        offset: q,
-                        last_seq,
-                    },
-                )
-            }
+            Decoded::Invalid(why) => match past_damage(held, at, why, header, seed, &mut total)? {
+                Some(found) => found,
+                None => break,
+            },
         };
         let part = scan::scan_records(&whole, resumed, header, watermark, Reach::EndOfFile, visit);
         let last_seq = part.last_seq.map_or(at.last_seq, |s| s.max(at.last_seq));
@@ -86,6 +63,40 @@ pub(crate) fn scan_rest(
         at = stop;
     }
     Ok(total)
+}
+
+/// Where `why` says the bytes at `at` are not a record: records the damage there, up to the
+/// next valid record newer than `at.last_seq`, and returns that record with the place to
+/// scan it from. `None` when nothing valid follows, or when the rest of a preallocated
+/// segment is zeros (the normal end of its data, FORMAT.md §2.1, and no damage).
+fn past_damage(
+    held: &mut Held<'_>,
+    at: Resume,
+    why: Invalid,
+    header: &SegmentHeader,
+    seed: u32,
+    total: &mut SegmentScan,
+) -> io::Result<Option<(Vec<u8>, Resume)>> {
+    let len = held.len();
+    if header.is_preallocated() && held.all_zero(at.offset, len)? {
+        return Ok(None);
+    }
+    let found = resync(held, at.offset + 1, seed, at.last_seq)?;
+    let end = found.as_ref().map_or(len, |(q, _, _)| *q);
+    let zero = why == Invalid::Zeros && held.all_zero(at.offset, end)?;
+    let detail = scan::describe(why, end - at.offset, found.is_some());
+    total.damaged(
+        scan::damage_kind(why, zero),
+        at.offset,
+        end - at.offset,
+        detail,
+    );
+    // The record found after damage follows it without a gap report, as in a whole-file scan:
+    // standing just before its sequence number says so.
+    Ok(found.map(|(offset, seq, record)| {
+        let last_seq = seq - 1;
+        (record, Resume { offset, last_seq })
+    }))
 }
 
 /// The bytes at `offset` that decide what starts there, as a whole-file decode sees them: the
