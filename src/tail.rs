@@ -232,16 +232,14 @@ fn still_there(
 /// Whether the bytes at `stop` in the last segment are damage: they are not a record, valid
 /// records follow them, and they are still not a record when read again (a writer may have
 /// finished the record in between, and a read racing it can see the next one already). Reads a
-/// window at a time, and only as far as the first valid record after the damage.
+/// window at a time, and only as far as the first valid record after the damage. Zeros to the
+/// end (preallocation, or a crash's zero-filled tail) are no record, and none follows them.
 fn damage_before_records(
     file: &dyn StorageFile,
     header: &SegmentHeader,
     stop: Resume,
     len: u64,
 ) -> std::io::Result<bool> {
-    if stop.offset == len || Held::new(file, len, WINDOW)?.all_zero(stop.offset, len)? {
-        return Ok(false);
-    }
     for _ in 0..2 {
         // Read afresh each time: the second look is for what a writer may have changed.
         let mut held = Held::new(file, len, WINDOW)?;

@@ -46,7 +46,8 @@ pub(crate) fn scan_rest(
             },
         };
         let part = scan::scan_records(&whole, resumed, header, watermark, Reach::EndOfFile, visit);
-        let last_seq = part.last_seq.map_or(at.last_seq, |s| s.max(at.last_seq));
+        // The record's own sequence number if it was taken, else the last good one still.
+        let last_seq = part.last_seq.unwrap_or(at.last_seq);
         merge(&mut total, part);
         if total.stopped {
             return Ok(total);
