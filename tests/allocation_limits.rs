@@ -266,6 +266,20 @@ fn scan_peak(dir: &Path, records: u64) -> u64 {
     peak
 }
 
+/// `verify` finds `records` valid records in the log in `dir` and says `verdict`, and a scan of
+/// it (its last segment `mib` MiB) peaks below 10 MiB. verify scans on worker threads, which
+/// this per-thread counter does not see; it shares the reading of the last segment with
+/// `scan_log`, which is measured.
+fn read_in_windows(dir: &Path, records: u64, verdict: walctl::Verdict, mib: u64) {
+    let report = walctl::verify(dir).expect("verify");
+    assert_eq!((report.records, report.verdict()), (records, verdict));
+    let peak = scan_peak(dir, records);
+    assert!(
+        peak < 10 << 20,
+        "a scan of a {mib} MiB last segment ({verdict:?}) peaked at {peak} bytes"
+    );
+}
+
 /// Readers hold the last segment a window at a time, not whole: a 40 MiB last segment of clean
 /// records and a crash's zero-filled tail is scanned in a quarter of its size.
 #[test]
@@ -276,17 +290,7 @@ fn a_large_last_segment_is_read_a_window_at_a_time() {
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(data + (16 << 20)).unwrap();
     drop(file);
-    // verify scans on worker threads, which this per-thread counter does not see; it shares
-    // the reading of the last segment with scan_log, measured below.
-    let report = walctl::verify(&dir).expect("verify");
-    assert_eq!(report.records, 6_000);
-    assert_eq!(report.verdict(), walctl::Verdict::TornTail);
-    let peak = scan_peak(&dir, 6_000);
-    assert!(
-        peak < 10 << 20,
-        "a scan of a {} MiB last segment peaked at {peak} bytes",
-        (data >> 20) + 16
-    );
+    read_in_windows(&dir, 6_000, walctl::Verdict::TornTail, (data >> 20) + 16);
 }
 
 /// Damage early in the last segment changes nothing: from the damage to the end of the file,
@@ -303,15 +307,7 @@ fn a_damaged_last_segment_is_read_a_window_at_a_time_past_the_damage() {
     std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(at)).unwrap();
     std::io::Write::write_all(&mut file, b"rot").unwrap();
     drop(file);
-    let report = walctl::verify(&dir).expect("verify");
-    assert_eq!(report.records, 5_999);
-    assert_eq!(report.verdict(), walctl::Verdict::Corrupt);
-    let peak = scan_peak(&dir, 5_999);
-    assert!(
-        peak < 10 << 20,
-        "a scan of a damaged {} MiB last segment peaked at {peak} bytes",
-        data >> 20
-    );
+    read_in_windows(&dir, 5_999, walctl::Verdict::Corrupt, data >> 20);
 }
 
 /// A lookup of one key (`walctl get`) keeps that key only: its memory does not grow with the
