@@ -5,6 +5,7 @@
 //! `export-jsonl` share one shape, and `append --jsonl` reads that shape back. Segments are
 //! named by file name everywhere, so a value can be pasted into `ls` or `xxd`.
 
+use crate::jsondoc::Doc;
 #[cfg(test)]
 use crate::text::PayloadFormat;
 use base64::Engine as _;
@@ -229,9 +230,10 @@ fn bytes_field(
         .map_err(|e| format!("\"{name}\": {e}"))
 }
 
-/// What `verify --json` prints: the whole report.
-pub fn report(r: &Report) -> Value {
-    json!({
+/// What `verify --json` prints: the whole report. Its segment and damage lists are made into
+/// values one element at a time while the line is written (see [`Doc`]).
+pub fn report(r: &Report) -> Doc<'_> {
+    let fields = json!({
         "status": r.verdict().as_str(),
         "records": r.records,
         "first_seq": r.first_seq,
@@ -239,12 +241,13 @@ pub fn report(r: &Report) -> Value {
         "bytes": r.bytes,
         "durable_seq": r.durable_seq,
         "log_id": log_id(r),
-        "segments": r.segments.iter().map(segment).collect::<Vec<_>>(),
-        "damage": r.damage.iter().map(damage).collect::<Vec<_>>(),
         "writer_active": r.writer_active,
         "in_progress": r.in_progress.as_ref().map(in_progress),
         "stray_files": r.stray_files,
-    })
+    });
+    Doc::new(fields)
+        .each("segments", || r.segments.iter().map(segment))
+        .each("damage", || r.damage.iter().map(damage))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod cmd;
 mod exit;
 mod follow;
 mod json;
+mod jsondoc;
 mod jsonline;
 mod output;
 mod progress;

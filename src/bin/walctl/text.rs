@@ -8,6 +8,7 @@ use crate::json::segment_file;
 use base64::Engine as _;
 use comfy_table::{Table, presets};
 use std::fmt::Write as _;
+use std::io;
 use walctl::{Damage, DamageClass};
 
 /// How payloads are shown.
@@ -96,9 +97,12 @@ pub fn trim_lines(text: &str) -> String {
 }
 
 /// The damage for people: one two-column block per damaged place, readable and copyable on a
-/// terminal of any width (a wide table would split file names across lines).
-pub fn damage_blocks(damage: &[Damage]) -> String {
-    let mut out = String::new();
+/// terminal of any width (a wide table would split file names across lines). Each block is
+/// written as it is made: a log damaged in every tenth record has tens of thousands of them.
+///
+/// # Errors
+/// The write error.
+pub fn write_damage_blocks(out: &mut impl io::Write, damage: &[Damage]) -> io::Result<()> {
     for (i, d) in damage.iter().enumerate() {
         let mut table = Table::new();
         table.load_preset(presets::NOTHING);
@@ -112,18 +116,18 @@ pub fn damage_blocks(damage: &[Damage]) -> String {
         table.add_row(["last good seq", &last_good]);
         table.add_row(["records after", &d.records_after.to_string()]);
         table.add_row(["detail", &escape(d.detail.as_bytes())]);
-        let _ = writeln!(
+        writeln!(
             out,
             "\ndamage {} of {} ({}):",
             i + 1,
             damage.len(),
             class_name(d.class)
-        );
+        )?;
         for line in plain(table).lines() {
-            let _ = writeln!(out, "  {line}");
+            writeln!(out, "  {line}")?;
         }
     }
-    out
+    Ok(())
 }
 
 /// One line describing a damaged place, for stderr.

@@ -7,6 +7,7 @@
 
 use crate::exit::Exit;
 use crate::json::{self, EXPORT_SCHEMA, EXPORT_VERSION};
+use crate::jsondoc::Doc;
 use crate::output::Output;
 use crate::progress::Progress;
 use crate::select::{self, Emit, Filter};
@@ -137,7 +138,7 @@ fn export(dir: &Path, args: &Args, progress: Progress, w: impl Write) -> Result<
     let selection = selection?;
     let report = &selection.report;
     let sha256 = walctl::repair::hex(&hasher.finalize());
-    let trailer = json!({
+    let trailer = Doc::new(json!({
         "kind": "trailer",
         "schema": EXPORT_SCHEMA,
         "version": EXPORT_VERSION,
@@ -145,10 +146,10 @@ fn export(dir: &Path, args: &Args, progress: Progress, w: impl Write) -> Result<
         "sha256": sha256,
         "log_id": json::log_id(report),
         "status": report.verdict().as_str(),
-        "damage": report.damage.iter().map(json::damage).collect::<Vec<_>>(),
-    });
+    }))
+    .each("damage", || report.damage.iter().map(json::damage));
     sink.write_header()?;
-    json::write_line(&mut sink.w, &trailer)?;
+    trailer.write_line(&mut sink.w)?;
     sink.w.flush()?;
     for d in &report.damage {
         crate::output::note(text::damage_line(d));

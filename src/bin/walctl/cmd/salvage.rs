@@ -8,9 +8,10 @@
 
 use crate::exit::Exit;
 use crate::json::{self, segment_file};
+use crate::jsondoc::Doc;
 use crate::output::Output;
 use anyhow::{Context as _, Result};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use walctl::{ErrorKind, LostRange, SalvageReport};
@@ -101,7 +102,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         }
     };
     if args.json {
-        json::write_line(out.stdout(), &to_json(dir, &target, args.dry_run, &report))?;
+        to_json(dir, &target, args.dry_run, &report).write_line(out.stdout())?;
     } else {
         print(out, dir, &target, args.dry_run, &report)?;
     }
@@ -177,20 +178,16 @@ fn describe(r: &SalvageReport, lost: &LostRange) -> String {
     )
 }
 
-fn to_json(dir: &Path, target: &Path, dry_run: bool, r: &SalvageReport) -> Value {
-    let lost: Vec<Value> = r
-        .lost
-        .iter()
-        .map(|l| {
-            json!({
-                "first": l.first,
-                "last": l.last,
-                "acknowledged": acknowledged_through(r, l).is_some(),
-                "damage": json::damage(&r.source.damage[l.damage]),
-            })
+fn to_json<'a>(dir: &Path, target: &Path, dry_run: bool, r: &'a SalvageReport) -> Doc<'a> {
+    let lost = |l: &LostRange| {
+        json!({
+            "first": l.first,
+            "last": l.last,
+            "acknowledged": acknowledged_through(r, l).is_some(),
+            "damage": json::damage(&r.source.damage[l.damage]),
         })
-        .collect();
-    json!({
+    };
+    let fields = json!({
         "dry_run": dry_run,
         "source": dir.display().to_string(),
         "target": target.display().to_string(),
@@ -201,9 +198,10 @@ fn to_json(dir: &Path, target: &Path, dry_run: bool, r: &SalvageReport) -> Value
         "next_seq": r.next_seq,
         "log_id": (!dry_run).then(|| format!("{:016x}", r.log_id)),
         "sha256": r.digest,
-        "lost": lost,
-        "damage": r.source.damage.iter().map(json::damage).collect::<Vec<_>>(),
-    })
+    });
+    Doc::new(fields)
+        .each("lost", move || r.lost.iter().map(lost))
+        .each("damage", || r.source.damage.iter().map(json::damage))
 }
 
 /// The last sequence number of `lost` the damaged log's watermark proves synced, if any was.

@@ -7,6 +7,7 @@
 
 use crate::exit::Exit;
 use crate::json::{self, segment_file};
+use crate::jsondoc::Doc;
 use crate::output::Output;
 use crate::progress::Progress;
 use crate::text;
@@ -84,7 +85,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     .with_context(|| format!("reading the log in {}", dir.display()))?;
     progress.finish();
     if args.json {
-        json::write_line(out.stdout(), &to_json(dir, &report, &times))?;
+        to_json(dir, &report, &times).write_line(out.stdout())?;
     } else {
         writeln!(out.stdout(), "{}", text::plain(table(dir, &report, &times)))?;
         if args.segments {
@@ -106,8 +107,8 @@ fn time(t: Option<u64>) -> Option<String> {
     t.map(walctl::time::rfc3339)
 }
 
-fn to_json(dir: &Path, r: &Report, t: &Times) -> Value {
-    let mut value = json::report(r);
+fn to_json<'a>(dir: &Path, r: &'a Report, t: &Times) -> Doc<'a> {
+    let mut doc = json::report(r);
     let extra = json!({
         "dir": dir.display().to_string(),
         "segment_count": r.segments.len(),
@@ -118,10 +119,12 @@ fn to_json(dir: &Path, r: &Report, t: &Times) -> Value {
         "first_segment": r.segments.first().map(|s| segment_file(s.segment)),
         "last_segment": r.segments.last().map(|s| segment_file(s.segment)),
     });
-    if let (Some(obj), Value::Object(more)) = (value.as_object_mut(), extra) {
-        obj.extend(more);
+    if let Value::Object(more) = extra {
+        for (key, value) in more {
+            doc.insert(&key, value);
+        }
     }
-    value
+    doc
 }
 
 fn table(dir: &Path, r: &Report, t: &Times) -> Table {

@@ -61,7 +61,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     .with_context(|| format!("verifying the log in {}", dir.display()))?;
     progress.finish();
     if args.json {
-        json::write_line(out.stdout(), &json::report(&report))?;
+        json::report(&report).write_line(out.stdout())?;
     } else {
         print_text(out, &report)?;
     }
@@ -72,7 +72,7 @@ fn print_text(out: &mut Output, report: &Report) -> Result<()> {
     let w = out.stdout();
     writeln!(w, "{}", text::plain(summary_table(report)))?;
     if !report.damage.is_empty() {
-        write!(w, "{}", text::damage_blocks(&report.damage))?;
+        text::write_damage_blocks(w, &report.damage)?;
     }
     if let Some(p) = &report.in_progress {
         writeln!(
