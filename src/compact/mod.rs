@@ -29,7 +29,7 @@ use crate::recovery;
 use crate::repair::{self, hex, sync_dir};
 use crate::report::{RecordView, Report, Verdict};
 use crate::segment::{self, Listing, temp_name};
-use crate::storage::Storage;
+use crate::storage::{DirSync, Storage};
 use sha2::{Digest, Sha256};
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -90,6 +90,10 @@ pub struct CompactReport {
     /// segments neither removed nor rewritten (`before.segments` minus both) are kept as they
     /// are, the last one sealed with a final watermark slot when segments are added.
     pub segments_added: u64,
+    /// The file system refused to fsync the log's directory (as [`crate::OpenReport`] says of a
+    /// writer's): the renames and new segments of this compaction are less durable than
+    /// FORMAT.md §6 needs. Probed once before writing; never set when nothing was written.
+    pub durability_degraded: bool,
 }
 
 /// Size and range of a log.
@@ -182,6 +186,9 @@ pub fn compact_observed(
         rule: &rule,
         log_first,
     };
+    // Whether directory fsyncs take effect is the file system's property: one probe before
+    // the first rename answers for all of them.
+    out.durability_degraded = !plan.dry_run && sync_dir(storage, dir)? == DirSync::Unsupported;
     let shape = in_place::Shape::of(&report.segments, &survey.survivors_by_segment(plan))
         .filter(|_| !plan.rewrite);
     let done = by_either_method(job, shape, &mut out, observe);

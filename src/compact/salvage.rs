@@ -25,7 +25,7 @@ use crate::recovery;
 use crate::repair::{hex, missing_dirs, sync_dir, sync_parents};
 use crate::report::{Damage, Location, RecordView, Report, Verdict};
 use crate::segment::{self, Listing, SALVAGE_MARKER, temp_name};
-use crate::storage::{OpenMode, Storage};
+use crate::storage::{DirSync, OpenMode, Storage};
 use sha2::{Digest, Sha256};
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -51,6 +51,10 @@ pub struct SalvageReport {
     /// SHA-256 over the copied records (as compaction's digest), computed while reading the
     /// damaged log and again by reading the new log back; they are equal.
     pub digest: String,
+    /// The file system refused to fsync the new log's directory (as [`crate::OpenReport`]
+    /// says of a writer's): its segments and renames are less durable than FORMAT.md §6
+    /// needs. Never set by a dry run, which creates nothing.
+    pub durability_degraded: bool,
 }
 
 /// Sequence numbers lost at one damaged place.
@@ -123,8 +127,9 @@ pub fn salvage_observed(
     }
     let log_id = crate::log::random_log_id();
     let mut writer = None;
+    let mut durability_degraded = false;
     if !dry_run {
-        start_target(storage, target)?;
+        durability_degraded = start_target(storage, target)? == DirSync::Unsupported;
         let first = survey.first_seq.unwrap_or(next_seq);
         writer = Some(NewLog::new(storage, target, options, log_id, 1, first));
     }
@@ -143,6 +148,7 @@ pub fn salvage_observed(
         log_id,
         digest,
         source: survey,
+        durability_degraded,
     })
 }
 
@@ -203,7 +209,8 @@ fn target_exists(target: &Path) -> Error {
 }
 
 /// Creates `target` (durably, in its parent) and the marker that keeps it from being used.
-fn start_target(storage: &dyn Storage, target: &Path) -> Result<()> {
+/// Returns what the fsync of `target` reported: whether its file system syncs directories.
+fn start_target(storage: &dyn Storage, target: &Path) -> Result<DirSync> {
     let created = missing_dirs(storage, target);
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         storage
@@ -229,8 +236,7 @@ fn start_target(storage: &dyn Storage, target: &Path) -> Result<()> {
     .map_err(|e| Error::io("write", &marker, e))?;
     file.sync_data()
         .map_err(|e| Error::io("fdatasync", &marker, e))?;
-    sync_dir(storage, target)?;
-    Ok(())
+    sync_dir(storage, target)
 }
 
 /// Renames the new segments into place, reads them back, and removes the marker.

@@ -437,3 +437,38 @@ fn a_file_system_without_directory_fsync_is_reported_as_degraded_durability() {
         assert!(shown.contains(&log.log_id().to_string()), "{shown}");
     }
 }
+
+#[test]
+fn compaction_and_salvage_report_a_file_system_without_directory_fsync() {
+    // Both create segments and rename them into place as a rotation does, so their reports
+    // must say what the writer's says when those renames are less durable; a dry run creates
+    // nothing and never says so.
+    use std::sync::atomic::Ordering::Relaxed;
+    for (refuse, dry_run) in [(false, false), (true, false), (true, true)] {
+        let case = format!("refused {refuse}, dry run {dry_run}");
+        let storage = crate::util::built(60, 700);
+        let hooks = std::sync::Arc::new(DirSyncRefused::default());
+        hooks.refuse.store(refuse, Relaxed);
+        let opts = walctl::Options {
+            storage: crate::util::Hooked::storage(&storage, std::sync::Arc::clone(&hooks)),
+            ..crate::util::plain(&storage)
+        };
+        let salvaged = walctl::salvage_observed(
+            &dir(),
+            Path::new("/salvaged"),
+            &opts,
+            dry_run,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(salvaged.records, 60, "{case}");
+        assert_eq!(salvaged.durability_degraded, refuse && !dry_run, "{case}");
+        let plan = walctl::Compaction {
+            dry_run,
+            ..crate::util::before(30)
+        };
+        let compacted = walctl::compact(&dir(), &opts, &plan).unwrap();
+        assert_eq!(compacted.after.first_seq, Some(30), "{case}");
+        assert_eq!(compacted.durability_degraded, refuse && !dry_run, "{case}");
+    }
+}

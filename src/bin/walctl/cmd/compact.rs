@@ -100,6 +100,10 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     } else {
         writeln!(out.stdout(), "{}", text::plain(table(&report)))?;
     }
+    if report.durability_degraded {
+        out.flush()?;
+        super::warn_degraded(out);
+    }
     if report.cleanup_deferred {
         out.flush()?;
         out.note(

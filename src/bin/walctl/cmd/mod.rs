@@ -169,10 +169,14 @@ fn describe_open(out: &Output, dir: &Path, report: &OpenReport) {
         ));
     }
     if report.durability_degraded {
-        out.note(
-            "warning: this file system cannot fsync directories; new segments are less durable",
-        );
+        warn_degraded(out);
     }
+}
+
+/// The warning for a file system that refused a directory fsync (`durability_degraded` in the
+/// library's reports).
+pub fn warn_degraded(out: &Output) {
+    out.note("warning: this file system cannot fsync directories; new segments are less durable");
 }
 
 /// Full path of a side file named in a cut.

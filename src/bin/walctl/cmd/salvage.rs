@@ -106,6 +106,10 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     } else {
         print(out, dir, &target, args.dry_run, &report)?;
     }
+    if report.durability_degraded {
+        out.flush()?;
+        super::warn_degraded(out);
+    }
     Ok(Exit::from_verdict(report.source.verdict()))
 }
 
