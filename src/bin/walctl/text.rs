@@ -6,7 +6,7 @@
 
 use crate::json::segment_file;
 use base64::Engine as _;
-use comfy_table::{Table, presets};
+use comfy_table::Table;
 use std::fmt::Write as _;
 use std::io;
 use walctl::{Damage, DamageClass};
@@ -98,24 +98,12 @@ pub fn trim_lines(text: &str) -> String {
 
 /// The damage for people: one two-column block per damaged place, readable and copyable on a
 /// terminal of any width (a wide table would split file names across lines). Each block is
-/// written as it is made: a log damaged in every tenth record has tens of thousands of them.
+/// written as it is made: a log damaged in every other record has as many blocks as records.
 ///
 /// # Errors
 /// The write error.
 pub fn write_damage_blocks(out: &mut impl io::Write, damage: &[Damage]) -> io::Result<()> {
     for (i, d) in damage.iter().enumerate() {
-        let mut table = Table::new();
-        table.load_preset(presets::NOTHING);
-        let last_good = d
-            .last_good_seq
-            .map_or_else(|| "none".to_string(), |s| s.to_string());
-        table.add_row(["segment", &segment_file(d.segment)]);
-        table.add_row(["offset", &d.offset.to_string()]);
-        table.add_row(["kind", d.kind.as_str()]);
-        table.add_row(["bytes", &d.length.to_string()]);
-        table.add_row(["last good seq", &last_good]);
-        table.add_row(["records after", &d.records_after.to_string()]);
-        table.add_row(["detail", &escape(d.detail.as_bytes())]);
         writeln!(
             out,
             "\ndamage {} of {} ({}):",
@@ -123,11 +111,33 @@ pub fn write_damage_blocks(out: &mut impl io::Write, damage: &[Damage]) -> io::R
             damage.len(),
             class_name(d.class)
         )?;
-        for line in plain(table).lines() {
-            writeln!(out, "  {line}")?;
+        // Padded by hand, as `plain` pads a two-column table: building a comfy-table per block
+        // took 7 of the 8.6 s `verify` spent on a log with a million damaged records.
+        for (label, value) in damage_rows(d) {
+            let line = format!("  {label:<LABEL_WIDTH$} {value}");
+            writeln!(out, "{}", line.trim_end())?;
         }
     }
     Ok(())
+}
+
+/// The width of the longest label of [`damage_rows`].
+const LABEL_WIDTH: usize = 13;
+
+/// The label and value of each line of a damage block.
+fn damage_rows(d: &Damage) -> [(&'static str, String); 7] {
+    let last_good = d
+        .last_good_seq
+        .map_or_else(|| "none".to_string(), |s| s.to_string());
+    [
+        ("segment", segment_file(d.segment)),
+        ("offset", d.offset.to_string()),
+        ("kind", d.kind.as_str().to_string()),
+        ("bytes", d.length.to_string()),
+        ("last good seq", last_good),
+        ("records after", d.records_after.to_string()),
+        ("detail", escape(d.detail.as_bytes())),
+    ]
 }
 
 /// One line describing a damaged place, for stderr.
@@ -183,6 +193,66 @@ pub fn advice(report: &walctl::Report) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use comfy_table::presets;
+    use walctl::DamageKind;
+
+    /// A block as a two-column comfy-table renders it through `plain`: what the hand-padded
+    /// lines must equal.
+    fn block_through_a_table(d: &Damage) -> String {
+        let mut table = Table::new();
+        table.load_preset(presets::NOTHING);
+        for (label, value) in damage_rows(d) {
+            table.add_row([label, value.as_str()]);
+        }
+        plain(table)
+            .lines()
+            .map(|line| format!("  {line}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn damage_blocks_are_padded_as_a_two_column_table_would_pad_them() {
+        let base = Damage {
+            kind: DamageKind::Checksum,
+            class: DamageClass::Corrupt,
+            segment: 12,
+            offset: 98_976,
+            length: 1032,
+            last_good_seq: Some(84),
+            records_after: 59_915,
+            detail: "a record whose checksum fails".into(),
+        };
+        let details = [
+            "",
+            "  leading and trailing  ",
+            "caf\u{e9} \u{1f389} wide",
+            "tab\there",
+        ];
+        let mut damage = vec![base.clone()];
+        for (i, detail) in details.into_iter().enumerate() {
+            damage.push(Damage {
+                class: DamageClass::Torn,
+                last_good_seq: (i % 2 == 0).then_some(u64::MAX),
+                offset: u64::MAX,
+                detail: detail.into(),
+                ..base.clone()
+            });
+        }
+        let mut out = Vec::new();
+        write_damage_blocks(&mut out, &damage).unwrap();
+        let expected: String = damage
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let class = class_name(d.class);
+                let head = format!("\ndamage {} of {} ({class}):\n", i + 1, damage.len());
+                head + &block_through_a_table(d)
+            })
+            .collect();
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        let longest = damage_rows(&base).iter().map(|(l, _)| l.len()).max();
+        assert_eq!(longest, Some(LABEL_WIDTH));
+    }
 
     #[test]
     fn escape_shows_control_characters_and_invalid_utf8() {
