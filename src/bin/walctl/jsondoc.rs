@@ -27,16 +27,19 @@ enum Field<'a> {
 impl<'a> Doc<'a> {
     /// A document of the fields of `object`; anything but an object gives an empty document.
     pub fn new(object: Value) -> Doc<'a> {
-        let fields = match object {
-            Value::Object(map) => map.into_iter().map(|(k, v)| (k, Field::Value(v))).collect(),
-            _ => BTreeMap::new(),
+        let mut doc = Doc {
+            fields: BTreeMap::new(),
         };
-        Doc { fields }
+        doc.merge(object);
+        doc
     }
 
-    /// Adds (or replaces) one small field.
-    pub fn insert(&mut self, key: &str, value: Value) {
-        self.fields.insert(key.to_string(), Field::Value(value));
+    /// Adds (or replaces) the fields of `object`; anything but an object adds nothing.
+    pub fn merge(&mut self, object: Value) {
+        if let Value::Object(map) = object {
+            let fields = map.into_iter().map(|(k, v)| (k, Field::Value(v)));
+            self.fields.extend(fields);
+        }
     }
 
     /// Adds a list whose elements `items` makes, afresh each time the document is written.
@@ -107,8 +110,8 @@ mod tests {
                 items.iter().map(|n| json!({"n": n, "half": n / 2}))
             })
             .each("empty", std::iter::empty);
-        doc.insert("zeta", json!("replaced"));
-        doc.insert("added", json!(-1));
+        doc.merge(json!({"zeta": "replaced", "added": -1}));
+        doc.merge(json!("not an object"));
         let whole = json!({
             "zeta": "replaced", "a": {"y": 1, "b": [true]}, "é": "x\"\n", "B": 7, "added": -1,
             "a_list": [{"n": 3, "half": 1}, {"n": 1, "half": 0}, {"n": 2, "half": 1}],

@@ -13,7 +13,7 @@ use crate::progress::Progress;
 use crate::text;
 use anyhow::{Context as _, Result};
 use comfy_table::{Table, presets};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::Write as _;
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -109,7 +109,7 @@ fn time(t: Option<u64>) -> Option<String> {
 
 fn to_json<'a>(dir: &Path, r: &'a Report, t: &Times) -> Doc<'a> {
     let mut doc = json::report(r);
-    let extra = json!({
+    doc.merge(json!({
         "dir": dir.display().to_string(),
         "segment_count": r.segments.len(),
         "first_timestamp": time(t.first),
@@ -118,12 +118,7 @@ fn to_json<'a>(dir: &Path, r: &'a Report, t: &Times) -> Doc<'a> {
         "max_timestamp": time(t.max),
         "first_segment": r.segments.first().map(|s| segment_file(s.segment)),
         "last_segment": r.segments.last().map(|s| segment_file(s.segment)),
-    });
-    if let Value::Object(more) = extra {
-        for (key, value) in more {
-            doc.insert(&key, value);
-        }
-    }
+    }));
     doc
 }
 
