@@ -27,6 +27,7 @@ use crate::report::{Damage, Location, RecordView, Report, Verdict};
 use crate::segment::{self, Listing, SALVAGE_MARKER, temp_name};
 use crate::storage::{DirSync, OpenMode, Storage};
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -330,18 +331,14 @@ impl Copy {
     /// it (one lost record is often seen twice: its checksum, and the gap it leaves).
     fn lost(&self, survey: &Report) -> Vec<LostRange> {
         let durable = survey.durable_seq.unwrap_or(0);
-        let mut lost: Vec<LostRange> = Vec::new();
+        // A set, not a search of the list so far: a log damaged in every other record has as
+        // many ranges as records, and the search made this quadratic (minutes for a million).
+        let mut seen = HashSet::new();
         let ranges = survey.damage.iter().zip(&self.after).enumerate();
-        for (i, (d, next)) in ranges {
-            if let Some(range) = lost_at(i, d, *next, durable)
-                && !lost
-                    .iter()
-                    .any(|l| (l.first, l.last) == (range.first, range.last))
-            {
-                lost.push(range);
-            }
-        }
-        lost
+        ranges
+            .filter_map(|(i, (d, next))| lost_at(i, d, *next, durable))
+            .filter(|range| seen.insert((range.first, range.last)))
+            .collect()
     }
 }
 
