@@ -26,7 +26,7 @@ pub(super) fn rewrite(
     let mut writer = (!job.plan.dry_run)
         .then(|| NewLog::new(storage, dir, options, log_id, old_last + 1, job.log_first));
     let mut planned = new_log::Layout::default();
-    let copied = copy_pass(
+    copy_pass(
         storage,
         dir,
         job.rule,
@@ -43,8 +43,7 @@ pub(super) fn rewrite(
                 }
             }
         },
-    );
-    copied?;
+    )?;
     out.segments_removed = report.segments.len() as u64;
     let Some(writer) = writer else {
         (out.after.bytes, out.after.segments) = planned.totals();

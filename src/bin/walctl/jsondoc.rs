@@ -2,7 +2,7 @@
 //! `stat --json` and `salvage --json`, and the trailer of `export-jsonl`, whose damage lists grow
 //! with the damage in the log.
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::ser::{Serialize, Serializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -53,38 +53,29 @@ impl<'a> Doc<'a> {
         self
     }
 
-    /// Writes the document and a newline through a buffer of its own, so a long list reaches
-    /// `out` in large writes even when `out` is a file.
+    /// Writes the document and a newline. `serde_json` writes in small pieces, so `out` should
+    /// be buffered, as stdout (`Output`) and the export file are.
     ///
     /// # Errors
     /// The write error, unchanged (a broken pipe stays recognisable to `main`).
     pub fn write_line(&self, out: &mut impl Write) -> io::Result<()> {
-        let mut buf = io::BufWriter::with_capacity(64 * 1024, out);
-        serde_json::to_writer(&mut buf, self).map_err(io::Error::from)?;
-        buf.write_all(b"\n")?;
-        buf.flush()
+        serde_json::to_writer(&mut *out, self).map_err(io::Error::from)?;
+        out.write_all(b"\n")
     }
 }
 
 impl Serialize for Doc<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.fields.len()))?;
-        for (key, field) in &self.fields {
-            match field {
-                Field::Value(v) => map.serialize_entry(key, v)?,
-                Field::Each(make) => map.serialize_entry(key, &Each(make.as_ref()))?,
-            }
-        }
-        map.end()
+        s.collect_map(&self.fields)
     }
 }
 
-/// A list serialised as it is made.
-struct Each<'f, 'a>(&'f (dyn Fn() -> Box<dyn Iterator<Item = Value> + 'a> + 'a));
-
-impl Serialize for Each<'_, '_> {
+impl Serialize for Field<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq((self.0)())
+        match self {
+            Field::Value(v) => v.serialize(s),
+            Field::Each(make) => s.collect_seq(make()),
+        }
     }
 }
 
