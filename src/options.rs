@@ -36,6 +36,9 @@ pub struct Options {
     /// small appends much cheaper; buffered appends reach the OS when the buffer fills, on
     /// `sync`, `flush`, rotation, a read through the handle, or drop, and a failed write of a
     /// buffer poisons the writer (records already given sequence numbers were lost).
+    /// A buffer that fills is written by a helper thread (started with the first full buffer)
+    /// while appends fill a second one, so memory holds up to twice this size; the failure of
+    /// that write is reported by the next call that writes, flushes or syncs.
     pub write_buffer: usize,
     /// Bytes of zeros to write ahead of the end of the data in the segment being appended to,
     /// so that an fdatasync only writes data into space the file already has, without

@@ -1,13 +1,15 @@
 //! The durable half of the writer: handing pending records to the OS, zero-filling ahead,
 //! group-commit sync, and the watermark slot written after each sync (FORMAT.md §6).
 
+use super::ahead::Job;
 use super::{Active, Log, WRITEBACK_EVERY, WriteState};
 use crate::error::{Error, Result};
 use crate::format::WatermarkSlot;
 use std::sync::Arc;
 
 impl Log {
-    /// Writes the pending records at the end of the segment with one write.
+    /// Writes the pending records at the end of the segment with one write, after the write in
+    /// flight on the helper, if any (`ahead.rs`).
     ///
     /// On failure the file is truncated back to where the write started and the pending records
     /// are dropped. Without a write buffer they are all from the failing call, which reports the
@@ -16,14 +18,13 @@ impl Log {
     /// callers waiting on a sync, so the writer is poisoned instead of reusing them.
     /// If the truncation fails too, the writer is poisoned either way.
     pub(super) fn flush_locked(&self, st: &mut WriteState) -> Result<()> {
+        self.settle(st)?;
         if st.pending.is_empty() {
             return Ok(());
         }
         let start = st.seg.len;
         let end = start + st.pending.len() as u64;
-        if end > st.seg.prealloc_end && st.seg.header.is_preallocated() {
-            self.preallocate(&mut st.seg, end)?;
-        }
+        self.preallocate_for(st)?;
         if let Err(e) = st.seg.file.write_at(&st.pending, start) {
             let err = Error::io("write", &st.seg.path, e);
             if let Err(t) = st.seg.file.set_len(start) {
@@ -39,22 +40,91 @@ impl Log {
             st.pending_deferred = false;
             return Err(err);
         }
-        st.seg.len += st.pending.len() as u64;
-        st.seg.has_records = true;
-        // Let the device start on what is written, so sealing or a sync later waits for less.
-        // A hint only: its failure changes nothing about durability.
-        if st.seg.len - st.seg.writeback_from >= WRITEBACK_EVERY {
-            let _ = st
-                .seg
-                .file
-                .start_writeback(st.seg.writeback_from, st.seg.len - st.seg.writeback_from);
-            st.seg.writeback_from = st.seg.len;
-        }
         st.pending.clear();
-        st.pending_records = 0;
-        st.pending_deferred = false;
+        if let Some((offset, len)) = Self::written(st, end) {
+            // A hint only: its failure changes nothing about durability.
+            let _ = st.seg.file.start_writeback(offset, len);
+        }
         crate::kill_point("append_written");
         Ok(())
+    }
+
+    /// Hands a full write buffer to the helper thread, which writes it while the caller goes
+    /// on appending into a second buffer (`ahead.rs`). Without a write buffer the write is
+    /// made at once, as `Options::write_buffer` promises; so are records of `append_and_sync`
+    /// callers, who are about to sync.
+    pub(super) fn flush_ahead(&self, st: &mut WriteState) -> Result<()> {
+        if self.options.write_buffer == 0
+            || st.pending_deferred
+            || st.pending.is_empty()
+            || !st.ahead.ready()
+        {
+            return self.flush_locked(st);
+        }
+        self.settle(st)?;
+        let start = st.seg.len;
+        let end = start + st.pending.len() as u64;
+        self.preallocate_for(st)?;
+        let buf = std::mem::replace(&mut st.pending, st.ahead.take_spare());
+        let job = Job {
+            file: Arc::clone(&st.seg.file),
+            buf,
+            offset: start,
+            writeback: Self::written(st, end),
+        };
+        if let Err(job) = st.ahead.hand_over(job) {
+            // The helper stopped: write here, with the helper's failure rule.
+            job.run()
+                .map_err(|e| self.lost_buffered(&st.seg, start, e))?;
+            st.ahead.give_back(job.buf);
+        }
+        Ok(())
+    }
+
+    /// Waits for the write in flight on the helper. Its records are buffered appends whose
+    /// callers were told their sequence numbers, so a failure poisons.
+    pub(super) fn settle(&self, st: &mut WriteState) -> Result<()> {
+        match st.ahead.wait() {
+            None | Some((_, Ok(()))) => Ok(()),
+            Some((start, Err(e))) => Err(self.lost_buffered(&st.seg, start, e)),
+        }
+    }
+
+    /// Poisons the writer after a failed write of buffered records at `start`, having tried
+    /// to cut the file back there.
+    fn lost_buffered(&self, seg: &Active, start: u64, e: std::io::Error) -> Error {
+        let err = Error::io("write", &seg.path, e);
+        match seg.file.set_len(start) {
+            Err(t) => self.poison(format!(
+                "{err}; truncating back to {start} also failed: {t}"
+            )),
+            Ok(()) => self.poison(format!("{err}; buffered appends were lost")),
+        }
+        err
+    }
+
+    /// Zero-fills ahead of the pending records if they reach past the zeros already there.
+    fn preallocate_for(&self, st: &mut WriteState) -> Result<()> {
+        let end = st.seg.len + st.pending.len() as u64;
+        if end > st.seg.prealloc_end && st.seg.header.is_preallocated() {
+            self.preallocate(&mut st.seg, end)?;
+        }
+        Ok(())
+    }
+
+    /// Books the pending records as written up to `end` (the caller has taken their bytes),
+    /// and returns the range due for early writeback, if one is: letting the device start on
+    /// what is written means sealing or a sync later waits for less.
+    fn written(st: &mut WriteState, end: u64) -> Option<(u64, u64)> {
+        st.seg.len = end;
+        st.seg.has_records = true;
+        st.pending_records = 0;
+        st.pending_deferred = false;
+        let from = st.seg.writeback_from;
+        (end - from >= WRITEBACK_EVERY).then(|| {
+            st.seg.writeback_from = end;
+            (from, end - from)
+        })
     }
 
     /// Writes zeros ahead of the data, up to a chunk past `needed` (within the segment size).

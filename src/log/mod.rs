@@ -4,7 +4,9 @@
 //!
 //! * `append` encodes the records and hands them to the OS with one positional write before it
 //!   returns. A returned sequence number therefore always names bytes the OS holds: a process
-//!   crash cannot lose them, a power loss can until the next successful `sync`.
+//!   crash cannot lose them, a power loss can until the next successful `sync`. With a write
+//!   buffer, a full buffer is written by a helper thread instead, and everything else that
+//!   touches the file waits for that write first (`ahead.rs`).
 //! * `sync` is the barrier. Concurrent callers coalesce: one leader fdatasyncs the current
 //!   segment for everyone whose records were written before it started; the others wait for it.
 //!   Only after the fdatasync returned Ok is the durable watermark raised and written to a slot.
@@ -15,6 +17,7 @@
 //!   poisoned: later appends and syncs fail with [`ErrorKind::Poisoned`]. An fsync is never
 //!   retried, because after a failure the kernel may report success for data it dropped.
 
+mod ahead;
 mod durable;
 mod entry;
 mod group;
@@ -70,6 +73,8 @@ struct WriteState {
     pending_records: u64,
     /// Whether `pending` holds records of `append_and_sync` callers waiting for a sync.
     pending_deferred: bool,
+    /// The write of a full buffer in flight on a helper thread, if any.
+    ahead: ahead::Ahead,
 }
 
 /// The segment being appended to.
@@ -287,7 +292,7 @@ impl Log {
             self.options.write_buffer
         };
         if st.pending.len() >= hold
-            && let Err(err) = self.flush_locked(&mut st)
+            && let Err(err) = self.flush_ahead(&mut st)
         {
             out.truncate(written);
             return Err(err);

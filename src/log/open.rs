@@ -71,6 +71,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
             pending: Vec::new(),
             pending_records: 0,
             pending_deferred: false,
+            ahead: Default::default(),
         }),
         sync: Mutex::new(SyncState::new(durable_seq)),
         durable: AtomicU64::new(durable_seq),

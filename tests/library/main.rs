@@ -29,3 +29,4 @@ mod sweeps;
 mod tail;
 mod util;
 mod versions;
+mod write_ahead;

@@ -1,0 +1,218 @@
+//! Writing ahead: with a write buffer (`Options::write_buffer`), a full buffer is written by a
+//! helper thread while the appender fills a second one.
+//!
+//! Written on the appender's own thread, a bulk load alternates between encoding records
+//! (checksums, headers) and the kernel copying them into the page cache, each waiting for the
+//! other. With the write on a helper the two overlap on two cores. At most one write is in
+//! flight: the next full buffer, and every other operation on the file (flush, sync, sealing,
+//! a read through the handle, drop), first waits for it (`Log::settle`), so the file sees
+//! the same writes in the same order as without a helper, and nothing is synced or sealed
+//! before the bytes it covers are written.
+//!
+//! Buffered records were never promised to the OS before a flush, so a failed write here is
+//! what it was before: the writer is poisoned, reported by the call that waits for it.
+
+use crate::storage::StorageFile;
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+/// A buffer to write at `offset`, then a writeback hint for `writeback` (offset, length).
+pub(super) struct Job {
+    pub(super) file: Arc<dyn StorageFile>,
+    pub(super) buf: Vec<u8>,
+    pub(super) offset: u64,
+    pub(super) writeback: Option<(u64, u64)>,
+}
+
+/// What the helper hands back: the buffer, emptied for reuse, and the write's result.
+struct Done {
+    buf: Vec<u8>,
+    result: io::Result<()>,
+}
+
+/// The appender's side: the helper (started with the first full buffer) and the write in
+/// flight.
+#[derive(Default)]
+pub(super) struct Ahead {
+    helper: Option<Helper>,
+    /// The helper could not be started: every write is made by the appender.
+    unavailable: bool,
+    /// Where the write in flight starts.
+    inflight: Option<u64>,
+    /// The buffer the last write handed back, for the next round of appends.
+    spare: Vec<u8>,
+}
+
+struct Helper {
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Done>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ahead {
+    /// Waits for the write in flight. Returns where it started and what it reported, or `None`
+    /// when nothing was in flight.
+    pub(super) fn wait(&mut self) -> Option<(u64, io::Result<()>)> {
+        let start = self.inflight.take()?;
+        let done = self.helper.as_ref().map(|h| h.done.recv());
+        Some(match done {
+            Some(Ok(Done { buf, result })) => {
+                self.give_back(buf);
+                (start, result)
+            }
+            // The helper is gone (it panicked): whether the bytes were written is unknown.
+            _ => {
+                self.helper = None;
+                self.unavailable = true;
+                (
+                    start,
+                    Err(io::Error::other("the write-ahead helper thread stopped")),
+                )
+            }
+        })
+    }
+
+    /// Hands `job` to the helper. Gives it back when there is no helper, for the caller to
+    /// write itself. Call [`Ahead::wait`] first.
+    pub(super) fn hand_over(&mut self, job: Job) -> Result<(), Job> {
+        debug_assert!(self.inflight.is_none(), "one write in flight at most");
+        let Some(jobs) = self.helper.as_ref().and_then(|h| h.jobs.as_ref()) else {
+            return Err(job);
+        };
+        let offset = job.offset;
+        match jobs.send(job) {
+            Ok(()) => {
+                self.inflight = Some(offset);
+                Ok(())
+            }
+            Err(mpsc::SendError(job)) => {
+                self.helper = None;
+                self.unavailable = true;
+                Err(job)
+            }
+        }
+    }
+
+    /// Whether a helper runs (started here on first use) to take the next write.
+    pub(super) fn ready(&mut self) -> bool {
+        if self.helper.is_none() && !self.unavailable {
+            self.helper = Helper::spawn();
+            self.unavailable = self.helper.is_none();
+        }
+        self.helper.is_some()
+    }
+
+    /// Keeps `buf`, written by the caller itself, as the spare.
+    pub(super) fn give_back(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.spare = buf;
+    }
+
+    /// An empty buffer for the next appends: the one the last write handed back.
+    pub(super) fn take_spare(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.spare)
+    }
+}
+
+impl Helper {
+    fn spawn() -> Option<Helper> {
+        let (jobs, inbox) = mpsc::sync_channel::<Job>(1);
+        let (outbox, done) = mpsc::sync_channel::<Done>(1);
+        let thread = std::thread::Builder::new()
+            .name("walctl-write-ahead".into())
+            .spawn(move || {
+                for job in inbox {
+                    let result = job.run();
+                    if outbox
+                        .send(Done {
+                            buf: job.buf,
+                            result,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Helper {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Job {
+    pub(super) fn run(&self) -> io::Result<()> {
+        self.file.write_at(&self.buf, self.offset)?;
+        crate::kill_point("append_written");
+        if let Some((offset, len)) = self.writeback {
+            // A hint only: its failure changes nothing about durability.
+            let _ = self.file.start_writeback(offset, len);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Helper {
+    /// Closes the queue and waits for the thread, so no file of the log stays open after the
+    /// writer is gone. (`Log`'s own drop has already waited for the write in flight.)
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{MemStorage, OpenMode, Storage};
+    use std::path::Path;
+
+    fn file(storage: &MemStorage) -> Arc<dyn StorageFile> {
+        storage.create_dir_all(Path::new("/d")).unwrap();
+        storage
+            .open(Path::new("/d/f"), OpenMode::CreateNew)
+            .unwrap()
+    }
+
+    #[test]
+    fn nothing_in_flight_waits_for_nothing() {
+        assert!(Ahead::default().wait().is_none());
+    }
+
+    #[test]
+    fn a_handed_over_write_lands_and_its_buffer_comes_back_for_the_next_round() {
+        let storage = MemStorage::new();
+        let file = file(&storage);
+        let mut ahead = Ahead::default();
+        assert!(ahead.ready());
+        let mut buf = Vec::with_capacity(1 << 16);
+        buf.extend_from_slice(b"written ahead");
+        let job = Job {
+            file: Arc::clone(&file),
+            buf,
+            offset: 3,
+            writeback: None,
+        };
+        assert!(ahead.hand_over(job).is_ok());
+        let (start, result) = ahead.wait().expect("a write was in flight");
+        assert_eq!(start, 3);
+        result.unwrap();
+        assert!(ahead.wait().is_none(), "waited for once");
+        let spare = ahead.take_spare();
+        assert!(
+            spare.is_empty() && spare.capacity() >= 1 << 16,
+            "no new buffer per round"
+        );
+        assert_eq!(
+            storage.file_bytes(Path::new("/d/f")).unwrap(),
+            b"\0\0\0written ahead"
+        );
+    }
+}
