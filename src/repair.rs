@@ -33,6 +33,10 @@ pub struct TailCut {
     pub side_file: String,
     /// Sequence number of the last record that survives, if any.
     pub last_seq: Option<u64>,
+    /// Whether the file system refused a directory fsync while cutting, so the side file's
+    /// name (and a journal created by this cut) may not survive a power loss. The cut itself
+    /// is made durable by the segment's own fdatasync. Always false in a plan.
+    pub durability_degraded: bool,
 }
 
 /// What `truncate_partial` did.
@@ -85,6 +89,7 @@ pub fn truncate_partial(
                 sha256: String::new(),
                 side_file: String::new(),
                 last_seq: report.last_seq,
+                durability_degraded: false,
             };
             if dry_run {
                 RepairOutcome::Cut(plan)
@@ -182,17 +187,18 @@ pub(crate) fn cut_tail(
     }
     side.sync_data()
         .map_err(|e| Error::io("fdatasync", &side_path, e))?;
-    sync_dir(storage, dir)?;
+    let mut syncs = vec![sync_dir(storage, dir)?];
     crate::kill_point("repair_saved");
     file.set_len(plan.offset)
         .map_err(|e| Error::io("truncate", &seg_path, e))?;
     file.sync_data()
         .map_err(|e| Error::io("fdatasync", &seg_path, e))?;
-    sync_dir(storage, dir)?;
+    syncs.push(sync_dir(storage, dir)?);
     crate::kill_point("repair_cut");
     plan.sha256 = hex(&hasher.finalize());
     plan.side_file = side_name;
-    append_journal(storage, dir, journal, &plan, reason)?;
+    syncs.push(append_journal(storage, dir, journal, &plan, reason)?);
+    plan.durability_degraded = syncs.contains(&DirSync::Unsupported);
     Ok(plan)
 }
 
@@ -242,7 +248,7 @@ fn append_journal(
     (file, created): (Arc<dyn StorageFile>, bool),
     cut: &TailCut,
     reason: &str,
-) -> Result<()> {
+) -> Result<DirSync> {
     let path = dir.join(JOURNAL_NAME);
     let now = crate::time::now_nanos();
     let line = serde_json::json!({
@@ -265,9 +271,9 @@ fn append_journal(
     file.sync_data()
         .map_err(|e| Error::io("fdatasync", &path, e))?;
     if created {
-        sync_dir(storage, dir)?;
+        return sync_dir(storage, dir);
     }
-    Ok(())
+    Ok(DirSync::Synced)
 }
 
 /// Fsyncs `dir`; returns whether the file system supports it.

@@ -55,6 +55,10 @@ fn torn_tail_cut_reports_json() {
     assert_eq!(v["last_seq"], 2);
     assert_eq!(v["journal"], "repair.jsonl");
     assert_eq!(
+        v["durability_degraded"], false,
+        "this file system fsyncs directories"
+    );
+    assert_eq!(
         v["side_file"],
         format!("{SEGMENT}.cut-{:020}", clean_offset(3))
     );
@@ -98,7 +102,7 @@ fn dry_run_json_is_the_plan() {
         json!({
             "status": "planned", "dry_run": true, "segment": SEGMENT, "offset": clean_offset(4),
             "bytes_cut": 42, "records_lost": 0, "last_seq": 3,
-            "sha256": null, "side_file": null, "journal": null,
+            "sha256": null, "side_file": null, "journal": null, "durability_degraded": null,
         })
     );
 }

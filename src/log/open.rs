@@ -177,7 +177,9 @@ fn recover_last(
             sha256: String::new(),
             side_file: String::new(),
             last_seq: first.last_good_seq,
+            durability_degraded: false,
         };
+        // A refused directory fsync is already in `opened`: this open synced the directory.
         opened.cut = Some(repair::cut_tail(
             storage,
             dir,

@@ -10,6 +10,7 @@ mod concurrency;
 mod copy_checks;
 mod crash;
 mod decision_table;
+mod degraded;
 mod faults;
 mod golden;
 mod in_place;

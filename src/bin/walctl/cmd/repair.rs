@@ -121,6 +121,12 @@ fn print(
     status: &str,
 ) -> Result<()> {
     let records_lost = report.damage.last().map_or(0, |d| d.records_after);
+    if cut.is_some_and(|c| c.durability_degraded) {
+        out.note(
+            "warning: this file system cannot fsync directories; the side file may not survive a \
+             power loss: copy it elsewhere if you need the cut bytes",
+        );
+    }
     if args.json {
         let value = to_json(cut, status, records_lost, args.dry_run);
         json::write_line(out.stdout(), &value)?;
@@ -181,5 +187,6 @@ fn to_json(cut: Option<&TailCut>, status: &str, records_lost: u64, dry_run: bool
         "sha256": done.then_some(&cut.sha256),
         "side_file": done.then_some(&cut.side_file),
         "journal": done.then_some(walctl::segment::JOURNAL_NAME),
+        "durability_degraded": done.then_some(cut.durability_degraded),
     })
 }
