@@ -97,22 +97,29 @@ fn compaction_and_salvage_report_a_file_system_without_directory_fsync() {
     }
 }
 
+/// A synced log of 20 records with 50 bytes of garbage after them (a torn tail), on storage
+/// that refuses directory fsyncs when `refuse`.
+fn torn_tail(refuse: bool) -> walctl::Options {
+    let storage = crate::util::built(20, 100);
+    let last = crate::util::segments(&storage).pop().unwrap();
+    crate::util::edit(&storage, &last, |b| b.extend_from_slice(&[0xAB; 50]));
+    let hooks = std::sync::Arc::new(DirSyncRefused::default());
+    hooks
+        .refuse
+        .store(refuse, std::sync::atomic::Ordering::Relaxed);
+    walctl::Options {
+        storage: crate::util::Hooked::storage(&storage, hooks),
+        ..crate::util::plain(&storage)
+    }
+}
+
 #[test]
 fn a_repair_and_a_writers_cut_report_a_file_system_without_directory_fsync() {
     // The cut is durable by the segment's own fdatasync; the side file that keeps the cut bytes
     // is a new name in the directory, which only a directory fsync makes durable.
-    use std::sync::atomic::Ordering::Relaxed;
     for (refuse, dry_run) in [(false, false), (true, false), (true, true)] {
         let case = format!("refused {refuse}, dry run {dry_run}");
-        let storage = crate::util::built(20, 100);
-        let last = crate::util::segments(&storage).pop().unwrap();
-        crate::util::edit(&storage, &last, |b| b.extend_from_slice(&[0xAB; 50]));
-        let hooks = std::sync::Arc::new(DirSyncRefused::default());
-        hooks.refuse.store(refuse, Relaxed);
-        let opts = walctl::Options {
-            storage: crate::util::Hooked::storage(&storage, std::sync::Arc::clone(&hooks)),
-            ..crate::util::plain(&storage)
-        };
+        let opts = torn_tail(refuse);
         let (_, outcome) = walctl::truncate_partial(&dir(), &opts, dry_run).unwrap();
         let walctl::RepairOutcome::Cut(cut) = outcome else {
             panic!("{case}: a torn tail to cut, got {outcome:?}");
@@ -122,15 +129,7 @@ fn a_repair_and_a_writers_cut_report_a_file_system_without_directory_fsync() {
     }
     // The writer's own cut at open after a crash says it through the open report.
     for refuse in [false, true] {
-        let storage = crate::util::built(20, 100);
-        let last = crate::util::segments(&storage).pop().unwrap();
-        crate::util::edit(&storage, &last, |b| b.extend_from_slice(&[0xAB; 50]));
-        let hooks = std::sync::Arc::new(DirSyncRefused::default());
-        hooks.refuse.store(refuse, Relaxed);
-        let opts = walctl::Options {
-            storage: crate::util::Hooked::storage(&storage, std::sync::Arc::clone(&hooks)),
-            ..crate::util::plain(&storage)
-        };
+        let opts = torn_tail(refuse);
         let log = Log::open(dir(), opts).unwrap();
         let report = log.open_report();
         let cut = report.cut.as_ref().expect("the torn tail was cut");
