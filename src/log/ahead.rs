@@ -36,13 +36,21 @@ struct Done {
 /// flight.
 #[derive(Default)]
 pub(super) struct Ahead {
-    helper: Option<Helper>,
-    /// The helper could not be started: every write is made by the appender.
-    unavailable: bool,
+    helper: State,
     /// Where the write in flight starts.
     inflight: Option<u64>,
     /// The buffer the last write handed back, for the next round of appends.
     spare: Vec<u8>,
+}
+
+#[derive(Default)]
+enum State {
+    /// No buffer has filled yet.
+    #[default]
+    NotStarted,
+    Running(Helper),
+    /// The helper could not be started, or stopped: every write is made by the appender.
+    Unavailable,
 }
 
 struct Helper {
@@ -56,16 +64,18 @@ impl Ahead {
     /// when nothing was in flight.
     pub(super) fn wait(&mut self) -> Option<(u64, io::Result<()>)> {
         let start = self.inflight.take()?;
-        let done = self.helper.as_ref().map(|h| h.done.recv());
+        let done = match &self.helper {
+            State::Running(h) => h.done.recv().ok(),
+            _ => None,
+        };
         Some(match done {
-            Some(Ok(Done { buf, result })) => {
+            Some(Done { buf, result }) => {
                 self.give_back(buf);
                 (start, result)
             }
             // The helper is gone (it panicked): whether the bytes were written is unknown.
-            _ => {
-                self.helper = None;
-                self.unavailable = true;
+            None => {
+                self.helper = State::Unavailable;
                 (
                     start,
                     Err(io::Error::other("the write-ahead helper thread stopped")),
@@ -78,7 +88,10 @@ impl Ahead {
     /// write itself. Call [`Ahead::wait`] first.
     pub(super) fn hand_over(&mut self, job: Job) -> Result<(), Job> {
         debug_assert!(self.inflight.is_none(), "one write in flight at most");
-        let Some(jobs) = self.helper.as_ref().and_then(|h| h.jobs.as_ref()) else {
+        let State::Running(Helper {
+            jobs: Some(jobs), ..
+        }) = &self.helper
+        else {
             return Err(job);
         };
         let offset = job.offset;
@@ -88,8 +101,7 @@ impl Ahead {
                 Ok(())
             }
             Err(mpsc::SendError(job)) => {
-                self.helper = None;
-                self.unavailable = true;
+                self.helper = State::Unavailable;
                 Err(job)
             }
         }
@@ -97,11 +109,10 @@ impl Ahead {
 
     /// Whether a helper runs (started here on first use) to take the next write.
     pub(super) fn ready(&mut self) -> bool {
-        if self.helper.is_none() && !self.unavailable {
-            self.helper = Helper::spawn();
-            self.unavailable = self.helper.is_none();
+        if let State::NotStarted = self.helper {
+            self.helper = Helper::spawn().map_or(State::Unavailable, State::Running);
         }
-        self.helper.is_some()
+        matches!(self.helper, State::Running(_))
     }
 
     /// Keeps `buf`, written by the caller itself, as the spare.

@@ -8,6 +8,9 @@ use walctl::format::SEGMENT_DATA_START;
 use walctl::storage::{CrashMode, Fault, MemStorage, OpRecord, TraceOp};
 use walctl::{ErrorKind, Log, Options, Verdict};
 
+/// The raw OS error an I/O failure carries (EIO), without the libc crate in the tests.
+const EIO: i32 = 5;
+
 /// A 4 KiB write buffer, no zeros written ahead (so every data write is a record write).
 fn buffered(storage: &MemStorage, segment_size: u64) -> Options {
     Options {
@@ -95,7 +98,7 @@ fn a_failed_write_on_the_helper_poisons_and_the_next_call_that_waits_reports_it(
     }
     log.sync().unwrap();
     let seen = observe(&storage, |op| {
-        (op.op == TraceOp::Write).then_some(Fault::Errno(libc_eio()))
+        (op.op == TraceOp::Write).then_some(Fault::Errno(EIO))
     });
     // 132-byte records: the 31st after the sync fills the 4 KiB buffer, which goes to the
     // helper; the caller is not kept waiting for the write, so it cannot report it yet.
@@ -128,9 +131,4 @@ fn a_failed_write_on_the_helper_poisons_and_the_next_call_that_waits_reports_it(
         6,
         "the synced records stay; the lost buffer was never durable and its numbers are free"
     );
-}
-
-/// EIO, without a dependency on the libc crate in the tests.
-fn libc_eio() -> i32 {
-    5
 }
