@@ -51,14 +51,10 @@ impl Log {
 
     /// Hands a full write buffer to the helper thread, which writes it while the caller goes
     /// on appending into a second buffer (`ahead.rs`). Without a write buffer the write is
-    /// made at once, as `Options::write_buffer` promises; so are records of `append_and_sync`
-    /// callers, who are about to sync.
+    /// made at once, as `Options::write_buffer` promises. Records of waiting `append_and_sync`
+    /// callers may go either way: their sync waits for the write, and its failure poisons.
     pub(super) fn flush_ahead(&self, st: &mut WriteState) -> Result<()> {
-        if self.options.write_buffer == 0
-            || st.pending_deferred
-            || st.pending.is_empty()
-            || !st.ahead.ready()
-        {
+        if self.options.write_buffer == 0 || !st.ahead.ready() {
             return self.flush_locked(st);
         }
         self.settle(st)?;
