@@ -26,14 +26,8 @@ impl Log {
         let end = start + st.pending.len() as u64;
         self.preallocate_for(st)?;
         if let Err(e) = st.seg.file.write_at(&st.pending, start) {
-            let err = Error::io("write", &st.seg.path, e);
-            if let Err(t) = st.seg.file.set_len(start) {
-                self.poison(format!(
-                    "{err}; truncating back to {start} also failed: {t}"
-                ));
-            } else if self.options.write_buffer > 0 || st.pending_deferred {
-                self.poison(format!("{err}; buffered appends were lost"));
-            }
+            let buffered = self.options.write_buffer > 0 || st.pending_deferred;
+            let err = self.failed_write(&st.seg, start, e, buffered);
             st.next_seq -= st.pending_records;
             st.pending.clear();
             st.pending_records = 0;
@@ -71,7 +65,7 @@ impl Log {
         if let Err(job) = st.ahead.hand_over(job) {
             // The helper stopped: write here, with the helper's failure rule.
             job.run()
-                .map_err(|e| self.lost_buffered(&st.seg, start, e))?;
+                .map_err(|e| self.failed_write(&st.seg, start, e, true))?;
             st.ahead.give_back(job.buf);
         }
         Ok(())
@@ -82,19 +76,21 @@ impl Log {
     pub(super) fn settle(&self, st: &mut WriteState) -> Result<()> {
         match st.ahead.wait() {
             None | Some((_, Ok(()))) => Ok(()),
-            Some((start, Err(e))) => Err(self.lost_buffered(&st.seg, start, e)),
+            Some((start, Err(e))) => Err(self.failed_write(&st.seg, start, e, true)),
         }
     }
 
-    /// Poisons the writer after a failed write of buffered records at `start`, having tried
-    /// to cut the file back there.
-    fn lost_buffered(&self, seg: &Active, start: u64, e: std::io::Error) -> Error {
+    /// After a failed write of records at `start`: cuts the file back there, and poisons the
+    /// writer if that fails too or if the records were `buffered` (their callers were told
+    /// their sequence numbers, or wait on a sync).
+    fn failed_write(&self, seg: &Active, start: u64, e: std::io::Error, buffered: bool) -> Error {
         let err = Error::io("write", &seg.path, e);
         match seg.file.set_len(start) {
             Err(t) => self.poison(format!(
                 "{err}; truncating back to {start} also failed: {t}"
             )),
-            Ok(()) => self.poison(format!("{err}; buffered appends were lost")),
+            Ok(()) if buffered => self.poison(format!("{err}; buffered appends were lost")),
+            Ok(()) => {}
         }
         err
     }
