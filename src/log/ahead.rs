@@ -169,8 +169,10 @@ impl Job {
 }
 
 impl Drop for Helper {
-    /// Closes the queue and waits for the thread, so no file of the log stays open after the
-    /// writer is gone. (`Log`'s own drop has already waited for the write in flight.)
+    /// Closes the queue and waits for the thread. A clean close has already waited for the
+    /// write in flight, but a poisoned writer's drop does not: this join is what makes that
+    /// write land before the writer lock (dropped after the writer's state) is released, so
+    /// it can never reach a segment that the next writer already holds.
     fn drop(&mut self) {
         drop(self.jobs.take());
         if let Some(thread) = self.thread.take() {
@@ -190,6 +192,51 @@ mod tests {
         storage
             .open(Path::new("/d/f"), OpenMode::CreateNew)
             .unwrap()
+    }
+
+    /// A file whose writes take a while, as a device under load makes them.
+    #[derive(Debug)]
+    struct Slow(Arc<dyn StorageFile>);
+
+    impl StorageFile for Slow {
+        fn len(&self) -> io::Result<u64> {
+            self.0.len()
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+            self.0.read_at(buf, offset)
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            self.0.write_at(buf, offset)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.0.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.0.sync_data()
+        }
+        fn contents(&self) -> io::Result<crate::storage::Contents> {
+            self.0.contents()
+        }
+    }
+
+    #[test]
+    fn a_write_in_flight_lands_before_the_writer_side_is_dropped() {
+        // A poisoned writer's drop does not wait for the write in flight; dropping the helper
+        // must, or the write could land after the writer lock is released.
+        let storage = MemStorage::new();
+        let file: Arc<dyn StorageFile> = Arc::new(Slow(file(&storage)));
+        let mut ahead = Ahead::default();
+        assert!(ahead.ready());
+        let job = Job {
+            file,
+            buf: b"late".to_vec(),
+            offset: 0,
+            writeback: None,
+        };
+        assert!(ahead.hand_over(job).is_ok());
+        drop(ahead);
+        assert_eq!(storage.file_bytes(Path::new("/d/f")).unwrap(), b"late");
     }
 
     #[test]
