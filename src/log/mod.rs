@@ -21,6 +21,7 @@ mod ahead;
 mod durable;
 mod entry;
 mod group;
+mod index;
 mod open;
 
 pub(crate) use open::create_empty_segment;
@@ -316,54 +317,6 @@ impl Log {
         self.check_poison()?;
         let mut st = self.lock_state();
         self.flush_locked(&mut st)
-    }
-
-    /// The live value of `key` in the key/value view (last write wins; tombstones delete).
-    ///
-    /// The first call builds the index with one scan of the log; appends keep it current.
-    ///
-    /// # Errors
-    ///
-    /// I/O errors, or [`ErrorKind::Corrupt`] when the log or the indexed record is damaged.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Record>> {
-        // Before the index lock: an append holds the state lock while it waits for the index.
-        self.flush()?;
-        let mut index = self
-            .index
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if index.is_none() {
-            // Appends wait for the index lock (index_appended), so none slips in between.
-            let (built, report) = crate::kv::KeyIndex::build(&*self.options.storage, &self.dir)?;
-            if report.verdict() == crate::Verdict::Corrupt {
-                return Err(Error::new(ErrorKind::Corrupt {
-                    summary: report.first_damage_summary(),
-                }));
-            }
-            *index = Some(built);
-            self.index_built.store(true, Ordering::Release);
-        }
-        let index = index.as_ref().expect("built above");
-        index.read(&*self.options.storage, &self.dir, key)
-    }
-
-    fn index_appended(&self, entries: &[Entry<'_>], appended: &[Appended]) {
-        let mut index = self
-            .index
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(index) = index.as_mut() else { return };
-        for (e, a) in entries.iter().zip(appended) {
-            index.apply(&crate::report::RecordView {
-                seq: a.seq,
-                timestamp_nanos: 0,
-                kind: e.kind,
-                key: e.key,
-                payload: e.payload,
-                location: a.location,
-                crc: 0,
-            });
-        }
     }
 
     fn check_entry(&self, e: &Entry<'_>) -> Result<()> {
