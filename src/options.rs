@@ -39,6 +39,8 @@ pub struct Options {
     /// A buffer that fills is written by a helper thread (started with the first full buffer)
     /// while appends fill a second one, so memory holds up to twice this size; the failure of
     /// that write is reported by the next call that writes, flushes or syncs.
+    /// [`crate::Log::written_seq`] tells which records the OS holds, for a caller that passes
+    /// sequence numbers on (as `walctl append` prints them).
     pub write_buffer: usize,
     /// Bytes of zeros to write ahead of the end of the data in the segment being appended to,
     /// so that an fdatasync only writes data into space the file already has, without

@@ -23,7 +23,16 @@ pub(super) struct Job {
     pub(super) file: Arc<dyn StorageFile>,
     pub(super) buf: Vec<u8>,
     pub(super) offset: u64,
+    /// The sequence number of the last record in `buf`.
+    pub(super) last_seq: u64,
     pub(super) writeback: Option<(u64, u64)>,
+}
+
+/// The write in flight: where it starts and the last record it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Flight {
+    pub(super) offset: u64,
+    pub(super) last_seq: u64,
 }
 
 /// What the helper hands back: the buffer, emptied for reuse, and the write's result.
@@ -37,8 +46,7 @@ struct Done {
 #[derive(Default)]
 pub(super) struct Ahead {
     helper: State,
-    /// Where the write in flight starts.
-    inflight: Option<u64>,
+    inflight: Option<Flight>,
     /// The buffer the last write handed back, for the next round of appends.
     spare: Vec<u8>,
 }
@@ -60,10 +68,10 @@ struct Helper {
 }
 
 impl Ahead {
-    /// Waits for the write in flight. Returns where it started and what it reported, or `None`
-    /// when nothing was in flight.
-    pub(super) fn wait(&mut self) -> Option<(u64, io::Result<()>)> {
-        let start = self.inflight.take()?;
+    /// Waits for the write in flight. Returns which write it was and what it reported, or
+    /// `None` when nothing was in flight.
+    pub(super) fn wait(&mut self) -> Option<(Flight, io::Result<()>)> {
+        let flight = self.inflight.take()?;
         let done = match &self.helper {
             State::Running(h) => h.done.recv().ok(),
             _ => None,
@@ -71,13 +79,13 @@ impl Ahead {
         Some(match done {
             Some(Done { buf, result }) => {
                 self.give_back(buf);
-                (start, result)
+                (flight, result)
             }
             // The helper is gone (it panicked): whether the bytes were written is unknown.
             None => {
                 self.helper = State::Unavailable;
                 (
-                    start,
+                    flight,
                     Err(io::Error::other("the write-ahead helper thread stopped")),
                 )
             }
@@ -94,10 +102,13 @@ impl Ahead {
         else {
             return Err(job);
         };
-        let offset = job.offset;
+        let flight = Flight {
+            offset: job.offset,
+            last_seq: job.last_seq,
+        };
         match jobs.send(job) {
             Ok(()) => {
-                self.inflight = Some(offset);
+                self.inflight = Some(flight);
                 Ok(())
             }
             Err(mpsc::SendError(job)) => {
@@ -232,6 +243,7 @@ mod tests {
             file,
             buf: b"late".to_vec(),
             offset: 0,
+            last_seq: 1,
             writeback: None,
         };
         assert!(ahead.hand_over(job).is_ok());
@@ -256,11 +268,18 @@ mod tests {
             file: Arc::clone(&file),
             buf,
             offset: 3,
+            last_seq: 7,
             writeback: None,
         };
         assert!(ahead.hand_over(job).is_ok());
-        let (start, result) = ahead.wait().expect("a write was in flight");
-        assert_eq!(start, 3);
+        let (flight, result) = ahead.wait().expect("a write was in flight");
+        assert_eq!(
+            flight,
+            Flight {
+                offset: 3,
+                last_seq: 7
+            }
+        );
         result.unwrap();
         assert!(ahead.wait().is_none(), "waited for once");
         let spare = ahead.take_spare();

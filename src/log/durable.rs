@@ -20,6 +20,7 @@ impl Log {
     pub(super) fn flush_locked(&self, st: &mut WriteState) -> Result<()> {
         self.settle(st)?;
         if st.pending.is_empty() {
+            debug_assert_eq!(st.written_seq, st.next_seq - 1, "nothing unwritten is left");
             return Ok(());
         }
         let start = st.seg.len;
@@ -35,6 +36,7 @@ impl Log {
             return Err(err);
         }
         st.pending.clear();
+        st.written_seq = st.next_seq - 1;
         if let Some((offset, len)) = Self::written(st, end) {
             // A hint only: its failure changes nothing about durability.
             let _ = st.seg.file.start_writeback(offset, len);
@@ -60,12 +62,14 @@ impl Log {
             file: Arc::clone(&st.seg.file),
             buf,
             offset: start,
+            last_seq: st.next_seq - 1,
             writeback: Self::written(st, end),
         };
         if let Err(job) = st.ahead.hand_over(job) {
             // The helper stopped: write here, with the helper's failure rule.
             job.run()
                 .map_err(|e| self.failed_write(&st.seg, start, e, true))?;
+            st.written_seq = job.last_seq;
             st.ahead.give_back(job.buf);
         }
         Ok(())
@@ -75,8 +79,13 @@ impl Log {
     /// callers were told their sequence numbers, so a failure poisons.
     pub(super) fn settle(&self, st: &mut WriteState) -> Result<()> {
         match st.ahead.wait() {
-            None | Some((_, Ok(()))) => Ok(()),
-            Some((start, Err(e))) => Err(self.failed_write(&st.seg, start, e, true)),
+            None => Ok(()),
+            Some((flight, Ok(()))) => {
+                debug_assert!(flight.last_seq >= st.written_seq, "written in order");
+                st.written_seq = flight.last_seq;
+                Ok(())
+            }
+            Some((flight, Err(e))) => Err(self.failed_write(&st.seg, flight.offset, e, true)),
         }
     }
 

@@ -74,6 +74,9 @@ struct WriteState {
     pending_records: u64,
     /// Whether `pending` holds records of `append_and_sync` callers waiting for a sync.
     pending_deferred: bool,
+    /// The highest sequence number whose record the OS holds: below the pending records and
+    /// the write in flight ([`Log::written_seq`]).
+    written_seq: u64,
     /// The write of a full buffer in flight on a helper thread, if any.
     ahead: ahead::Ahead,
 }
@@ -149,6 +152,19 @@ impl Log {
     #[must_use]
     pub fn durable_seq(&self) -> u64 {
         self.durable.load(Ordering::Acquire)
+    }
+
+    /// The highest sequence number whose record the OS holds: a crash of this process can no
+    /// longer lose it (a power loss can, until a [`Log::sync`] covers it).
+    ///
+    /// Without [`Options::write_buffer`] that is every record an append returned. With one,
+    /// records still in the buffer or in the write in flight on the helper thread are above
+    /// it, and a failed write loses them (the writer is poisoned): a caller that reports
+    /// sequence numbers onward, as `walctl append` prints them, reports those up to here.
+    /// After [`Log::flush`] succeeded, every appended record is covered.
+    #[must_use]
+    pub fn written_seq(&self) -> u64 {
+        self.lock_state().written_seq
     }
 
     /// Whether directory fsyncs are unsupported here (new segments less durable).

@@ -71,6 +71,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
             pending: Vec::new(),
             pending_records: 0,
             pending_deferred: false,
+            written_seq: next_seq - 1,
             ahead: Default::default(),
         }),
         sync: Mutex::new(SyncState::new(durable_seq)),

@@ -105,6 +105,11 @@ fn a_failed_write_on_the_helper_poisons_and_the_next_call_that_waits_reports_it(
     for i in 6..=40 {
         assert_eq!(log.append(&payload(i, 100)).unwrap().seq, i);
     }
+    assert_eq!(
+        log.written_seq(),
+        5,
+        "the failing write was never seen to land"
+    );
     let err = log.flush().unwrap_err();
     assert!(
         matches!(err.kind(), ErrorKind::Io { op: "write", .. }),
@@ -124,6 +129,7 @@ fn a_failed_write_on_the_helper_poisons_and_the_next_call_that_waits_reports_it(
         log.sync().unwrap_err().kind(),
         ErrorKind::Poisoned { .. }
     ));
+    assert_eq!(log.written_seq(), 5, "nothing after 5 reached the OS");
     drop(log);
     let log = Log::open(dir(), buffered(&storage, 1 << 20)).unwrap();
     assert_eq!(
@@ -131,4 +137,52 @@ fn a_failed_write_on_the_helper_poisons_and_the_next_call_that_waits_reports_it(
         6,
         "the synced records stay; the lost buffer was never durable and its numbers are free"
     );
+}
+
+#[test]
+fn written_seq_names_only_records_the_os_holds_with_or_without_a_buffer() {
+    let storage = MemStorage::new();
+    let unbuffered = Options {
+        write_buffer: 0,
+        ..buffered(&storage, 1 << 20)
+    };
+    let log = Log::open(dir(), unbuffered).unwrap();
+    for i in 1..=3 {
+        log.append(&payload(i, 100)).unwrap();
+        assert_eq!(log.written_seq(), i, "unbuffered: every returned append");
+    }
+    drop(log);
+    let log = Log::open(dir(), buffered(&storage, 64 << 10)).unwrap();
+    assert_eq!(log.written_seq(), 3, "what the log held at open");
+    // 132-byte records: 32 fill the 4 KiB buffer; one buffer may be in flight and one filling.
+    let mut last_written = 3;
+    for i in 4..=2000u64 {
+        log.append(&payload(i, 100)).unwrap();
+        let written = log.written_seq();
+        assert!(written >= last_written, "{written} after {last_written}");
+        assert!(
+            written <= i && i - written <= 64,
+            "record {i}: written {written}"
+        );
+        last_written = written;
+        if i % 700 == 0 {
+            // The promise: a crash of the process now keeps every record up to `written`.
+            let crashed = storage.crash(CrashMode::KeepAll);
+            let (_, records) = scan(&crashed, &dir());
+            assert!(
+                records.len() as u64 >= written,
+                "{} < {written}",
+                records.len()
+            );
+        }
+    }
+    assert!(last_written < 2000, "the last buffer is not written yet");
+    assert!(
+        last_written > 1900,
+        "full buffers were written: {last_written}"
+    );
+    log.flush().unwrap();
+    assert_eq!(log.written_seq(), 2000, "a flush writes everything");
+    let (_, records) = scan(&storage.crash(CrashMode::KeepAll), &dir());
+    assert_eq!(records.len(), 2000);
 }
