@@ -57,19 +57,6 @@ fn null_mode_splits_on_nul_bytes() {
 }
 
 #[test]
-fn a_long_stream_is_appended_in_batches_with_every_line_kept() {
-    let f = Fixture::empty();
-    let input: String = (1..=20_000).map(|i| format!("line-{i}\n")).collect();
-    let run = f.run_stdin(&["append", "--lines", "--sync"], input);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let seqs: Vec<u64> = run.stdout.lines().map(|l| l.parse().unwrap()).collect();
-    assert_eq!(seqs, (1..=20_000).collect::<Vec<u64>>());
-    let payloads = f.payloads();
-    assert_eq!(payloads.len(), 20_000);
-    assert_eq!(payloads[19_999], b"line-20000");
-}
-
-#[test]
 fn key_and_delete_write_keyed_records_and_tombstones() {
     let f = Fixture::empty();
     assert_eq!(f.run(&["append", "--key", "user:7", "Ada"]).code, 0);
@@ -452,26 +439,6 @@ fn lines_with_a_key_give_every_record_that_key() {
         keys,
         [Some(b"sensor-7".to_vec()), Some(b"sensor-7".to_vec())]
     );
-}
-
-/// A batch is written once it holds 4,096 records; a bad line after that fails the command,
-/// and the operator is told which records are already in the log.
-#[test]
-fn an_error_after_a_written_batch_names_the_records_that_remain() {
-    let f = Fixture::empty();
-    let mut input = "{\"payload\":\"ok\"}\n".repeat(4097);
-    input.push_str("{\"payload\":12}\n");
-    let run = f.run_stdin(&["append", "--jsonl"], input);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert_eq!(run.stdout.lines().count(), 4096);
-    assert_eq!(
-        run.stderr,
-        format!(
-            "{CREATED}walctl: records 1 to 4096 were appended before this error and remain in \
-             the log\nwalctl: stdin line 4098: \"payload\" must be a string or null\n"
-        )
-    );
-    assert_eq!(f.payloads().len(), 4096);
 }
 
 /// Stdout that cannot be written (a full disk) is an error, unlike a reader that went away:

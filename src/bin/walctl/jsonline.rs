@@ -232,6 +232,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn push_u64_writes_every_digit_count_as_display_does() {
+        let mut cases = vec![0, u64::MAX];
+        for p in 0..20 {
+            let ten = 10u64.pow(p);
+            cases.extend([
+                ten - 1,
+                ten,
+                ten + 1,
+                ten.saturating_mul(7).saturating_add(3),
+            ]);
+        }
+        let mut out = b"x".to_vec();
+        let mut expected = "x".to_string();
+        for n in cases {
+            push_u64(&mut out, n);
+            out.push(b',');
+            expected.push_str(&format!("{n},"));
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
     fn fast_lines_equal_the_serde_lines_byte_for_byte() {
         let payloads: [&[u8]; 8] = [
             b"",

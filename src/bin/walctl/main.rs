@@ -16,6 +16,7 @@ mod jsonline;
 mod output;
 mod progress;
 mod select;
+mod seqlines;
 mod split;
 mod text;
 

@@ -1,10 +1,12 @@
 //! `walctl append`: add records to the log, from arguments, stdin, lines, NUL-separated input or
 //! JSON Lines (the export's own shape, so an export can be re-imported).
 //!
-//! Streams are appended in bounded batches (one write per batch) while they are read, so a
-//! 10 GiB stdin costs the same memory as a small one; `--sync` still makes one fsync for the
-//! whole invocation, at the end. Each assigned sequence number is printed as soon as its batch
-//! is written, so a consumer of stdout learns of records in order.
+//! Streams are appended in bounded batches while they are read, so a 10 GiB stdin costs the
+//! same memory as a small one; `--sync` still makes one fsync for the whole invocation, at the
+//! end. The records go through the library's write buffer, whose full buffers a helper thread
+//! writes while the next batches are encoded (both cores on a bulk load). A sequence number is
+//! printed once the OS holds its record (`Log::written_seq`), never while it sits in the buffer,
+//! where a failed write could still lose it; a consumer of stdout learns of records in order.
 
 use super::{LockWait, open_writer};
 use crate::exit::{Exit, UsageError};
@@ -21,6 +23,8 @@ use walctl::{Appended, Entry, Log, Options, RecordKind};
 const BATCH_BYTES: usize = 1 << 20;
 /// Flush a batch once it holds this many records.
 const BATCH_RECORDS: usize = 4096;
+/// The library's write buffer (`Options::write_buffer`): written ahead on a helper thread.
+const WRITE_BUFFER: usize = 1 << 20;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -117,7 +121,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         (true, None) => Some(read_single(&mut io::stdin().lock())?),
         _ => None,
     };
-    let log = open_writer(out, dir, args.wait, true, args.segment_size)?;
+    let log = open_writer(out, dir, args.wait, true, args.segment_size, WRITE_BUFFER)?;
     let mut batch = Batch::new(&log, args.expect_next_seq, args.json);
     let result = fill(
         &mut batch,
@@ -127,8 +131,9 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         split,
         single.as_deref(),
     );
-    let result = result.and_then(|()| batch.flush(out));
+    let result = result.and_then(|()| batch.finish(out));
     if let Err(err) = result {
+        batch.after_error(out);
         if let Some((first, last)) = batch.range() {
             out.note(format_args!(
                 "records {first} to {last} were appended before this error and remain in the log"
@@ -300,7 +305,9 @@ struct Batch<'a> {
     /// Checked by the first write only: later batches follow it under the same lock.
     expect_next_seq: Option<u64>,
     json: bool,
+    /// Appended records whose numbers are not printed yet: those above `Log::written_seq`.
     appended: Vec<Appended>,
+    /// The first and last record printed (or, once stdout is closed, that would have been).
     first_seq: Option<u64>,
     last_seq: Option<u64>,
     /// Stdout was closed by its reader; sequence numbers are no longer printed.
@@ -383,29 +390,52 @@ impl<'a> Batch<'a> {
     }
 
     /// Appends `entries` with one `append_batch` (the first also checks `expect_next_seq`) and
-    /// prints their sequence numbers.
+    /// prints the sequence numbers of the records the OS now holds.
     fn write(&mut self, out: &mut Output, entries: &[Entry<'_>]) -> Result<()> {
-        self.appended.clear();
         let result =
             self.log
                 .append_batch(entries, self.expect_next_seq.take(), &mut self.appended);
-        self.print(out)?;
+        self.print(out, self.log.written_seq())?;
         result.context("appending")?;
         Ok(())
     }
 
-    /// Prints the sequence numbers of the batch just written. A reader that went away
-    /// (`walctl append ... | head -1`) stops the printing, not the appending: the records are
-    /// the point, and `--sync` must still run.
-    fn print(&mut self, out: &mut Output) -> Result<()> {
-        for a in &self.appended {
-            self.first_seq.get_or_insert(a.seq);
-            self.last_seq = Some(a.seq);
+    /// Writes the last batch and the write buffer, and prints the remaining numbers.
+    fn finish(&mut self, out: &mut Output) -> Result<()> {
+        self.flush(out)?;
+        self.log.flush().context("writing the buffered records")?;
+        self.print(out, u64::MAX)
+    }
+
+    /// After an error: hands what is still buffered to the OS if the writer can (a bad input
+    /// line, say, leaves it healthy), so that the numbers printed and the range reported are
+    /// exactly the records that stay in the log.
+    fn after_error(&mut self, out: &mut Output) {
+        if !self.log.is_poisoned()
+            && let Err(e) = self.log.flush()
+        {
+            out.note(format_args!("writing the buffered records failed too: {e}"));
         }
-        if self.stdout_closed {
+        let _ = self.print(out, self.log.written_seq());
+    }
+
+    /// Prints the sequence numbers of the appended records up to `through` and forgets them.
+    /// A reader that went away (`walctl append ... | head -1`) stops the printing, not the
+    /// appending: the records are the point, and `--sync` must still run.
+    fn print(&mut self, out: &mut Output, through: u64) -> Result<()> {
+        let n = self.appended.partition_point(|a| a.seq <= through);
+        let Some(last) = n.checked_sub(1).map(|i| self.appended[i].seq) else {
             return Ok(());
-        }
-        match write_appended(out, &self.appended, self.json) {
+        };
+        self.first_seq.get_or_insert(self.appended[0].seq);
+        self.last_seq = Some(last);
+        let result = if self.stdout_closed {
+            Ok(())
+        } else {
+            write_appended(out, &self.appended[..n], self.json)
+        };
+        self.appended.drain(..n);
+        match result {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                 self.stdout_closed = true;
                 Ok(())
@@ -427,12 +457,12 @@ fn write_appended(out: &mut Output, appended: &[Appended], as_json: bool) -> io:
             json::write_line(out.stdout(), &json::appended(a))?;
         }
     } else {
-        // Formatted by hand into one buffer: with `--lines` this is one line per input line,
-        // and `format!` per number was a tenth of the command's time.
+        // Into one buffer, counted up rather than formatted: with `--lines` this is one line
+        // per input line (`seqlines.rs`).
         let mut text = Vec::with_capacity(appended.len() * 8);
+        let mut lines = crate::seqlines::SeqLines::default();
         for a in appended {
-            crate::jsonline::push_u64(&mut text, a.seq);
-            text.push(b'\n');
+            lines.push(&mut text, a.seq);
         }
         std::io::Write::write_all(out.stdout(), &text)?;
     }

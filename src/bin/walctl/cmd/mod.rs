@@ -107,6 +107,8 @@ impl LockWait {
 }
 
 /// Opens the log in `dir` as its writer and tells the operator what opening found and did.
+/// With a `write_buffer` ([`Options::write_buffer`]), appends are only buffered: the caller
+/// learns from `Log::written_seq` which records the OS holds.
 ///
 /// # Errors
 /// The library's error, with a hint for the lock.
@@ -116,11 +118,13 @@ pub fn open_writer(
     wait: LockWait,
     create: bool,
     segment_size: Option<u64>,
+    write_buffer: usize,
 ) -> Result<Log> {
     let defaults = wait.options();
     let options = Options {
         create,
         segment_size: segment_size.unwrap_or(defaults.segment_size),
+        write_buffer,
         ..defaults
     };
     let log = Log::open(dir, options).map_err(|e| {

@@ -39,7 +39,7 @@ pub struct Args {
 /// # Errors
 /// Lock and fsync failures; a missing log.
 pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
-    let log = open_writer(out, dir, args.wait, false, None)?;
+    let log = open_writer(out, dir, args.wait, false, None, 0)?;
     log.sync().context("syncing the log")?;
     let durable = log.durable_seq();
     drop(log);
