@@ -8,7 +8,8 @@
 # Rows: verify, export, append_big, append_lines, memory, compact.
 # Knobs: BENCH_DIR (default /tmp/walctl-bench-cli), REPS (5), LOG_GIB (1, the verify/export
 # logs), BIG_GIB (10, the log for the one-record append), MEM_GIB (4, peak-memory log),
-# LINES (10000000), PAYLOADS ("1024 100", the record sizes of the verify/export logs). For how
+# LINES (10000000), PAYLOADS ("1024 100", the record sizes of the verify/export logs), WALCTL
+# (the binary to measure, default the one built here: set it to compare two builds). For how
 # verify grows with size: BENCH_DIR=/tmp/wb16 LOG_GIB=16 PAYLOADS=1024 ROWS=verify benches/cli.sh.
 # The page cache is warm for every run: each command runs once untimed first.
 set -euo pipefail
@@ -22,7 +23,7 @@ LINES=${LINES:-10000000}
 PAYLOADS=${PAYLOADS:-"1024 100"}
 ROWS=${ROWS:-"verify export append_big append_lines memory compact"}
 cargo build --release --quiet --bin walctl --example mklog
-W=$PWD/target/release/walctl
+W=${WALCTL:-$PWD/target/release/walctl}
 MK=$PWD/target/release/examples/mklog
 mkdir -p "$BENCH_DIR"
 
@@ -31,12 +32,15 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # time_ns CMD...: wall time of one run in nanoseconds, output discarded.
 time_ns() { local t0; t0=$(now); "$@" >/dev/null 2>&1 || true; echo $(( $(now) - t0 )); }
 
-# row NAME BYTES 'baseline command' 'walctl command': prints throughput of both and the ratio.
+# row NAME BYTES 'baseline command' 'walctl command' ['setup']: prints throughput of both and
+# the ratio. The setup command runs untimed before every run of either.
 row() {
-  local name=$1 bytes=$2 base=$3 ours=$4 b=() o=()
-  bash -c "$base" >/dev/null 2>&1 || true; bash -c "$ours" >/dev/null 2>&1 || true
+  local name=$1 bytes=$2 base=$3 ours=$4 setup=${5:-true} b=() o=()
+  bash -c "$setup"; bash -c "$base" >/dev/null 2>&1 || true
+  bash -c "$setup"; bash -c "$ours" >/dev/null 2>&1 || true
   for _ in $(seq "$REPS"); do
-    b+=("$(time_ns bash -c "$base")"); o+=("$(time_ns bash -c "$ours")")
+    bash -c "$setup"; b+=("$(time_ns bash -c "$base")")
+    bash -c "$setup"; o+=("$(time_ns bash -c "$ours")")
   done
   local bm om
   bm=$(printf '%s\n' "${b[@]}" | median); om=$(printf '%s\n' "${o[@]}" | median)
@@ -83,8 +87,10 @@ append_lines)
   in=$BENCH_DIR/lines.txt
   [ -f "$in" ] || seq -f 'line %.0f of the input' 1 "$LINES" > "$in"
   n=$(stat -c %s "$in")
+  # Both start from nothing, and the previous run's dirty pages are written back untimed.
   row "append --lines, $LINES lines (baseline: cat into a file)" "$n" \
-    "cat $in > $BENCH_DIR/cat.out" "rm -rf $BENCH_DIR/lines-log; $W --dir $BENCH_DIR/lines-log append --lines < $in" ;;
+    "cat $in > $BENCH_DIR/cat.out" "$W --dir $BENCH_DIR/lines-log append --lines < $in" \
+    "rm -rf $BENCH_DIR/cat.out $BENCH_DIR/lines-log; sync" ;;
 compact)
   # Retention: drop the first half of the 1 KiB-record log. Baseline: the same compaction
   # rewriting every survivor (--rewrite); walctl: in place. Each run gets a fresh copy of the
