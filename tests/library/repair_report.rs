@@ -1,0 +1,134 @@
+//! The fields of repair's plan and result (`truncate_partial`): exactly the bytes after the
+//! valid prefix, the side file that keeps them under a free name with their digest, and the
+//! errors of the lock, the journal and the side file itself, each leaving the log uncut.
+
+use crate::report_fields::{rotated, torn_tail};
+use crate::util::{dir, edit, plain as options, segments};
+
+#[test]
+fn repairs_dry_run_plans_to_cut_exactly_the_bytes_after_the_valid_prefix() {
+    let (storage, last, len) = torn_tail();
+    let (report, outcome) = walctl::truncate_partial(&dir(), &options(&storage), true).unwrap();
+    let seg = report.segments.last().unwrap();
+    let walctl::RepairOutcome::Cut(plan) = outcome else {
+        panic!("a torn tail was not planned for: {outcome:?}");
+    };
+    assert_eq!(
+        (plan.segment, plan.offset, plan.length, plan.last_seq),
+        (
+            seg.segment,
+            seg.valid_len,
+            len - seg.valid_len,
+            report.last_seq
+        )
+    );
+    assert_eq!(
+        storage.file_bytes(&last).unwrap().len() as u64,
+        len,
+        "a dry run"
+    );
+}
+
+#[test]
+fn repair_saves_the_cut_bytes_under_a_free_name_with_their_digest() {
+    use sha2::Digest;
+    let storage = rotated(60, 3);
+    let last = segments(&storage).pop().unwrap();
+    // A torn record, then garbage: 1.5 MiB to save, more than the 1 MiB copied at a time.
+    edit(&storage, &last, |b| {
+        b.truncate(b.len() - 7);
+        b.extend((0..3u32 << 19).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    });
+    let before = storage.file_bytes(&last).unwrap();
+    let opts = options(&storage);
+    let (_, planned) = walctl::truncate_partial(&dir(), &opts, true).unwrap();
+    let walctl::RepairOutcome::Cut(plan) = planned else {
+        panic!("no cut planned: {planned:?}");
+    };
+    assert!(plan.length > 1 << 20, "{plan:?}");
+    // An earlier cut at the same offset keeps its name; this one takes the next free one.
+    let seg_name = last.file_name().unwrap().to_str().unwrap();
+    let taken = format!("{seg_name}.cut-{:020}", plan.offset);
+    storage.set_file_bytes(&dir().join(&taken), b"an earlier cut".to_vec());
+    let (_, done) = walctl::truncate_partial(&dir(), &opts, false).unwrap();
+    let walctl::RepairOutcome::Cut(cut) = done else {
+        panic!("nothing was cut: {done:?}");
+    };
+    assert_eq!(cut.side_file, format!("{taken}-1"));
+    let saved = storage
+        .file_bytes(&dir().join(format!("{taken}-1")))
+        .unwrap();
+    assert_eq!(saved, before[plan.offset as usize..]);
+    let digest: String = sha2::Sha256::digest(&saved)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(cut.sha256, digest);
+    assert_eq!(
+        storage.file_bytes(&dir().join(&taken)).unwrap(),
+        b"an earlier cut"
+    );
+}
+
+#[test]
+fn repair_reports_the_locks_the_journals_and_the_side_files_own_errors() {
+    use walctl::storage::{Fault, OpRecord, TraceOp};
+    // EIO taking the lock, opening the journal or creating the side file: the repair refuses
+    // with that error, not with what a retry or a fallback would meet next (another writer, a
+    // name that exists, too many names), and cuts nothing.
+    let cases = [
+        (TraceOp::Lock, "LOCK"),
+        (TraceOp::Open, "repair.jsonl"),
+        (TraceOp::Create, ".cut-"),
+    ];
+    for (op, name) in cases {
+        let (storage, last, _) = torn_tail();
+        let before = storage.file_bytes(&last).unwrap();
+        storage.set_faults(Some(Box::new(move |o: &OpRecord| {
+            (o.op == op && o.path.to_string_lossy().contains(name)).then_some(Fault::Errno(5))
+        })));
+        let err = walctl::truncate_partial(&dir(), &options(&storage), false).unwrap_err();
+        storage.set_faults(None);
+        let walctl::ErrorKind::Io { source, .. } = err.kind() else {
+            panic!("{name}: {err}");
+        };
+        assert_eq!(source.raw_os_error(), Some(5), "{name}: {err}");
+        assert!(err.to_string().contains(name), "{err}");
+        assert_eq!(
+            storage.file_bytes(&last).unwrap(),
+            before,
+            "{name}: nothing cut"
+        );
+    }
+}
+
+#[test]
+fn repair_refuses_when_every_side_file_name_is_taken_and_cuts_nothing() {
+    // A thousand earlier cuts at the same offset: the search for a free name is bounded, and
+    // running out of names must refuse the cut, never overwrite an earlier side file.
+    let (storage, last, _) = torn_tail();
+    let before = storage.file_bytes(&last).unwrap();
+    let (_, planned) = walctl::truncate_partial(&dir(), &options(&storage), true).unwrap();
+    let walctl::RepairOutcome::Cut(plan) = planned else {
+        panic!("no cut planned: {planned:?}");
+    };
+    let seg_name = last.file_name().unwrap().to_str().unwrap();
+    let base = format!("{seg_name}.cut-{:020}", plan.offset);
+    for attempt in 0..1000 {
+        let name = if attempt == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{attempt}")
+        };
+        storage.set_file_bytes(&dir().join(name), vec![attempt as u8]);
+    }
+    let err = walctl::truncate_partial(&dir(), &options(&storage), false).unwrap_err();
+    assert!(err.to_string().contains("too many side files"), "{err}");
+    assert_eq!(storage.file_bytes(&last).unwrap(), before, "nothing cut");
+    let kept = storage.file_bytes(&dir().join(format!("{base}-999")));
+    assert_eq!(
+        kept,
+        Some(vec![(999 % 256) as u8]),
+        "no side file overwritten"
+    );
+}
