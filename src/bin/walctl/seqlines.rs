@@ -100,6 +100,17 @@ mod tests {
     }
 
     #[test]
+    fn after_a_push_the_next_number_is_ready_without_formatting() {
+        let mut lines = SeqLines::default();
+        let mut out = Vec::new();
+        for (n, next) in [(7, "8\n"), (8, "9\n"), (9, "10\n"), (1999, "2000\n")] {
+            lines.push(&mut out, n);
+            assert_eq!(lines.value, n + 1);
+            assert_eq!(&lines.text[..=lines.digits], next.as_bytes());
+        }
+    }
+
+    #[test]
     fn gaps_repeats_and_the_largest_number_print_as_display_does() {
         let numbers = [5, 6, 6, 3, 99, 1000, u64::MAX - 1, u64::MAX, u64::MAX, 0, 7];
         let (got, expected) = lines(numbers);
