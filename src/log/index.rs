@@ -37,6 +37,8 @@ impl Log {
         index.read(&*self.options.storage, &self.dir, key)
     }
 
+    /// Applies just-appended records to the index, once one is built (appends call it while
+    /// they hold the state lock, so the index never misses or reorders a record).
     pub(super) fn index_appended(&self, entries: &[Entry<'_>], appended: &[Appended]) {
         let mut index = self
             .index
