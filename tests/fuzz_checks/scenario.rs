@@ -96,7 +96,7 @@ pub enum Op {
 }
 
 /// The crash mode.
-#[derive(Arbitrary, Debug, Clone, Copy)]
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Crash {
     /// Process crash: everything written survives.
     KeepAll,
@@ -289,10 +289,19 @@ fn write(mut storage: MemStorage, ops: &[Op], knobs: Knobs) -> (MemStorage, Opti
                 log.is_some()
             }
             Op::Crash { crash, repair } => {
+                // What the OS holds survives a crash of the process (`written_seq`'s promise).
+                let written = l.written_seq();
                 let crashed = storage.crash(crash_mode(*crash));
                 drop(log.take());
                 storage = crashed;
                 log = reopen_after(&storage, knobs, *repair, &mut out);
+                if *crash == Crash::KeepAll {
+                    let kept = out.appended.len() as u64;
+                    assert!(
+                        kept >= written,
+                        "a process crash lost written records: {kept} < {written}"
+                    );
+                }
                 true
             }
             Op::Append { len, .. } => append(l, &mut out, expected(next, op, *len as usize % 1500)),
@@ -303,10 +312,25 @@ fn write(mut storage: MemStorage, ops: &[Op], knobs: Knobs) -> (MemStorage, Opti
                 let ok = l.sync().is_ok();
                 if ok {
                     out.acked = out.appended.len();
+                    assert_eq!(
+                        l.written_seq(),
+                        out.appended.len() as u64,
+                        "a sync writes all"
+                    );
                 }
                 ok
             }
-            Op::Flush => l.flush().is_ok(),
+            Op::Flush => {
+                let ok = l.flush().is_ok();
+                if ok {
+                    assert_eq!(
+                        l.written_seq(),
+                        out.appended.len() as u64,
+                        "a flush writes all"
+                    );
+                }
+                ok
+            }
             Op::Reopen => {
                 drop(log.take());
                 log = Log::open(log_dir(), options(&storage, knobs)).ok();
