@@ -308,29 +308,8 @@ fn write(mut storage: MemStorage, ops: &[Op], knobs: Knobs) -> (MemStorage, Opti
             Op::Tombstone { .. } => append(l, &mut out, expected(next, op, 0)),
             Op::Rotate => append(l, &mut out, expected(next, op, 4096)),
             Op::Batch { count, len } => batch(l, &mut out, op, *count, *len),
-            Op::Sync => {
-                let ok = l.sync().is_ok();
-                if ok {
-                    out.acked = out.appended.len();
-                    assert_eq!(
-                        l.written_seq(),
-                        out.appended.len() as u64,
-                        "a sync writes all"
-                    );
-                }
-                ok
-            }
-            Op::Flush => {
-                let ok = l.flush().is_ok();
-                if ok {
-                    assert_eq!(
-                        l.written_seq(),
-                        out.appended.len() as u64,
-                        "a flush writes all"
-                    );
-                }
-                ok
-            }
+            Op::Sync => settled(l.sync().is_ok(), l, &mut out, true),
+            Op::Flush => settled(l.flush().is_ok(), l, &mut out, false),
             Op::Reopen => {
                 drop(log.take());
                 log = Log::open(log_dir(), options(&storage, knobs)).ok();
@@ -346,6 +325,23 @@ fn write(mut storage: MemStorage, ops: &[Op], knobs: Knobs) -> (MemStorage, Opti
         }
     }
     (storage, log, out)
+}
+
+/// After a sync (`acked`) or a flush: on success every appended record is written, and a
+/// sync's are acknowledged durable.
+fn settled(ok: bool, log: &Log, out: &mut Outcome, acked: bool) -> bool {
+    if ok {
+        let all = out.appended.len() as u64;
+        assert_eq!(
+            log.written_seq(),
+            all,
+            "a flush or sync writes every record"
+        );
+        if acked {
+            out.acked = out.appended.len();
+        }
+    }
+    ok
 }
 
 fn crash_mode(c: Crash) -> CrashMode {
