@@ -44,14 +44,13 @@ impl SeqLines {
         self.count_up();
     }
 
-    /// Formats `n` from scratch.
-    fn set(&mut self, mut n: u64) {
+    /// Formats `n` from scratch (for the first number, after a gap, and when a digit is added).
+    fn set(&mut self, n: u64) {
+        let mut digits = Vec::with_capacity(WIDTH);
+        crate::jsonline::push_u64(&mut digits, n);
         self.value = n;
-        self.digits = n.checked_ilog10().map_or(1, |l| l as usize + 1);
-        for digit in self.text[..self.digits].iter_mut().rev() {
-            *digit = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
+        self.digits = digits.len();
+        self.text[..self.digits].copy_from_slice(&digits);
         self.text[self.digits] = b'\n';
     }
 
