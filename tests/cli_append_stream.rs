@@ -95,3 +95,68 @@ fn json_locations_of_a_stream_through_the_write_buffer_point_at_their_records() 
         assert_eq!(line["length"], record.location.length);
     }
 }
+
+/// The help text's promise, watched while stdin is still open: every number on stdout names a
+/// record already in the segment files, though later records wait in the write buffer.
+/// Printing a batch's numbers as soon as `append_batch` returned would show some of those.
+#[test]
+fn every_number_printed_mid_stream_names_a_record_already_in_the_files() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    let f = Fixture::empty();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_walctl"))
+        .env_remove("RUST_BACKTRACE")
+        .arg("--dir")
+        .arg(&f.dir)
+        .args(["append", "--jsonl"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let printed = Arc::new(Mutex::new(0u64));
+    let stdout = child.stdout.take().unwrap();
+    let sink = Arc::clone(&printed);
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            *sink.lock().unwrap() = line.unwrap().parse().unwrap();
+        }
+    });
+    // Five batches of 4,096 records of 132 bytes (528 KiB each): every second batch fills the
+    // 1 MiB buffer and goes to the helper, and the fifth stays in the buffer until stdin ends.
+    let line = format!("{{\"payload\":\"{}\"}}\n", "p".repeat(100));
+    let input = line.repeat(5 * 4096);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    let last = once_printing_stops(&printed);
+    let in_files = common::records(&f.dir).len() as u64;
+    assert!(
+        last > 0,
+        "full buffers were written and their numbers printed"
+    );
+    assert!(
+        last <= in_files,
+        "printed {last}, the files hold {in_files}"
+    );
+    assert!(in_files < 5 * 4096, "the fifth batch waits in the buffer");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    assert_eq!(*printed.lock().unwrap(), 5 * 4096);
+}
+
+/// The last number printed, once it has not changed for a second (at most 30 s).
+fn once_printing_stops(printed: &std::sync::Mutex<u64>) -> u64 {
+    let (mut last, mut still) = (0, 0);
+    for _ in 0..300 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = *printed.lock().unwrap();
+        still = if now == last && now > 0 { still + 1 } else { 0 };
+        last = now;
+        if still >= 10 {
+            break;
+        }
+    }
+    last
+}
