@@ -10,7 +10,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::recovery;
-use crate::report::{Report, Verdict};
+use crate::report::{DamageClass, Report, Verdict};
 use crate::segment::{JOURNAL_NAME, LOCK_NAME, Listing, segment_name};
 use crate::storage::{DirSync, OpenMode, Storage, StorageFile, StorageLock, entry_dir};
 use sha2::{Digest, Sha256};
@@ -33,6 +33,9 @@ pub struct TailCut {
     pub side_file: String,
     /// Sequence number of the last record that survives, if any.
     pub last_seq: Option<u64>,
+    /// Valid records in the removed bytes: never acknowledged as durable, but readable (a
+    /// crash can leave them after damage); the side file keeps their bytes.
+    pub records_lost: u64,
     /// Whether the file system refused a directory fsync while cutting, so the side file's
     /// name (and a journal created by this cut) may not survive a power loss. The cut itself
     /// is made durable by the segment's own fdatasync. Always false in a plan.
@@ -82,13 +85,23 @@ pub fn truncate_partial(
                 .segments
                 .last()
                 .expect("a torn tail lives in the last segment");
+            // The cut starts at the first torn damage: what precedes it survives, and every
+            // valid record after it (`last_seq` may be one of them) goes.
+            let first = (report.damage.iter())
+                .find(|d| d.class == DamageClass::Torn)
+                .expect("a torn tail has torn damage");
+            debug_assert_eq!(
+                first.offset, seg.valid_len,
+                "the cut is at the first torn damage"
+            );
             let plan = TailCut {
                 segment: seg.segment,
                 offset: seg.valid_len,
                 length: seg.file_len - seg.valid_len,
                 sha256: String::new(),
                 side_file: String::new(),
-                last_seq: report.last_seq,
+                last_seq: first.last_good_seq,
+                records_lost: first.records_after,
                 durability_degraded: false,
             };
             if dry_run {
@@ -262,6 +275,7 @@ fn append_journal(
         "sha256": cut.sha256,
         "side_file": cut.side_file,
         "last_seq": cut.last_seq,
+        "records_lost": cut.records_lost,
     });
     let mut text = line.to_string();
     text.push('\n');

@@ -1,6 +1,6 @@
 //! `walctl repair --truncate-partial`: a torn tail is cut (bytes saved, cut journaled), a
 //! zero-filled tail too; mid-log corruption is refused with every file byte-identical; dry runs
-//! and refusals change nothing.
+//! and refusals change nothing; the plan counts the valid records a cut drops.
 
 mod common;
 
@@ -217,4 +217,56 @@ fn on_a_terminal_no_at_the_prompt_changes_nothing() {
         run.stdout
     );
     assert_eq!(f.snapshot(), before);
+}
+
+#[test]
+fn the_plan_counts_every_valid_record_the_cut_drops_and_names_the_last_that_survives() {
+    // Synced through 5; of the unsynced 6 to 10, power loss damaged 6 and 9. Everything from 6
+    // on is cut, including the valid 7, 8 and 10.
+    let f = Fixture::clean(5);
+    let tail: Vec<String> = (6..=10).map(|i| format!("record-{}", i % 10)).collect();
+    let entries: Vec<walctl::Entry<'_>> = tail
+        .iter()
+        .map(|p| walctl::Entry::data(p.as_bytes()))
+        .collect();
+    f.append(&entries, false);
+    for seq in [6, 9] {
+        f.flip_byte(clean_offset(seq) + 33);
+    }
+    let run = f.run(&["repair", "--truncate-partial", "--dry-run", "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let v = json(&run.stdout);
+    assert_eq!(v["offset"], clean_offset(6));
+    assert_eq!(
+        (v["records_lost"].as_u64(), v["last_seq"].as_u64()),
+        (Some(3), Some(5)),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_cut_and_its_journal_name_the_last_record_before_it_not_one_it_removed() {
+    let f = Fixture::clean(5);
+    f.append(
+        &[
+            walctl::Entry::data(b"record-6"),
+            walctl::Entry::data(b"record-7"),
+        ],
+        false,
+    );
+    f.flip_byte(clean_offset(6) + 33);
+    let run = f.run(&["repair", "--truncate-partial", "--yes"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("the last surviving record is seq 5\n"),
+        "{}",
+        run.stdout
+    );
+    let journal = std::fs::read_to_string(f.dir.join("repair.jsonl")).unwrap();
+    let entry = json(journal.lines().last().unwrap());
+    assert_eq!(
+        (entry["last_seq"].as_u64(), entry["records_lost"].as_u64()),
+        (Some(5), Some(1))
+    );
+    assert_eq!(json(&f.run(&["verify", "--json"]).stdout)["last_seq"], 5);
 }

@@ -178,6 +178,7 @@ fn recover_last(
             sha256: String::new(),
             side_file: String::new(),
             last_seq: first.last_good_seq,
+            records_lost: s.records - first.records_before,
             durability_degraded: false,
         };
         // A refused directory fsync is already in `opened`: this open synced the directory.

@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 use std::io::{BufRead as _, Write as _};
 use std::path::Path;
-use walctl::{RepairOutcome, Report, TailCut};
+use walctl::{RepairOutcome, TailCut};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -59,13 +59,13 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     if args.yes && !args.dry_run {
         return cut(dir, args, &options, out);
     }
-    let (report, outcome) = walctl::truncate_partial(dir, &options, true)
+    let (_, outcome) = walctl::truncate_partial(dir, &options, true)
         .with_context(|| format!("repairing the log in {}", dir.display()))?;
     let RepairOutcome::Cut(plan) = outcome else {
-        print(out, dir, args, &report, None, "clean")?;
+        print(out, dir, args, None, "clean")?;
         return Ok(Exit::Success);
     };
-    print(out, dir, args, &report, Some(&plan), "planned")?;
+    print(out, dir, args, Some(&plan), "planned")?;
     if args.dry_run {
         // The torn tail is still there: the same exit as `verify` gives for it.
         return Ok(Exit::TornTail);
@@ -77,11 +77,11 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
 
 /// Cuts for real; the library rescans under the lock, so it acts on the log as it is now.
 fn cut(dir: &Path, args: &Args, options: &walctl::Options, out: &mut Output) -> Result<Exit> {
-    let (report, outcome) = walctl::truncate_partial(dir, options, false)
+    let (_, outcome) = walctl::truncate_partial(dir, options, false)
         .with_context(|| format!("repairing the log in {}", dir.display()))?;
     match outcome {
-        RepairOutcome::Cut(cut) => print(out, dir, args, &report, Some(&cut), "cut")?,
-        RepairOutcome::Clean => print(out, dir, args, &report, None, "clean")?,
+        RepairOutcome::Cut(cut) => print(out, dir, args, Some(&cut), "cut")?,
+        RepairOutcome::Clean => print(out, dir, args, None, "clean")?,
     }
     Ok(Exit::Success)
 }
@@ -97,8 +97,10 @@ fn confirm(out: &Output, plan: &TailCut) -> Result<()> {
         .into());
     }
     out.stderr_raw(&format!(
-        "walctl: cut {} bytes from {}? The bytes are kept in a side file. [y/N] ",
+        "walctl: cut {} bytes ({} unacknowledged records) from {}? The bytes are kept in a side \
+         file. [y/N] ",
         plan.length,
+        plan.records_lost,
         segment_file(plan.segment)
     ));
     let mut answer = String::new();
@@ -116,11 +118,10 @@ fn print(
     out: &mut Output,
     dir: &Path,
     args: &Args,
-    report: &Report,
     cut: Option<&TailCut>,
     status: &str,
 ) -> Result<()> {
-    let records_lost = report.damage.last().map_or(0, |d| d.records_after);
+    let records_lost = cut.map_or(0, |c| c.records_lost);
     if cut.is_some_and(|c| c.durability_degraded) {
         out.note(
             "warning: this file system cannot fsync directories; the side file may not survive a \
