@@ -6,7 +6,10 @@
 
 use crate::format::{self, HeaderFault, SEGMENT_DATA_START, SegmentHeader};
 use crate::recovery::{HeaderResult, Scanned};
-use crate::report::{Damage, DamageClass, DamageKind, InProgress, Report, SegmentReport};
+use crate::report::{
+    DAMAGE_LISTED_PER_LOG, DAMAGE_LISTED_PER_SEGMENT, Damage, DamageClass, DamageKind, InProgress,
+    Report, SegmentReport,
+};
 use crate::scan::{LocalDamage, SegmentScan};
 use crate::segment::Listing;
 
@@ -216,10 +219,18 @@ impl LogScan {
         let prev_last = self
             .prev_last
             .or((header.first_seq > 1).then(|| header.first_seq - 1));
-        for (i, d) in s.damage.iter().enumerate() {
-            if i == 0 && !seg.sealed {
-                self.tail = Some(self.report.damage.len());
-            }
+        if !s.damage.is_empty() && !seg.sealed {
+            self.tail = Some(self.report.damage.len());
+        }
+        // Past the log's listing limit, the rest of the segment's places become one entry.
+        let room = DAMAGE_LISTED_PER_LOG.saturating_sub(self.report.damage.len());
+        let (listed, rest) = s.damage.split_at(room.min(s.damage.len()));
+        let condensed = rest.split_first().map(|(first, more)| {
+            let mut all = first.clone();
+            more.iter().for_each(|d| all.absorb(d));
+            all
+        });
+        for d in listed.iter().chain(&condensed) {
             let mut damage = local(seg.segment, d, before);
             damage.last_good_seq = damage.last_good_seq.or(prev_last);
             self.push(damage);
@@ -372,19 +383,45 @@ fn corrupt(
         length: 0,
         last_good_seq,
         records_after: before,
+        places: 1,
+        records_within: 0,
         detail,
     }
 }
 
 fn local(segment: u64, d: &LocalDamage, before: u64) -> Damage {
+    let (kind, detail) = if d.places > 1 {
+        (DamageKind::ManyPlaces, condensed_detail(d))
+    } else {
+        (d.kind, d.detail.clone())
+    };
     Damage {
-        kind: d.kind,
+        kind,
         class: DamageClass::Corrupt,
         segment,
         offset: d.offset,
         length: d.length,
         last_good_seq: d.last_good_seq,
         records_after: before + d.records_before,
-        detail: d.detail.clone(),
+        places: d.places,
+        records_within: d.records_within,
+        detail,
     }
+}
+
+/// The sentence for an entry that stands for several places.
+fn condensed_detail(d: &LocalDamage) -> String {
+    let kinds: Vec<&str> = DamageKind::PLACES
+        .iter()
+        .filter(|k| d.kinds & k.bit() != 0)
+        .map(|k| k.as_str())
+        .collect();
+    format!(
+        "{} damaged places ({}) with {} valid records among them, condensed into one entry: a \
+         report lists at most {DAMAGE_LISTED_PER_SEGMENT} places of a segment and \
+         {DAMAGE_LISTED_PER_LOG} entries in all one by one",
+        d.places,
+        kinds.join(", "),
+        d.records_within,
+    )
 }

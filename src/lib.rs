@@ -82,8 +82,8 @@ pub use options::{Options, SyncPolicy};
 pub use recovery::{scan_log, scan_log_from, scan_log_newest, verify_log};
 pub use repair::{RepairOutcome, TailCut, truncate_partial};
 pub use report::{
-    Damage, DamageClass, DamageKind, InProgress, Location, Record, RecordView, Report,
-    SegmentReport, Verdict,
+    DAMAGE_LISTED_PER_LOG, DAMAGE_LISTED_PER_SEGMENT, Damage, DamageClass, DamageKind, InProgress,
+    Location, Record, RecordView, Report, SegmentReport, Verdict,
 };
 pub use tail::{After, Cursor, read_after};
 

@@ -134,7 +134,22 @@ pub enum DamageKind {
     MissingHead,
     /// A sealed segment's watermark slots are damaged or disagree with its records.
     BadWatermark,
+    /// Many damaged places of one segment condensed into one entry, past the listing limits
+    /// ([`DAMAGE_LISTED_PER_SEGMENT`], [`DAMAGE_LISTED_PER_LOG`]): [`Damage::places`] counts
+    /// them, and the detail names their kinds.
+    ManyPlaces,
 }
+
+/// Damaged places of one segment listed one by one; the segment's further places are condensed
+/// into one [`DamageKind::ManyPlaces`] entry. A report's memory then stays bounded on a log
+/// damaged every few records (a failing device, or a hostile hand), where one entry per place
+/// once needed more memory than the log's own size.
+pub const DAMAGE_LISTED_PER_SEGMENT: usize = 256;
+
+/// Entries a report lists before the damage of each further segment is condensed into one
+/// [`DamageKind::ManyPlaces`] entry (the damage of segment headers and missing segments, at most
+/// a few per segment, is always listed).
+pub const DAMAGE_LISTED_PER_LOG: usize = 4096;
 
 impl DamageKind {
     /// Snake-case name used in reports and JSON.
@@ -154,7 +169,31 @@ impl DamageKind {
             DamageKind::MissingAcknowledged => "missing_acknowledged",
             DamageKind::MissingHead => "missing_head",
             DamageKind::BadWatermark => "bad_watermark",
+            DamageKind::ManyPlaces => "many_places",
         }
+    }
+
+    /// Every kind a single place can have (not [`DamageKind::ManyPlaces`]), in a fixed order.
+    pub(crate) const PLACES: [DamageKind; 13] = [
+        DamageKind::TruncatedRecord,
+        DamageKind::ZeroFill,
+        DamageKind::Checksum,
+        DamageKind::Malformed,
+        DamageKind::SequenceGap,
+        DamageKind::SequenceRegression,
+        DamageKind::BadSegmentHeader,
+        DamageKind::ForeignSegment,
+        DamageKind::MisnamedSegment,
+        DamageKind::MissingSegment,
+        DamageKind::MissingAcknowledged,
+        DamageKind::MissingHead,
+        DamageKind::BadWatermark,
+    ];
+
+    /// This kind as one bit of a set of kinds (`u16`): its index in [`DamageKind::PLACES`].
+    pub(crate) fn bit(self) -> u16 {
+        let i = Self::PLACES.iter().position(|&k| k == self);
+        1 << i.expect("a condensed entry is never condensed again") as u16
     }
 }
 
@@ -175,6 +214,11 @@ pub struct Damage {
     pub last_good_seq: Option<u64>,
     /// Valid records found after the damage, in the whole log: what cutting here would lose.
     pub records_after: u64,
+    /// Damaged places this entry stands for: 1, or more for [`DamageKind::ManyPlaces`].
+    pub places: u64,
+    /// Valid records between the first and the last of those places (0 for one place); they
+    /// are delivered and counted in `records_after`.
+    pub records_within: u64,
     /// A sentence for people.
     pub detail: String,
 }
@@ -230,7 +274,8 @@ pub struct Report {
     pub log_id: Option<u64>,
     /// Per-segment findings, ascending.
     pub segments: Vec<SegmentReport>,
-    /// Every damage, in log order.
+    /// Every damage, in log order; past [`DAMAGE_LISTED_PER_SEGMENT`] places in a segment or
+    /// [`DAMAGE_LISTED_PER_LOG`] entries, the rest of a segment's places are one entry.
     pub damage: Vec<Damage>,
     /// Another process held the writer lock during the scan.
     pub writer_active: bool,
@@ -254,6 +299,12 @@ impl Report {
         } else {
             Verdict::TornTail
         }
+    }
+
+    /// Damaged places, counting each place a condensed entry stands for.
+    #[must_use]
+    pub fn damaged_places(&self) -> u64 {
+        self.damage.iter().map(|d| d.places).sum()
     }
 
     /// A one-line summary of the first damage, for messages.

@@ -1,5 +1,6 @@
 //! `walctl verify`: the verdict and its exit code on a clean log, a torn tail, a zero-filled
-//! tail, mid-log corruption, a read-only copy, and logs that are not there.
+//! tail, mid-log corruption, a read-only copy, logs that are not there, and damage in more places
+//! than a report lists one by one.
 
 mod common;
 
@@ -274,4 +275,45 @@ fn on_a_terminal_the_progress_scan_reaches_the_same_verdict_and_text() {
             watched.stdout
         );
     }
+}
+
+#[test]
+fn a_log_damaged_in_hundreds_of_places_lists_the_first_and_condenses_the_rest() {
+    // 350 damaged places in one segment: 256 are listed, the other 94 are one entry.
+    let f = Fixture::riddled(700);
+    let run = f.run(&["verify"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let words = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let lines: Vec<String> = run.stdout.lines().map(words).collect();
+    assert!(
+        lines.contains(&"damage 350 places in 257 entries".to_string()),
+        "{}",
+        run.stdout
+    );
+    let last = lines
+        .iter()
+        .position(|l| l == "damage 257 of 257 (corrupt):")
+        .unwrap();
+    assert_eq!(lines[last + 3], "kind many_places");
+    assert!(
+        lines[last + 7]
+            .starts_with("detail 94 damaged places (checksum) with 93 valid records among them"),
+        "{}",
+        lines[last + 7]
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("damage 258 of")));
+    let v = json(&f.run(&["verify", "--json"]).stdout);
+    assert_eq!(v["damaged_places"], 350);
+    let damage = v["damage"].as_array().unwrap();
+    assert_eq!(damage.len(), 257);
+    assert_eq!(
+        (damage[0]["places"].as_u64(), damage[0]["kind"].as_str()),
+        (Some(1), Some("checksum"))
+    );
+    assert_eq!(damage[256]["places"], 94);
+    assert_eq!(damage[256]["records_within"], 93);
+    assert_eq!(
+        damage[256]["records_after"], 93,
+        "the valid records after its first place"
+    );
 }

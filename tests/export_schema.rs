@@ -75,6 +75,12 @@ fn exports_of_torn_and_corrupt_logs_validate_with_their_damage() {
     let trailer = json(run.stdout.lines().last().unwrap());
     assert_eq!(trailer["status"], "corrupt");
     assert!(!trailer["damage"].as_array().unwrap().is_empty());
+    let riddled = Fixture::riddled(700);
+    let run = riddled.run(&["export-jsonl"]);
+    assert_eq!(run.code, 3);
+    validate(&run.stdout, "export with condensed damage");
+    let trailer = json(run.stdout.lines().last().unwrap());
+    assert_eq!(trailer["damage"][256]["places"], 94);
 }
 
 #[test]

@@ -33,6 +33,7 @@ fn logs() -> Vec<(&'static str, Fixture)> {
         ("torn", Fixture::torn(3, 4)),
         ("corrupt", corrupt),
         ("stray file", stray),
+        ("condensed damage", Fixture::riddled(700)),
     ]
 }
 
@@ -69,6 +70,9 @@ fn the_cases_cover_damage_and_strays() {
     assert_eq!(status("torn")["status"], "torn_tail");
     assert_eq!(status("corrupt")["status"], "corrupt");
     assert_eq!(status("corrupt")["damage"][0]["class"], "corrupt");
+    let condensed = status("condensed damage");
+    assert_eq!(condensed["damaged_places"], 350);
+    assert_eq!(condensed["damage"][256]["kind"], "many_places");
     assert_eq!(
         status("stray file")["stray_files"],
         serde_json::json!(["backup.wal"])

@@ -280,10 +280,40 @@ struct Copy {
     places: Vec<((u64, u64), usize)>,
     /// How many of `places` the pass has gone past.
     passed: usize,
+    /// Where each condensed entry (`places > 1`) ends, by index in the survey's list.
+    spans: Vec<Option<Span>>,
+    /// The condensed entry the pass is inside, if any.
+    inside: Option<Inside>,
+    /// End `(segment, offset)` of the last record delivered.
+    prev_end: Option<(u64, u64)>,
+    /// Losses between the places of condensed entries, which name only their first place.
+    within: Vec<LostRange>,
+}
+
+/// The extent of a condensed damage entry.
+#[derive(Clone, Copy)]
+struct Span {
+    segment: u64,
+    end: u64,
+    compacted: bool,
+}
+
+/// A condensed entry the copy pass is inside: the loss before its first record is the entry's
+/// own range (`lost_at`); each later jump in sequence numbers is a range of its own.
+struct Inside {
+    index: usize,
+    span: Span,
+    started: bool,
 }
 
 impl Copy {
     fn new(survey: &Report) -> Copy {
+        let compacted = |n: u64| {
+            survey
+                .segments
+                .iter()
+                .any(|s| s.segment == n && s.compacted)
+        };
         Copy {
             hasher: Sha256::new(),
             records: 0,
@@ -301,6 +331,18 @@ impl Copy {
                 places
             },
             passed: 0,
+            spans: (survey.damage.iter())
+                .map(|d| {
+                    (d.places > 1).then(|| Span {
+                        segment: d.segment,
+                        end: d.offset + d.length,
+                        compacted: compacted(d.segment),
+                    })
+                })
+                .collect(),
+            inside: None,
+            prev_end: None,
+            within: Vec::new(),
         }
     }
 
@@ -316,7 +358,14 @@ impl Copy {
         {
             self.after[i] = Some(r.seq);
             self.passed += 1;
+            self.inside = self.spans[i].map(|span| Inside {
+                index: i,
+                span,
+                started: false,
+            });
         }
+        self.note_within(r, at);
+        self.prev_end = Some((at.0, at.1 + u64::from(r.location.length)));
         if self.last.is_some_and(|l| r.seq <= l) {
             return false;
         }
@@ -327,6 +376,33 @@ impl Copy {
         true
     }
 
+    /// Inside a condensed entry, a jump in sequence numbers after its first record is a loss at
+    /// one of its places: bytes lay between the two records, or, outside compacted segments
+    /// (where holes are legal), a gap with none between is a place of its own.
+    fn note_within(&mut self, r: &RecordView<'_>, at: (u64, u64)) {
+        let Some(inside) = &mut self.inside else {
+            return;
+        };
+        if at.0 != inside.span.segment || at.1 > inside.span.end {
+            self.inside = None;
+            return;
+        }
+        if !std::mem::replace(&mut inside.started, true) {
+            return;
+        }
+        let adjacent = self.prev_end == Some(at);
+        if let Some(l) = self.last
+            && r.seq > l + 1
+            && !(adjacent && inside.span.compacted)
+        {
+            self.within.push(LostRange {
+                damage: inside.index,
+                first: Some(l + 1),
+                last: Some(r.seq - 1),
+            });
+        }
+    }
+
     /// One range per run of lost sequence numbers, named after the first damage that explains
     /// it (one lost record is often seen twice: its checksum, and the gap it leaves).
     fn lost(&self, survey: &Report) -> Vec<LostRange> {
@@ -334,9 +410,14 @@ impl Copy {
         // A set, not a search of the list so far: a log damaged in every other record has as
         // many ranges as records, and the search made this quadratic (minutes for a million).
         let mut seen = HashSet::new();
+        let mut within = self.within.iter().peekable();
         let ranges = survey.damage.iter().zip(&self.after).enumerate();
         ranges
-            .filter_map(|(i, (d, next))| lost_at(i, d, *next, durable))
+            .flat_map(|(i, (d, next))| {
+                let own = lost_at(i, d, *next, durable);
+                let more = std::iter::from_fn(|| within.next_if(|w| w.damage == i).copied());
+                own.into_iter().chain(more.collect::<Vec<_>>())
+            })
             .filter(|range| seen.insert((range.first, range.last)))
             .collect()
     }

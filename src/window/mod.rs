@@ -142,10 +142,10 @@ fn merge(total: &mut SegmentScan, part: SegmentScan) {
     total.durable_seq = part.durable_seq;
     total.slot_generation = part.slot_generation;
     total.stopped = part.stopped;
-    total.damage.extend(part.damage.into_iter().map(|mut d| {
+    for mut d in part.damage {
         d.records_before += before;
-        d
-    }));
+        total.add(d);
+    }
 }
 
 #[cfg(test)]
@@ -426,6 +426,19 @@ mod tests {
             reads <= 2 * windows + 2,
             "{reads} reads for {windows} windows"
         );
+    }
+
+    #[test]
+    fn places_past_the_listing_limit_condense_as_a_whole_file_scan_condenses_them() {
+        let h = header(0);
+        let records: Vec<(u64, usize)> = (1..=700).map(|s| (s, 20)).collect();
+        let mut bytes = segment(&h, &records);
+        for record in (1..700).step_by(2) {
+            bytes[SEGMENT_DATA_START as usize + record * 52 + 40] ^= 0x10;
+        }
+        let (s, _) = whole(&bytes, &h, usize::MAX);
+        assert_eq!(s.damage.len(), crate::report::DAMAGE_LISTED_PER_SEGMENT + 1);
+        assert_same(&bytes, &h, usize::MAX);
     }
 
     #[test]

@@ -85,7 +85,7 @@ fn past_damage(
     let found = resync(held, at.offset + 1, seed, at.last_seq)?;
     let end = found.as_ref().map_or(len, |(q, _, _)| *q);
     let zero = why == Invalid::Zeros && held.all_zero(at.offset, end)?;
-    let detail = scan::describe(why, end - at.offset, found.is_some());
+    let detail = || scan::describe(why, end - at.offset, found.is_some());
     total.damaged(
         scan::damage_kind(why, zero),
         at.offset,

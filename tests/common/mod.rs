@@ -152,6 +152,23 @@ impl Fixture {
         f
     }
 
+    /// A synced log of `n` records of 20 bytes, with every other one from the second damaged:
+    /// more damaged places than a report lists one by one once `n / 2` passes
+    /// `walctl::DAMAGE_LISTED_PER_SEGMENT`.
+    pub fn riddled(n: u64) -> Fixture {
+        let f = Fixture::empty();
+        let payloads: Vec<String> = (1..=n).map(|i| format!("riddled-{i:012}")).collect();
+        let entries: Vec<Entry<'_>> = payloads.iter().map(|p| Entry::data(p.as_bytes())).collect();
+        f.append(&entries, true);
+        let path = f.segment(1);
+        let mut bytes = fs::read(&path).expect("read segment");
+        for seq in (2..=n).step_by(2) {
+            bytes[(DATA_START + (seq - 1) * (HEADER + 20) + HEADER) as usize] ^= 0xff;
+        }
+        fs::write(&path, bytes).expect("write segment");
+        f
+    }
+
     /// A clean log of `synced` synced records plus one unsynced record cut short by `cut` bytes:
     /// the torn tail a writer killed mid-write leaves.
     pub fn torn(synced: u64, cut: u64) -> Fixture {

@@ -7,6 +7,7 @@ mod compaction;
 mod compaction_faults;
 mod compaction_protocol;
 mod concurrency;
+mod condensed;
 mod copy_checks;
 mod crash;
 mod decision_table;

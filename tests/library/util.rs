@@ -229,7 +229,18 @@ pub fn crafted_segment(
 /// [`crafted_segment`] for a segment after the log's first: `(first_seq, log_first_seq)`.
 pub fn crafted_later_segment(
     number: u64,
+    starts: (u64, u64),
+    watermark: Option<u64>,
+    seqs: &[u64],
+) -> Vec<u8> {
+    crafted_segment_flagged(number, starts, 0, watermark, seqs)
+}
+
+/// [`crafted_later_segment`] with the header flags `flags` (`SEGMENT_FLAG_COMPACTED`, ...).
+pub fn crafted_segment_flagged(
+    number: u64,
     (first_seq, log_first_seq): (u64, u64),
+    flags: u32,
     watermark: Option<u64>,
     seqs: &[u64],
 ) -> Vec<u8> {
@@ -238,7 +249,7 @@ pub fn crafted_later_segment(
     };
     let header = SegmentHeader {
         version: format::FORMAT_VERSION,
-        flags: 0,
+        flags,
         log_id: 77,
         segment: number,
         first_seq,

@@ -137,6 +137,8 @@ pub fn damage(d: &Damage) -> Value {
         "class": crate::text::class_name(d.class),
         "last_good_seq": d.last_good_seq,
         "records_after": d.records_after,
+        "places": d.places,
+        "records_within": d.records_within,
         "detail": d.detail,
     })
 }
@@ -244,6 +246,7 @@ pub fn report(r: &Report) -> Doc<'_> {
         "writer_active": r.writer_active,
         "in_progress": r.in_progress.as_ref().map(in_progress),
         "stray_files": r.stray_files,
+        "damaged_places": r.damaged_places(),
     });
     Doc::new(fields)
         .each("segments", || r.segments.iter().map(segment))

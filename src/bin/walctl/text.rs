@@ -219,6 +219,8 @@ mod tests {
             length: 1032,
             last_good_seq: Some(84),
             records_after: 59_915,
+            places: 1,
+            records_within: 0,
             detail: "a record whose checksum fails".into(),
         };
         let details = [

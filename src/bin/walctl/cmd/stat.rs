@@ -179,7 +179,12 @@ fn segment_table(r: &Report) -> Table {
             (Some(a), Some(b)) => format!("{a} .. {b}"),
             _ => "-".to_string(),
         };
-        let damage = r.damage.iter().filter(|d| d.segment == s.segment).count();
+        let damage: u64 = r
+            .damage
+            .iter()
+            .filter(|d| d.segment == s.segment)
+            .map(|d| d.places)
+            .sum();
         table.add_row([
             segment_file(s.segment),
             s.records.to_string(),

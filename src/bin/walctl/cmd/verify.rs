@@ -114,6 +114,12 @@ pub fn summary_table(report: &Report) -> Table {
     table.add_row(["durable through", &seq(report.durable_seq)]);
     table.add_row(["segments", &report.segments.len().to_string()]);
     table.add_row(["bytes", &report.bytes.to_string()]);
-    table.add_row(["damage", &report.damage.len().to_string()]);
+    let places = report.damaged_places();
+    let damage = if places == report.damage.len() as u64 {
+        places.to_string()
+    } else {
+        format!("{places} places in {} entries", report.damage.len())
+    };
+    table.add_row(["damage", &damage]);
     table
 }

@@ -12,20 +12,12 @@ use crate::format::{
 use crate::report::{DamageKind, Location, RecordView};
 use std::ops::ControlFlow;
 
+mod damage;
+
+pub(crate) use damage::LocalDamage;
+
 /// A record visitor: return `ControlFlow::Break` to stop the scan.
 pub type Visit<'v> = dyn FnMut(&RecordView<'_>) -> ControlFlow<()> + 'v;
-
-/// Damage found inside one segment, before classification.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct LocalDamage {
-    pub kind: DamageKind,
-    pub offset: u64,
-    pub length: u64,
-    pub last_good_seq: Option<u64>,
-    /// Valid records delivered from this segment before the damage.
-    pub records_before: u64,
-    pub detail: String,
-}
 
 /// What one segment's records look like.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,26 +31,14 @@ pub(crate) struct SegmentScan {
     pub durable_seq: Option<u64>,
     /// The highest generation of a valid watermark slot (the writer continues from it).
     pub slot_generation: u64,
+    /// At most `DAMAGE_LISTED_PER_SEGMENT + 1` entries: the last one condenses the rest
+    /// (`damage.rs`).
     pub damage: Vec<LocalDamage>,
     /// The visitor asked to stop.
     pub stopped: bool,
     /// With [`Reach::Window`]: where the clean records of the window end and the next window
     /// starts.
     pub window_stop: Option<Resume>,
-}
-
-impl SegmentScan {
-    /// Records damage at file offset `offset`, after the records delivered so far.
-    pub(crate) fn damaged(&mut self, kind: DamageKind, offset: u64, length: u64, detail: String) {
-        self.damage.push(LocalDamage {
-            kind,
-            offset,
-            length,
-            last_good_seq: self.last_seq,
-            records_before: self.records,
-            detail,
-        });
-    }
 }
 
 /// Reads the watermark slots of a segment (FORMAT.md §2.2): the newest valid one wins.
@@ -223,12 +203,12 @@ pub(crate) fn scan_records(
                 let end = pos + r.length as usize;
                 let seq = r.meta.seq;
                 if seq <= last_good {
-                    let why = format!("record with sequence {seq} follows sequence {last_good}");
+                    let why = || format!("record with sequence {seq} follows sequence {last_good}");
                     let length = u64::from(r.length);
                     scan.damaged(DamageKind::SequenceRegression, at, length, why);
                 } else {
                     if gap(seq) && !resynced {
-                        let why = format!("sequence jumps from {last_good} to {seq}");
+                        let why = || format!("sequence jumps from {last_good} to {seq}");
                         scan.damaged(DamageKind::SequenceGap, at, 0, why);
                     }
                     resynced = false;
@@ -260,7 +240,7 @@ pub(crate) fn scan_records(
                 let end = next.unwrap_or(data.len());
                 let zero = why == Invalid::Zeros && format::is_zero(&data[pos..end]);
                 let length = (end - pos) as u64;
-                let detail = describe(why, length, next.is_some());
+                let detail = || describe(why, length, next.is_some());
                 scan.damaged(damage_kind(why, zero), at, length, detail);
                 resynced = true;
                 pos = end;
@@ -289,7 +269,7 @@ pub(crate) fn scan_zeros(
         ControlFlow::Continue(())
     });
     if len > 0 && !header.is_preallocated() {
-        let detail = describe(Invalid::Zeros, len, false);
+        let detail = || describe(Invalid::Zeros, len, false);
         scan.damaged(DamageKind::ZeroFill, from.offset, len, detail);
     }
     scan
