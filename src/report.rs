@@ -190,10 +190,12 @@ impl DamageKind {
         DamageKind::BadWatermark,
     ];
 
-    /// This kind as one bit of a set of kinds (`u16`): its index in [`DamageKind::PLACES`].
+    /// This kind as one bit of a set of kinds (`u16`): its index in [`DamageKind::PLACES`];
+    /// none for [`DamageKind::ManyPlaces`], which stands for places of the other kinds.
     pub(crate) fn bit(self) -> u16 {
         let i = Self::PLACES.iter().position(|&k| k == self);
-        1 << i.expect("a condensed entry is never condensed again") as u16
+        debug_assert!(i.is_some(), "a condensed entry is never condensed again");
+        i.map_or(0, |i| 1 << i)
     }
 }
 
@@ -326,5 +328,45 @@ impl Report {
             d.length,
             d.detail
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DamageKind;
+
+    #[test]
+    fn every_kind_of_place_has_a_bit_of_its_own() {
+        // A new kind must be sorted here (the match stops compiling), and if it is a kind of
+        // place it must join `PLACES`, or a condensed entry could not name it.
+        let is_place = |k: DamageKind| match k {
+            DamageKind::ManyPlaces => false,
+            DamageKind::TruncatedRecord
+            | DamageKind::ZeroFill
+            | DamageKind::Checksum
+            | DamageKind::Malformed
+            | DamageKind::SequenceGap
+            | DamageKind::SequenceRegression
+            | DamageKind::BadSegmentHeader
+            | DamageKind::ForeignSegment
+            | DamageKind::MisnamedSegment
+            | DamageKind::MissingSegment
+            | DamageKind::MissingAcknowledged
+            | DamageKind::MissingHead
+            | DamageKind::BadWatermark => true,
+        };
+        let places = DamageKind::PLACES.len();
+        let mut all = DamageKind::PLACES.to_vec();
+        all.push(DamageKind::ManyPlaces);
+        assert_eq!(all.iter().filter(|&&k| is_place(k)).count(), places);
+        assert_eq!(places, 13, "as many kinds of place as the match lists");
+        let mut seen = 0u16;
+        for k in DamageKind::PLACES {
+            assert!(is_place(k), "{k:?}");
+            assert_eq!(k.bit().count_ones(), 1, "{k:?}");
+            assert_eq!(seen & k.bit(), 0, "{k:?} shares a bit");
+            seen |= k.bit();
+        }
+        assert!(!is_place(DamageKind::ManyPlaces));
     }
 }
