@@ -403,6 +403,23 @@ impl Copy {
         }
     }
 
+    /// The loss after the last record, when the pass ended inside a condensed entry that has
+    /// places after that record: up to the watermark, or of unknown length past it, as
+    /// `lost_at` says of a place no record follows.
+    fn trailing(&self, durable: u64) -> Option<LostRange> {
+        let inside = self.inside.as_ref().filter(|i| i.started)?;
+        let (segment, end) = self.prev_end?;
+        if segment != inside.span.segment || end >= inside.span.end {
+            return None;
+        }
+        let first = self.last.map_or(1, |l| l + 1);
+        Some(LostRange {
+            damage: inside.index,
+            first: Some(first),
+            last: (durable >= first).then_some(durable),
+        })
+    }
+
     /// One range per run of lost sequence numbers, named after the first damage that explains
     /// it (one lost record is often seen twice: its checksum, and the gap it leaves).
     fn lost(&self, survey: &Report) -> Vec<LostRange> {
@@ -410,7 +427,8 @@ impl Copy {
         // A set, not a search of the list so far: a log damaged in every other record has as
         // many ranges as records, and the search made this quadratic (minutes for a million).
         let mut seen = HashSet::new();
-        let mut within = self.within.iter().peekable();
+        let trailing = self.trailing(durable);
+        let mut within = self.within.iter().chain(&trailing).peekable();
         let ranges = survey.damage.iter().zip(&self.after).enumerate();
         ranges
             .flat_map(|(i, (d, next))| {
