@@ -28,24 +28,24 @@ fn log(segments: u64, per: u64, damaged: impl Fn(u64) -> bool, watermark: u64) -
         } else {
             first + per - 1
         };
-        put_segment(&storage, n, 0, mark, &seqs, &damaged);
+        put_segment(&storage, (n, 1), 0, mark, &seqs, &damaged);
     }
     storage
 }
 
-/// Writes segment `n` of the log in `storage`: records `seqs` (the first is the segment's
-/// first sequence number, and the log's when `n` is 1; later segments belong to a log that
-/// starts at 1), those in `damaged` with a flipped payload.
+/// Writes segment `n` of the log in `storage`, whose first sequence number is `log_first`:
+/// records `seqs` (the first is the segment's first sequence number), those in `damaged` with a
+/// flipped payload.
 fn put_segment(
     storage: &MemStorage,
-    n: u64,
+    (n, log_first): (u64, u64),
     flags: u32,
     watermark: u64,
     seqs: &[u64],
     damaged: impl Fn(u64) -> bool,
 ) {
     storage.create_dir_all(&dir()).unwrap();
-    let starts = (seqs[0], if n == 1 { seqs[0] } else { 1 });
+    let starts = (seqs[0], log_first);
     let mut bytes = crafted_segment_flagged(n, starts, flags, Some(watermark), seqs);
     let data = bytes.len() - seqs.len() * RECORD;
     for (i, &seq) in seqs.iter().enumerate() {
@@ -161,6 +161,7 @@ fn salvaged(storage: &MemStorage) -> (Vec<u64>, BTreeSet<u64>) {
         let (Some(first), Some(last)) = (range.first, range.last) else {
             panic!("{range:?}: every damaged record lies between valid ones");
         };
+        assert!(first <= last, "{range:?} names no number");
         assert!(
             (first..=last).all(|s| lost.insert(s)),
             "{range:?} named twice"
@@ -193,32 +194,41 @@ fn assert_same_numbers(lost: &BTreeSet<u64>, expected: &BTreeSet<u64>) {
 
 #[test]
 fn salvage_names_every_sequence_number_lost_inside_a_condensed_entry() {
-    // The last two records are damaged too: acknowledged, so their loss runs to the watermark.
-    let storage = log(2, 1000, |seq| seq % 2 == 1 && seq != 1 || seq == 2000, 2000);
-    let (copied, lost) = salvaged(&storage);
-    let kept = |s: &u64| s.is_multiple_of(2) && *s != 2000 || *s == 1;
-    assert_copied(&copied, &(1..=2000).filter(kept).collect::<Vec<_>>());
-    let expected: BTreeSet<u64> = (1..=2000).filter(|s| !kept(s)).collect();
-    assert_same_numbers(&lost, &expected);
+    // Every other record damaged, then every third (valid records that follow each other lose
+    // nothing between them), and the last two records too: acknowledged, so their loss runs to
+    // the watermark.
+    for every in [2, 3] {
+        let damaged = |seq: u64| seq % every == 1 && seq != 1 || seq >= 1999;
+        let storage = log(2, 1000, damaged, 2000);
+        let (copied, lost) = salvaged(&storage);
+        assert_copied(
+            &copied,
+            &(1..=2000).filter(|&s| !damaged(s)).collect::<Vec<_>>(),
+        );
+        let expected: BTreeSet<u64> = (1..=2000).filter(|&s| damaged(s)).collect();
+        assert_same_numbers(&lost, &expected);
+    }
 }
 
 #[test]
 fn in_a_compacted_segment_only_damage_loses_numbers_not_the_holes_compaction_left() {
     // Compaction kept every third sequence number; of those, two in five are damaged, so some
     // valid records follow each other directly across a hole, and some have damage between.
+    // The next segment, not compacted, starts past a hole too (legal after a compacted one).
     let seqs: Vec<u64> = (1..=900).map(|i| 3 * i).collect();
-    let damaged = |seq: u64| matches!((seq / 3) % 5, 2 | 4);
+    let damaged = |seq: u64| seq < 2700 && matches!((seq / 3) % 5, 2 | 4);
     let storage = MemStorage::new();
-    put_segment(
-        &storage,
-        1,
-        walctl::format::SEGMENT_FLAG_COMPACTED,
-        2700,
-        &seqs,
-        damaged,
-    );
+    let compacted = walctl::format::SEGMENT_FLAG_COMPACTED;
+    put_segment(&storage, (1, 3), compacted, 2700, &seqs, damaged);
+    let next: Vec<u64> = (5000..5010).collect();
+    put_segment(&storage, (2, 3), 0, 5009, &next, |_| false);
     let (copied, lost) = salvaged(&storage);
-    let valid: Vec<u64> = seqs.iter().copied().filter(|&s| !damaged(s)).collect();
+    let valid: Vec<u64> = seqs
+        .iter()
+        .chain(&next)
+        .copied()
+        .filter(|&s| !damaged(s))
+        .collect();
     assert_copied(&copied, &valid);
     // Between two valid records with damage between them, every number is lost; between two
     // that follow each other, none is.
