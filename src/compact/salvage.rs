@@ -351,10 +351,11 @@ impl Copy {
     /// sequence number once, in order.
     fn record(&mut self, r: &RecordView<'_>) -> bool {
         // Records come in log order: each damage passed since the last record is followed by
-        // this one.
+        // this one. A sequence gap is found at the record after it, so it starts where this
+        // record does and is followed by it.
         let at = (r.location.segment, r.location.offset);
         while let Some(&(place, i)) = self.places.get(self.passed)
-            && place < at
+            && place <= at
         {
             self.after[i] = Some(r.seq);
             self.passed += 1;

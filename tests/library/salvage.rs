@@ -351,3 +351,18 @@ fn salvage_into_missing_ancestors_syncs_each_new_directory_into_its_parent() {
         "the salvaged log opens"
     );
 }
+
+#[test]
+fn a_sequence_gap_between_two_valid_records_loses_only_the_numbers_skipped() {
+    // Records 1 to 4, then 6 to 8, all valid: 5 is gone. The gap is found at record 6, which
+    // is copied, so the loss is 5 alone.
+    let storage = crate::util::crafted(1, Some(8), &[1, 2, 3, 4, 6, 7, 8]);
+    let report = salvage(&storage).unwrap();
+    assert_eq!(
+        report.source.damage[0].kind,
+        walctl::DamageKind::SequenceGap
+    );
+    assert_eq!(report.records, 7);
+    let lost: Vec<_> = report.lost.iter().map(|r| (r.first, r.last)).collect();
+    assert_eq!(lost, [(Some(5), Some(5))]);
+}
