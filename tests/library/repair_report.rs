@@ -1,6 +1,7 @@
 //! The fields of repair's plan and result (`truncate_partial`): exactly the bytes after the
 //! valid prefix, the side file that keeps them under a free name with their digest, and the
-//! errors of the lock, the journal and the side file itself, each leaving the log uncut.
+//! errors of the lock, the journal and the side file itself, each leaving the log uncut; what
+//! a cut keeps and drops, as repair and the writer's open report it.
 
 use crate::report_fields::{rotated, torn_tail};
 use crate::util::{dir, edit, plain as options, segments};
@@ -131,4 +132,44 @@ fn repair_refuses_when_every_side_file_name_is_taken_and_cuts_nothing() {
         Some(vec![(999 % 256) as u8]),
         "no side file overwritten"
     );
+}
+
+#[test]
+fn repair_and_the_writers_open_name_the_last_record_before_the_cut_and_count_those_after() {
+    // Synced through 5; 6 to 8 were not, and the crash damaged 6, leaving 7 and 8 valid after
+    // it. The cut starts at 6: 5 survives, and the two valid records past the damage go.
+    let storage = walctl::storage::MemStorage::new();
+    let log = walctl::Log::open(dir(), options(&storage)).unwrap();
+    crate::util::append_n(&log, 5, 100);
+    log.sync().unwrap();
+    crate::util::append_n(&log, 3, 100);
+    let storage = storage.crash(walctl::storage::CrashMode::KeepAll);
+    drop(log);
+    let (_, records) = crate::util::scan(&storage, &dir());
+    let sixth = records[5].location;
+    let path = segments(&storage).pop().unwrap();
+    assert_eq!(
+        path,
+        dir().join(walctl::segment::segment_name(sixth.segment))
+    );
+    edit(&storage, &path, |b| b[sixth.offset as usize + 40] ^= 1);
+    let (_, outcome) = walctl::truncate_partial(&dir(), &options(&storage), true).unwrap();
+    let walctl::RepairOutcome::Cut(plan) = outcome else {
+        panic!("a torn tail was not planned for: {outcome:?}");
+    };
+    assert_eq!(
+        (plan.offset, plan.last_seq, plan.records_lost),
+        (sixth.offset, Some(5), 2)
+    );
+    let log = walctl::Log::open(dir(), options(&storage)).unwrap();
+    let cut = log
+        .open_report()
+        .cut
+        .clone()
+        .expect("the open cut the tail");
+    assert_eq!(
+        (cut.offset, cut.last_seq, cut.records_lost),
+        (sixth.offset, Some(5), 2)
+    );
+    assert_eq!(log.next_seq(), 6);
 }
