@@ -89,9 +89,7 @@ impl SegmentScan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{
-        self, FORMAT_VERSION, RecordKind, RecordMeta, SEGMENT_DATA_START, SegmentHeader,
-    };
+    use crate::format::SEGMENT_DATA_START;
     use std::cell::Cell;
     use std::ops::ControlFlow;
 
@@ -187,30 +185,16 @@ mod tests {
 
     #[test]
     fn a_segment_damaged_in_every_other_record_lists_its_first_places_and_condenses_the_rest() {
-        let h = SegmentHeader {
-            version: FORMAT_VERSION,
-            flags: 0,
-            log_id: 9,
-            segment: 1,
-            first_seq: 1,
-            log_first_seq: 1,
-            created_nanos: 0,
-        };
-        let mut bytes = h.encode().to_vec();
-        bytes.resize(SEGMENT_DATA_START as usize, 0);
-        let mut starts = Vec::new();
-        for seq in 1..=1000 {
-            starts.push(bytes.len());
-            let meta = RecordMeta {
-                seq,
-                timestamp_nanos: seq,
-                kind: RecordKind::Data,
-            };
-            format::encode_record(&mut bytes, &format::binding(9, 1), meta, None, b"payload");
-        }
+        let seqs: Vec<u64> = (1..=1000).collect();
+        let (mut bytes, ends) = super::super::tests::segment(&seqs);
+        let starts: Vec<usize> = std::iter::once(SEGMENT_DATA_START)
+            .chain(ends)
+            .map(|o| o as usize)
+            .collect();
         for seq in (2..=1000).step_by(2) {
-            bytes[starts[seq - 1] + 35] ^= 1; // in the payload: a checksum place per record
+            bytes[starts[seq - 1] + 32] ^= 1; // in the payload: a checksum place per record
         }
+        let h = super::super::tests::header(false);
         let mut delivered = 0;
         let scan = super::super::scan_segment(&bytes, &h, &mut |_| {
             delivered += 1;

@@ -344,7 +344,7 @@ mod tests {
     use super::*;
     use crate::format::{FORMAT_VERSION, RecordKind, RecordMeta};
 
-    fn header(compacted: bool) -> SegmentHeader {
+    pub(super) fn header(compacted: bool) -> SegmentHeader {
         SegmentHeader {
             version: FORMAT_VERSION,
             flags: u32::from(compacted),
@@ -356,7 +356,7 @@ mod tests {
         }
     }
 
-    fn segment(seqs: &[u64]) -> (Vec<u8>, Vec<u64>) {
+    pub(super) fn segment(seqs: &[u64]) -> (Vec<u8>, Vec<u64>) {
         let h = header(false);
         let mut bytes = h.encode().to_vec();
         bytes.resize(SEGMENT_DATA_START as usize, 0);
