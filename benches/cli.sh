@@ -5,7 +5,8 @@
 #   benches/cli.sh                 # everything (needs ~30 GB free in $BENCH_DIR)
 #   ROWS="verify export" benches/cli.sh
 #
-# Rows: verify, export, append_big, append_lines, memory, compact.
+# Rows: verify, export, append_big, append_lines, memory, memory_damaged, compact
+# (memory_damaged is not in the default set; it needs python3 to damage its log).
 # Knobs: BENCH_DIR (default /tmp/walctl-bench-cli), REPS (5), LOG_GIB (1, the verify/export
 # logs), BIG_GIB (10, the log for the one-record append), MEM_GIB (4, peak-memory log),
 # LINES (10000000), PAYLOADS ("1024 100", the record sizes of the verify/export logs), WALCTL
@@ -55,6 +56,41 @@ log_of() { # log_of NAME GIB PAYLOAD: builds once, prints the directory
 }
 
 bytes_of() { du -cb "$1"/*.wal | tail -1 | cut -f1; }
+
+# peak_anon ARGS...: runs walctl with ARGS, output discarded, and prints its peak anonymous RSS
+# in KiB (RssAnon polled every 10 ms: mapped segment pages are not anonymous) and its wall ms.
+peak_anon() {
+  local t0 pid peak=0 a
+  t0=$(now); "$W" "$@" >/dev/null 2>&1 & pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    a=$(awk '/RssAnon/ {print $2}' /proc/$pid/status 2>/dev/null || echo 0)
+    [ "${a:-0}" -gt "$peak" ] && peak=$a; sleep 0.01
+  done
+  wait "$pid" || true
+  echo "$peak $(( ($(now) - t0) / 1000000 ))"
+}
+
+# damaged_log: 2,000,000 records of 67 bytes (99 with their header, three 64 MiB segments)
+# with a byte of every other record's payload flipped: 999,999 damaged places.
+damaged_log() {
+  local d=$BENCH_DIR/log-damaged
+  if [ ! -d "$d" ]; then
+    python3 -c 'import sys; sys.stdout.buffer.write((b"x" * 67 + b"\n") * 2000000)' |
+      "$W" --dir "$d" append --lines >/dev/null 2>&1
+    python3 - "$d" <<'PY'
+import glob, sys
+for path in sorted(glob.glob(sys.argv[1] + "/*.wal")):
+    b = bytearray(open(path, "rb").read())
+    off, i = 12288, 0
+    while off + 99 <= len(b) and any(b[off:off + 32]):
+        if i % 2 == 1:
+            b[off + 40] ^= 0xFF
+        off, i = off + 99, i + 1
+    open(path, "wb").write(b)
+PY
+  fi
+  echo "$d"
+}
 
 echo "| workload | baseline | walctl | walctl / baseline |"
 echo "|---|---|---|---|"
@@ -114,11 +150,16 @@ compact)
 memory)
   d=$(log_of "log-mem" "$MEM_GIB" 1024)
   for cmd in "verify" "dump --json" "export-jsonl"; do
-    "$W" --dir "$d" $cmd >/dev/null 2>&1 & pid=$!; peak=0
-    while kill -0 "$pid" 2>/dev/null; do
-      a=$(awk '/RssAnon/ {print $2}' /proc/$pid/status 2>/dev/null || echo 0)
-      [ "${a:-0}" -gt "$peak" ] && peak=$a; sleep 0.01
-    done
+    read -r peak _ < <(peak_anon --dir "$d" $cmd)
     echo "| peak anonymous RSS, walctl $cmd, ${MEM_GIB} GiB log | - | $(( peak / 1024 )) MiB | limit 64 MiB |"
+  done ;;
+memory_damaged)
+  d=$(damaged_log)
+  for cmd in "verify" "verify --json" "stat --json" "export-jsonl" \
+      "salvage --to $BENCH_DIR/salvaged --dry-run --json"; do
+    for _ in $(seq "$REPS"); do
+      read -r peak ms < <(peak_anon --dir "$d" $cmd)
+      echo "| peak anonymous RSS, walctl $cmd, 189 MiB log, 999,999 damaged places | - | $(( peak / 1024 )) MiB, $ms ms | limit 64 MiB |"
+    done
   done ;;
 esac; done
