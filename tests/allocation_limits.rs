@@ -328,6 +328,8 @@ fn a_segment_damaged_in_every_other_record_is_reported_in_bounded_memory() {
     log.sync().unwrap();
     drop(log);
     let clean = scan_peak(&dir, 80_000);
+    let (none, clean_salvage) = salvage_peak(&dir);
+    assert_eq!(none, 0);
     let path = seg_path(&dir, 1);
     let mut bytes = std::fs::read(&path).unwrap();
     let record = format::RECORD_HEADER_SIZE + 1;
@@ -340,6 +342,29 @@ fn a_segment_damaged_in_every_other_record_is_reported_in_bounded_memory() {
         damaged < clean + (1 << 20),
         "40,000 damaged places: {damaged} bytes at peak, {clean} for the clean segment"
     );
+    // Salvage names each of the 40,000 lost records, one run each, through its callback, and
+    // keeps only the first few thousand (it once kept them all, and a set of them).
+    let (runs, salvage) = salvage_peak(&dir);
+    assert_eq!(runs, 40_000);
+    assert!(
+        salvage < clean_salvage + (1 << 20),
+        "40,000 lost runs: {salvage} bytes at peak, {clean_salvage} for the clean segment"
+    );
+}
+
+/// A dry-run salvage of the log in `dir`: the runs of lost sequence numbers handed to its
+/// callback, and the peak of the salvaging thread's heap.
+fn salvage_peak(dir: &Path) -> (u64, u64) {
+    let mut runs = 0u64;
+    let target = dir.with_extension("salvaged");
+    let (salvaged, peak) = peak_of(|| {
+        let options = Options::default();
+        walctl::salvage_observed(dir, &target, &options, true, &mut |_, _| {}, &mut |_| {
+            runs += 1;
+        })
+    });
+    assert_eq!(salvaged.unwrap().lost_ranges, runs);
+    (runs, peak)
 }
 
 /// A lookup of one key (`walctl get`) keeps that key only: its memory does not grow with the

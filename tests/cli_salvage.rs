@@ -216,3 +216,37 @@ fn a_log_with_a_live_writer_is_not_salvaged() {
     assert!(run.stderr.contains("locked"), "{}", run.stderr);
     assert!(!f.tmp.path().join("salvaged").exists());
 }
+
+#[test]
+fn every_lost_run_is_reported_past_the_librarys_list_in_text_and_json() {
+    // 8,392 records, every other one damaged: 4,196 runs of one record, 100 past the 4,096 the
+    // library's report lists; the rest come from salvage's spool file, in order.
+    let f = Fixture::riddled(8_392);
+    let run = salvage(&f, false);
+    assert_eq!((run.code, run.stderr.as_str()), (3, ""));
+    let lost: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("lost: "))
+        .collect();
+    assert_eq!(lost.len(), 4_196);
+    for (line, seq) in lost.iter().zip((2..).step_by(2)) {
+        let want = format!("{seq} (acknowledged): ");
+        assert!(line.starts_with(&want), "{line}: expected {want}");
+    }
+    assert!(
+        lost[4_195].contains("many_places in 00000000000000000001.wal"),
+        "{}",
+        lost[4_195]
+    );
+    let v = json(&f.run(&["salvage", "--to", "again", "--json"]).stdout);
+    assert_eq!(v["lost_ranges"].as_u64(), Some(4_196));
+    let ranges = v["lost"].as_array().expect("a lost list");
+    let firsts: Vec<u64> = ranges.iter().filter_map(|r| r["first"].as_u64()).collect();
+    assert_eq!(firsts, (2..=8_392).step_by(2).collect::<Vec<_>>());
+    assert!(
+        ranges
+            .iter()
+            .all(|r| r["first"] == r["last"] && r["damage"].is_object())
+    );
+}

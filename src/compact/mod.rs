@@ -19,7 +19,7 @@ mod rewrite;
 mod rule;
 mod salvage;
 
-pub use salvage::{LostRange, SalvageReport, salvage, salvage_observed};
+pub use salvage::{LOST_LISTED, LostRange, SalvageReport, salvage, salvage_observed};
 
 use rule::{Fate, Rule, Survey};
 

@@ -349,11 +349,13 @@ fn salvage_into_a_planted_target(when: Planted) {
         let (dir, options, to) = (sb.dir.clone(), sb.options(), target.clone());
         let outcome = guarded(plant, move || {
             let mut pending = (when == Planted::DuringSurvey).then_some(pointee);
-            let result = walctl::salvage_observed(&dir, &to, &options, false, &mut |_, _| {
+            let mut plant = |_, _| {
                 if let Some(p) = pending.take() {
                     symlink(&p, &to).expect("symlink");
                 }
-            });
+            };
+            let result =
+                walctl::salvage_observed(&dir, &to, &options, false, &mut plant, &mut |_| {});
             assert!(pending.is_none(), "the survey reported no record");
             describe(result)
         });

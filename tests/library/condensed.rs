@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use walctl::storage::{MemStorage, Storage as _};
 use walctl::{
-    DAMAGE_LISTED_PER_LOG, DAMAGE_LISTED_PER_SEGMENT, DamageClass, DamageKind, Report, Verdict,
+    DAMAGE_LISTED_PER_LOG, DAMAGE_LISTED_PER_SEGMENT, DamageClass, DamageKind, LOST_LISTED, Report,
+    Verdict,
 };
 
 /// Bytes of a crafted record: the header and a one-byte payload.
@@ -152,12 +153,28 @@ fn a_torn_tail_of_many_places_is_torn_throughout_and_cut_whole() {
     assert_eq!(records.len(), 20);
 }
 
-/// Salvages the log into `/salvaged`; returns the sequence numbers copied and those named lost.
+/// Salvages the log into `/salvaged`; returns the sequence numbers copied and those named lost,
+/// every run as handed to the `lost` callback, of which the report lists the first.
 fn salvaged(storage: &MemStorage) -> (Vec<u64>, BTreeSet<u64>) {
-    let report = walctl::salvage(&dir(), Path::new("/salvaged"), &plain(storage)).unwrap();
+    let mut ranges = Vec::new();
+    let report = walctl::salvage_observed(
+        &dir(),
+        Path::new("/salvaged"),
+        &plain(storage),
+        false,
+        &mut |_, _| {},
+        &mut |r| ranges.push(*r),
+    )
+    .unwrap();
+    assert_eq!(report.lost_ranges, ranges.len() as u64);
+    let listed = ranges.len().min(LOST_LISTED);
+    assert!(
+        report.lost == ranges[..listed],
+        "the report lists the first runs handed over"
+    );
     let (_, records) = scan(storage, Path::new("/salvaged"));
     let mut lost = BTreeSet::new();
-    for range in &report.lost {
+    for range in &ranges {
         let (Some(first), Some(last)) = (range.first, range.last) else {
             panic!("{range:?}: every damaged record lies between valid ones");
         };
@@ -208,6 +225,24 @@ fn salvage_names_every_sequence_number_lost_inside_a_condensed_entry() {
         let expected: BTreeSet<u64> = (1..=2000).filter(|&s| damaged(s)).collect();
         assert_same_numbers(&lost, &expected);
     }
+}
+
+#[test]
+fn salvage_lists_its_first_lost_runs_and_hands_every_one_over_in_log_order() {
+    // 3 × 3000 records, every other one damaged: 4499 runs of one record, past the list.
+    let damaged = |seq: u64| seq.is_multiple_of(2);
+    let storage = log(3, 3000, damaged, 9000);
+    let (copied, lost) = salvaged(&storage);
+    assert_eq!(copied.len(), 4500);
+    assert_same_numbers(&lost, &(2..=9000).step_by(2).collect());
+    let report = walctl::salvage(&dir(), Path::new("/again"), &plain(&storage)).unwrap();
+    assert_eq!(report.lost_ranges, 4500);
+    assert_eq!(report.lost.len(), LOST_LISTED);
+    let firsts: Vec<u64> = report.lost.iter().map(|r| r.first.unwrap()).collect();
+    assert_eq!(
+        firsts,
+        (2..).step_by(2).take(LOST_LISTED).collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -255,9 +255,15 @@ fn a_log_changed_while_it_is_salvaged_leaves_a_target_marked_incomplete() {
                 change(&storage);
             }
         };
-        let err =
-            walctl::salvage_observed(&dir(), &target(), &options(&storage), false, &mut observe)
-                .unwrap_err();
+        let err = walctl::salvage_observed(
+            &dir(),
+            &target(),
+            &options(&storage),
+            false,
+            &mut observe,
+            &mut |_| {},
+        )
+        .unwrap_err();
         assert!(changed);
         let summary = corrupt_summary(&err);
         assert!(

@@ -83,6 +83,7 @@ fn compaction_and_salvage_report_a_file_system_without_directory_fsync() {
             &opts,
             dry_run,
             &mut |_, _| {},
+            &mut |_| {},
         )
         .unwrap();
         assert_eq!(salvaged.records, 60, "{case}");

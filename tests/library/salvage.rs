@@ -240,13 +240,19 @@ fn a_watermark_claiming_the_last_sequence_number_is_refused_before_anything_is_w
 fn a_dry_run_reports_what_a_salvage_would_do_and_writes_nothing() {
     let storage = damaged(30);
     let mut passes = Vec::new();
-    let planned =
-        walctl::salvage_observed(&dir(), &target(), &plain(&storage), true, &mut |p, _| {
+    let planned = walctl::salvage_observed(
+        &dir(),
+        &target(),
+        &plain(&storage),
+        true,
+        &mut |p, _| {
             if passes.last() != Some(&p) {
                 passes.push(p);
             }
-        })
-        .unwrap();
+        },
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(passes, [walctl::Pass::Survey, walctl::Pass::Copy]);
     assert!(!storage.exists(&target()), "a dry run wrote the target");
     let done = salvage(&storage).unwrap();

@@ -2,7 +2,7 @@
 //! `stat --json` and `salvage --json`, and the trailer of `export-jsonl`, whose damage lists grow
 //! with the damage in the log.
 
-use serde::ser::{Serialize, Serializer};
+use serde::ser::{Error as _, Serialize, SerializeSeq as _, Serializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -22,6 +22,7 @@ pub struct Doc<'a> {
 enum Field<'a> {
     Value(Value),
     Each(Box<dyn Fn() -> Box<dyn Iterator<Item = Value> + 'a> + 'a>),
+    TryEach(Box<dyn Fn() -> Box<dyn Iterator<Item = io::Result<Value>> + 'a> + 'a>),
 }
 
 impl<'a> Doc<'a> {
@@ -53,6 +54,18 @@ impl<'a> Doc<'a> {
         self
     }
 
+    /// [`Doc::each`] for a list read from somewhere that can fail (a spool file): the first
+    /// error ends the write with that error.
+    pub fn try_each<I>(mut self, key: &str, items: impl Fn() -> I + 'a) -> Doc<'a>
+    where
+        I: Iterator<Item = io::Result<Value>> + 'a,
+    {
+        let make = move || Box::new(items()) as Box<dyn Iterator<Item = io::Result<Value>> + 'a>;
+        self.fields
+            .insert(key.to_string(), Field::TryEach(Box::new(make)));
+        self
+    }
+
     /// Writes the document and a newline. `serde_json` writes in small pieces, so `out` should
     /// be buffered, as stdout (`Output`) and the export file are.
     ///
@@ -75,6 +88,13 @@ impl Serialize for Field<'_> {
         match self {
             Field::Value(v) => v.serialize(s),
             Field::Each(make) => s.collect_seq(make()),
+            Field::TryEach(make) => {
+                let mut seq = s.serialize_seq(None)?;
+                for item in make() {
+                    seq.serialize_element(&item.map_err(S::Error::custom)?)?;
+                }
+                seq.end()
+            }
         }
     }
 }
@@ -170,6 +190,22 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Err(io::Error::from(io::ErrorKind::BrokenPipe))
         }
+    }
+
+    #[test]
+    fn a_fallible_list_writes_as_a_list_and_its_error_ends_the_write() {
+        let fine = Doc::new(json!({"k": 1})).try_each("n", || (1..=3).map(|n| Ok(json!(n))));
+        assert_eq!(written(&fine), b"{\"k\":1,\"n\":[1,2,3]}\n");
+        let failing = Doc::new(json!({})).try_each("n", || {
+            [
+                Ok(json!(1)),
+                Err(io::Error::other("spool unreadable")),
+                Ok(json!(3)),
+            ]
+            .into_iter()
+        });
+        let err = failing.write_line(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("spool unreadable"), "{err}");
     }
 
     #[test]

@@ -15,19 +15,22 @@
 //! crash at any point leaves either no log or a directory every command refuses, never a log
 //! that looks complete and is not.
 
+mod copy;
+
+pub use copy::LOST_LISTED;
+
 use super::Pass;
-use super::hash_record;
 use super::new_log::NewLog;
 use super::read_back;
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
 use crate::recovery;
 use crate::repair::{hex, missing_dirs, sync_dir, sync_parents};
-use crate::report::{Damage, Location, RecordView, Report, Verdict};
+use crate::report::{Location, Report, Verdict};
 use crate::segment::{self, Listing, SALVAGE_MARKER, temp_name};
 use crate::storage::{DirSync, OpenMode, Storage};
-use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use copy::Copy;
+use sha2::Digest as _;
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -42,8 +45,13 @@ pub struct SalvageReport {
     pub first_seq: Option<u64>,
     /// Last sequence number copied.
     pub last_seq: Option<u64>,
-    /// Sequence numbers that no valid record holds, one range per damaged place.
+    /// Runs of sequence numbers that no valid record holds, each named after the damaged
+    /// place that took it, in log order: the first [`LOST_LISTED`] of them.
+    /// [`salvage_observed`] hands every run to its `lost` callback as it is found.
     pub lost: Vec<LostRange>,
+    /// How many runs were lost in all: more than `lost.len()` when the list stopped at
+    /// [`LOST_LISTED`], which bounds the report's memory whatever the damage.
+    pub lost_ranges: u64,
     /// The sequence number the new log's next append gets: past every record the damaged log
     /// held or acknowledged, so none is ever handed out twice.
     pub next_seq: u64,
@@ -61,7 +69,8 @@ pub struct SalvageReport {
 /// Sequence numbers lost at one damaged place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LostRange {
-    /// Index of the damage in `SalvageReport::source.damage`.
+    /// Index of the damage in `SalvageReport::source.damage` (the survey's list, condensed
+    /// as every report's is, FORMAT.md §8).
     pub damage: usize,
     /// First sequence number lost; `None` when no valid record precedes the damage (then the
     /// loss runs from the start of the log, wherever that was).
@@ -82,13 +91,17 @@ pub struct LostRange {
 /// read, claims sequence numbers past the range, or the new log did not read back equal (the
 /// marker then stays, and the target is refused); [`ErrorKind::NotALog`] and I/O errors.
 pub fn salvage(source: &Path, target: &Path, options: &Options) -> Result<SalvageReport> {
-    salvage_observed(source, target, options, false, &mut |_, _| {})
+    salvage_observed(source, target, options, false, &mut |_, _| {}, &mut |_| {})
 }
 
 /// [`salvage`], calling `observe` with the pass ([`Pass::Survey`], then [`Pass::Copy`]) and the
-/// location of every record read, for progress over the damaged log's bytes. With `dry_run`
-/// nothing is written: both passes read, and the report says what a salvage would copy and
-/// lose (`digest` is over the records it would copy).
+/// location of every record read, for progress over the damaged log's bytes, and `lost` with
+/// every run of lost sequence numbers as the copy pass finds it, in log order (the report lists
+/// only the first [`LOST_LISTED`]; a caller that wants them all keeps them from here, read
+/// against the returned report's `source.damage`). If salvage then fails, the runs handed over
+/// describe nothing: discard them. With `dry_run` nothing is written: both passes read, and the
+/// report says what a salvage would copy and lose (`digest` is over the records it would
+/// copy).
 ///
 /// # Errors
 ///
@@ -99,6 +112,7 @@ pub fn salvage_observed(
     options: &Options,
     dry_run: bool,
     observe: &mut dyn FnMut(Pass, Location),
+    lost: &mut dyn FnMut(&LostRange),
 ) -> Result<SalvageReport> {
     let storage = &*options.storage;
     // Checked first so that a mistyped target is refused before a long survey; the exclusive
@@ -134,8 +148,8 @@ pub fn salvage_observed(
         let first = survey.first_seq.unwrap_or(next_seq);
         writer = Some(NewLog::new(storage, target, options, log_id, 1, first));
     }
-    let copy = copy_pass(storage, source, &survey, writer.as_mut(), observe)?;
-    let digest = hex(&copy.hasher.clone().finalize());
+    let copy = copy_pass(storage, source, &survey, writer.as_mut(), observe, lost)?;
+    let digest = hex(&copy.hasher.finalize());
     if let Some(writer) = writer {
         let last_number = writer.finish(next_seq)?;
         install(storage, target, last_number, &digest)?;
@@ -144,13 +158,24 @@ pub fn salvage_observed(
         records: copy.records,
         first_seq: copy.first,
         last_seq: copy.last,
-        lost: copy.lost(&survey),
+        lost: copy.lost,
+        lost_ranges: copy.lost_ranges,
         next_seq,
         log_id,
         digest,
         source: survey,
         durability_degraded,
     })
+}
+
+/// What the copy pass leaves for the report.
+struct Copied {
+    hasher: sha2::Sha256,
+    records: u64,
+    first: Option<u64>,
+    last: Option<u64>,
+    lost: Vec<LostRange>,
+    lost_ranges: u64,
 }
 
 /// The second pass: every kept record into the digest and, unless a dry run, the new log. It
@@ -161,8 +186,9 @@ fn copy_pass(
     survey: &Report,
     mut writer: Option<&mut NewLog<'_>>,
     observe: &mut dyn FnMut(Pass, Location),
-) -> Result<Copy> {
-    let mut copy = Copy::new(survey);
+    lost: &mut dyn FnMut(&LostRange),
+) -> Result<Copied> {
+    let mut copy = Copy::new(survey, lost);
     let mut failure = None;
     let read = recovery::scan_log(storage, source, &mut |r| {
         observe(Pass::Copy, r.location);
@@ -181,7 +207,15 @@ fn copy_pass(
     if read.records != survey.records || read.damage != survey.damage {
         return Err(changed(source));
     }
-    Ok(copy)
+    copy.finish();
+    Ok(Copied {
+        hasher: copy.hasher,
+        records: copy.records,
+        first: copy.first,
+        last: copy.last,
+        lost: copy.lost.listed,
+        lost_ranges: copy.lost.count,
+    })
 }
 
 /// Past everything the damaged log held, and everything its watermark says was acknowledged.
@@ -266,194 +300,4 @@ fn install(storage: &dyn Storage, target: &Path, last: u64, digest: &str) -> Res
         .map_err(|e| Error::io("remove", &marker, e))?;
     sync_dir(storage, target)?;
     Ok(())
-}
-
-/// The copy pass: records into the new log, the digest, and where each damage's loss ends.
-struct Copy {
-    hasher: Sha256,
-    records: u64,
-    first: Option<u64>,
-    last: Option<u64>,
-    /// The first sequence number found after each damage (by index in the survey's list).
-    after: Vec<Option<u64>>,
-    /// Damage positions `(segment, offset)` with their index, in log order.
-    places: Vec<((u64, u64), usize)>,
-    /// How many of `places` the pass has gone past.
-    passed: usize,
-    /// Where each condensed entry (`places > 1`) ends, by index in the survey's list.
-    spans: Vec<Option<Span>>,
-    /// The condensed entry the pass is inside, if any.
-    inside: Option<Inside>,
-    /// End `(segment, offset)` of the last record delivered.
-    prev_end: Option<(u64, u64)>,
-    /// Losses between the places of condensed entries, which name only their first place.
-    within: Vec<LostRange>,
-}
-
-/// The extent of a condensed damage entry.
-#[derive(Clone, Copy)]
-struct Span {
-    segment: u64,
-    end: u64,
-    compacted: bool,
-}
-
-/// A condensed entry the copy pass is inside: the loss before its first record is the entry's
-/// own range (`lost_at`); each later jump in sequence numbers is a range of its own.
-struct Inside {
-    index: usize,
-    span: Span,
-    started: bool,
-}
-
-impl Copy {
-    fn new(survey: &Report) -> Copy {
-        let compacted = |n: u64| {
-            survey
-                .segments
-                .iter()
-                .any(|s| s.segment == n && s.compacted)
-        };
-        Copy {
-            hasher: Sha256::new(),
-            records: 0,
-            first: None,
-            last: None,
-            after: vec![None; survey.damage.len()],
-            places: {
-                let mut places: Vec<_> = survey
-                    .damage
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| ((d.segment, d.offset), i))
-                    .collect();
-                places.sort_unstable();
-                places
-            },
-            passed: 0,
-            spans: (survey.damage.iter())
-                .map(|d| {
-                    (d.places > 1).then(|| Span {
-                        segment: d.segment,
-                        end: d.offset + d.length,
-                        compacted: compacted(d.segment),
-                    })
-                })
-                .collect(),
-            inside: None,
-            prev_end: None,
-            within: Vec::new(),
-        }
-    }
-
-    /// Takes the next record of the pass; returns whether it is kept. A damaged log can hold a
-    /// valid record out of order (a stale copy of an older one): the new log keeps each
-    /// sequence number once, in order.
-    fn record(&mut self, r: &RecordView<'_>) -> bool {
-        // Records come in log order: each damage passed since the last record is followed by
-        // this one. A sequence gap is found at the record after it, so it starts where this
-        // record does and is followed by it.
-        let at = (r.location.segment, r.location.offset);
-        while let Some(&(place, i)) = self.places.get(self.passed)
-            && place <= at
-        {
-            self.after[i] = Some(r.seq);
-            self.passed += 1;
-            self.inside = self.spans[i].map(|span| Inside {
-                index: i,
-                span,
-                started: false,
-            });
-        }
-        self.note_within(r, at);
-        self.prev_end = Some((at.0, at.1 + u64::from(r.location.length)));
-        if self.last.is_some_and(|l| r.seq <= l) {
-            return false;
-        }
-        hash_record(&mut self.hasher, r);
-        self.records += 1;
-        self.first.get_or_insert(r.seq);
-        self.last = Some(r.seq);
-        true
-    }
-
-    /// Inside a condensed entry, a jump in sequence numbers after its first record is a loss at
-    /// one of its places: bytes lay between the two records, or, outside compacted segments
-    /// (where holes are legal), a gap with none between is a place of its own.
-    fn note_within(&mut self, r: &RecordView<'_>, at: (u64, u64)) {
-        let Some(inside) = &mut self.inside else {
-            return;
-        };
-        if at.0 != inside.span.segment || at.1 > inside.span.end {
-            self.inside = None;
-            return;
-        }
-        if !std::mem::replace(&mut inside.started, true) {
-            return;
-        }
-        let adjacent = self.prev_end == Some(at);
-        if let Some(l) = self.last
-            && r.seq > l + 1
-            && !(adjacent && inside.span.compacted)
-        {
-            self.within.push(LostRange {
-                damage: inside.index,
-                first: Some(l + 1),
-                last: Some(r.seq - 1),
-            });
-        }
-    }
-
-    /// The loss after the last record, when the pass ended inside a condensed entry that has
-    /// places after that record: up to the watermark, or of unknown length past it, as
-    /// `lost_at` says of a place no record follows.
-    fn trailing(&self, durable: u64) -> Option<LostRange> {
-        let inside = self.inside.as_ref().filter(|i| i.started)?;
-        let (segment, end) = self.prev_end?;
-        if segment != inside.span.segment || end >= inside.span.end {
-            return None;
-        }
-        let first = self.last.map_or(1, |l| l + 1);
-        Some(LostRange {
-            damage: inside.index,
-            first: Some(first),
-            last: (durable >= first).then_some(durable),
-        })
-    }
-
-    /// One range per run of lost sequence numbers, named after the first damage that explains
-    /// it (one lost record is often seen twice: its checksum, and the gap it leaves).
-    fn lost(&self, survey: &Report) -> Vec<LostRange> {
-        let durable = survey.durable_seq.unwrap_or(0);
-        // A set, not a search of the list so far: a log damaged in every other record has as
-        // many ranges as records, and the search made this quadratic (minutes for a million).
-        let mut seen = HashSet::new();
-        let trailing = self.trailing(durable);
-        let mut within = self.within.iter().chain(&trailing).peekable();
-        let ranges = survey.damage.iter().zip(&self.after).enumerate();
-        ranges
-            .flat_map(|(i, (d, next))| {
-                let own = lost_at(i, d, *next, durable);
-                let more = std::iter::from_fn(|| within.next_if(|w| w.damage == i).copied());
-                own.into_iter().chain(more.collect::<Vec<_>>())
-            })
-            .filter(|range| seen.insert((range.first, range.last)))
-            .collect()
-    }
-}
-
-fn lost_at(index: usize, d: &Damage, next: Option<u64>, durable: u64) -> Option<LostRange> {
-    let first = d.last_good_seq.map(|s| s + 1);
-    let from = first.unwrap_or(1);
-    let last = match next {
-        Some(n) if n > from => Some(n - 1),
-        Some(_) => return None,
-        None if durable >= from => Some(durable),
-        None => None,
-    };
-    Some(LostRange {
-        damage: index,
-        first,
-        last,
-    })
 }
