@@ -5,6 +5,7 @@
 //! where an operation refuses to act on a damaged log (the writer on open, repair), and then the
 //! error carries the report's verdict so the caller can show it.
 
+use crate::compact::CompactionState;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
+    compaction: Option<CompactionState>,
 }
 
 /// What went wrong. New kinds may be added in minor releases.
@@ -92,7 +94,15 @@ pub enum ErrorKind {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind) -> Error {
-        Error { kind }
+        Error {
+            kind,
+            compaction: None,
+        }
+    }
+
+    pub(crate) fn with_compaction_state(mut self, state: CompactionState) -> Error {
+        self.compaction = Some(state);
+        self
     }
 
     pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Error {
@@ -114,6 +124,13 @@ impl Error {
     #[must_use]
     pub fn kind(&self) -> &ErrorKind {
         &self.kind
+    }
+
+    /// For an error from [`crate::compact`]: where the compaction left the log (every error
+    /// from it says). `None` for errors from anything else.
+    #[must_use]
+    pub fn compaction_state(&self) -> Option<CompactionState> {
+        self.compaction
     }
 
     /// The file or directory involved, when there is one.

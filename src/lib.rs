@@ -71,8 +71,8 @@ pub mod time;
 mod window;
 
 pub use compact::{
-    CompactReport, Compaction, LOST_LISTED, LostRange, Pass, SalvageReport, Totals, compact,
-    compact_observed, salvage, salvage_observed,
+    CompactReport, Compaction, CompactionState, LOST_LISTED, LostRange, Pass, SalvageReport,
+    Totals, compact, compact_observed, salvage, salvage_observed,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use format::RecordKind;

@@ -15,7 +15,7 @@
 
 use super::new_log::NewLog;
 use super::{
-    CompactReport, Job, Pass, abandon, copy_pass, hash_record, install, proven,
+    CompactReport, Job, Pass, Stage, abandon, copy_pass, hash_record, install, proven,
     read_back_differently,
 };
 use crate::error::{Error, ErrorKind, Result};
@@ -228,6 +228,7 @@ fn install(
         dir,
         options,
         log_first: log_first_seq,
+        stage,
         ..
     } = job;
     let wait = install::readers_wait(options);
@@ -253,15 +254,19 @@ fn install(
         remove_last: h,
         replace,
     });
+    // The commit is the replacement's rename, or the marker when nothing is replaced.
     if let Some(m) = marker {
-        install::write_marker(storage, dir, install::Marker::InPlace(m))?;
+        let commits = shape.replace.is_none().then_some(stage);
+        install::write_marker(storage, dir, install::Marker::InPlace(m), commits)?;
     }
     if let Some(k) = shape.replace {
         let (temp, path) = (dir.join(temp_name(k)), Listing::path(dir, k));
         storage
             .rename(&temp, &path)
             .map_err(|e| Error::io("rename", &path, e))?;
+        stage.set(Stage::Committing);
         sync_dir(storage, dir)?;
+        stage.set(Stage::Committed);
     }
     crate::kill_point("compact_committed");
     let Some(m) = marker else {
@@ -351,6 +356,7 @@ pub(super) fn compact(
         report,
         rule,
         log_first,
+        ..
     } = job;
     let last = report
         .segments

@@ -27,6 +27,7 @@
 //! Whoever opens the log next (a writer or compaction) calls [`resolve`], which rolls forward
 //! from any state after the commit point and back before it.
 
+use super::{Stage, Stages};
 use crate::error::{Error, Result};
 use crate::repair::sync_dir;
 use crate::segment::{Listing, temp_name};
@@ -184,14 +185,20 @@ fn committed(storage: &dyn Storage, dir: &Path, m: InPlace) -> Result<bool> {
 }
 
 /// Commits a rewrite: writes the marker (step 2), then renames the temporaries (step 3).
-pub(crate) fn commit(storage: &dyn Storage, dir: &Path, m: Rewrite) -> Result<()> {
-    write_marker(storage, dir, Marker::Rewrite(m))?;
+pub(crate) fn commit(storage: &dyn Storage, dir: &Path, m: Rewrite, stage: &Stages) -> Result<()> {
+    write_marker(storage, dir, Marker::Rewrite(m), Some(stage))?;
     crate::kill_point("compact_committed");
     rename_new(storage, dir, m)
 }
 
-/// Writes the marker through a temporary name, durably.
-pub(crate) fn write_marker(storage: &dyn Storage, dir: &Path, m: Marker) -> Result<()> {
+/// Writes the marker through a temporary name, durably. When the marker is the commit, `stage`
+/// follows it: committing once renamed (readers obey it), committed once that is durable.
+pub(crate) fn write_marker(
+    storage: &dyn Storage,
+    dir: &Path,
+    m: Marker,
+    stage: Option<&Stages>,
+) -> Result<()> {
     let temp = dir.join(MARKER_TEMP);
     if storage.exists(&temp) {
         storage
@@ -209,7 +216,9 @@ pub(crate) fn write_marker(storage: &dyn Storage, dir: &Path, m: Marker) -> Resu
     storage
         .rename(&temp, &path)
         .map_err(|e| Error::io("rename", &path, e))?;
+    stage.inspect(|s| s.set(Stage::Committing));
     sync_dir(storage, dir)?;
+    stage.inspect(|s| s.set(Stage::Committed));
     Ok(())
 }
 
@@ -354,13 +363,13 @@ pub(crate) fn resolve(storage: &dyn Storage, dir: &Path) -> Result<Option<&'stat
                     remove_file(storage, &t)?;
                     sync_dir(storage, dir)?;
                 }
-                return Ok(Some("rolled back an interrupted compaction"));
+                return Ok(Some(ROLLED_BACK));
             }
             if let Some(t) = temp {
                 remove_file(storage, &t)?;
             }
             finish(storage, dir, m.remove_first..=m.remove_last, WAIT)?;
-            return Ok(Some("finished an interrupted compaction"));
+            return Ok(Some(FINISHED));
         }
     };
     let complete =
@@ -368,13 +377,18 @@ pub(crate) fn resolve(storage: &dyn Storage, dir: &Path) -> Result<Option<&'stat
     if (m.new_first..=m.new_last).all(complete) {
         rename_new(storage, dir, m)?;
         finish(storage, dir, m.old_first..=m.old_last, WAIT)?;
-        return Ok(Some("finished an interrupted compaction"));
+        return Ok(Some(FINISHED));
     }
     // The new segments were all durable before the marker was written, so this means the
     // marker outlived them: keep the old log, which step 4 never touched.
     roll_back(storage, dir, m)?;
-    Ok(Some("rolled back an interrupted compaction"))
+    Ok(Some(ROLLED_BACK))
 }
+
+/// What [`resolve`] says when it finished an installation past its commit point.
+pub(crate) const FINISHED: &str = "finished an interrupted compaction";
+/// What [`resolve`] says when it rolled back one that had not reached it.
+pub(crate) const ROLLED_BACK: &str = "rolled back an interrupted compaction";
 
 /// Undoes a rewrite committed by marker `m` whose old segments are all still there: removes the
 /// new segments (under either name), then the marker, fsyncing the directory after each step

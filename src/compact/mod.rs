@@ -31,6 +31,7 @@ use crate::report::{RecordView, Report, Verdict};
 use crate::segment::{self, Listing, temp_name};
 use crate::storage::{DirSync, Storage};
 use sha2::{Digest, Sha256};
+use std::cell::Cell;
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -119,7 +120,8 @@ pub struct Totals {
 /// [`ErrorKind::Corrupt`] for a corrupt log and [`ErrorKind::TornTail`] for a torn tail (repair
 /// it first); both change nothing. [`ErrorKind::Locked`], I/O errors, and
 /// [`ErrorKind::Corrupt`] if the read-back digest differs (the new log is then removed again and
-/// the old one kept).
+/// the old one kept). Every error carries [`Error::compaction_state`]: whether the log is as it
+/// was, compacted, or (a commit whose fsync failed) to be settled by its next open.
 pub fn compact(dir: &Path, options: &Options, plan: &Compaction) -> Result<CompactReport> {
     compact_observed(dir, options, plan, &mut |_, _| {})
 }
@@ -140,6 +142,20 @@ pub enum Pass {
 ///
 /// As [`compact`].
 pub fn compact_observed(
+    dir: &Path,
+    options: &Options,
+    plan: &Compaction,
+    observe: &mut dyn FnMut(Pass, crate::report::Location),
+) -> Result<CompactReport> {
+    // Every error says where it left the log; one before the installation began changed
+    // nothing.
+    compact_settled(dir, options, plan, observe).map_err(|e| match e.compaction_state() {
+        Some(_) => e,
+        None => e.with_compaction_state(CompactionState::Unchanged),
+    })
+}
+
+fn compact_settled(
     dir: &Path,
     options: &Options,
     plan: &Compaction,
@@ -177,6 +193,7 @@ pub fn compact_observed(
         plan,
         keys: &survey.keys,
     };
+    let stage = Cell::new(Stage::Before);
     let job = Job {
         storage,
         dir,
@@ -185,17 +202,25 @@ pub fn compact_observed(
         report: &report,
         rule: &rule,
         log_first,
+        stage: &stage,
     };
     // Whether directory fsyncs take effect is the file system's property: one probe before
     // the first rename answers for all of them.
     out.durability_degraded = !plan.dry_run && sync_dir(storage, dir)? == DirSync::Unsupported;
     let shape = in_place::Shape::of(&report.segments, &survey.survivors_by_segment(plan))
         .filter(|_| !plan.rewrite);
-    let done = by_either_method(job, shape, &mut out, observe);
-    if done.is_err() && !plan.dry_run {
-        settle(storage, dir);
+    match by_either_method(job, shape, &mut out, observe) {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            let settled = if plan.dry_run {
+                Settled::Failed
+            } else {
+                settle(storage, dir)
+            };
+            let state = CompactionState::after(stage.get(), settled);
+            Err(e.with_compaction_state(state))
+        }
     }
-    done.map(|()| out)
 }
 
 /// Compacts in place when the shape allows, else (or when readers hold on) by rewriting.
@@ -229,6 +254,66 @@ struct Job<'a> {
     rule: &'a Rule<'a>,
     /// The first survivor's sequence number (the old log's next one if none survives).
     log_first: u64,
+    /// How far the installation got, for the state an error reports.
+    stage: &'a Stages,
+}
+
+/// How far a compaction's installation got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Before the commit point: the old log is the log.
+    Before,
+    /// The commit is made (readers follow it) but not yet known to be durable.
+    Committing,
+    /// The commit is durable.
+    Committed,
+}
+
+pub(crate) type Stages = Cell<Stage>;
+
+/// Where a failed compaction left the log, as [`Error::compaction_state`] reports it. Whatever
+/// the state, the log is never a mix of the old and the new: readers see one or the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CompactionState {
+    /// It failed before its commit point: the log holds every record it held, and what the
+    /// compaction had written is removed (now, or by the next open or compaction).
+    Unchanged,
+    /// It failed after its commit point, which is durable: the log holds only the survivors
+    /// once the installation is finished, as it was now or is by the next open of the log
+    /// (until then, readers may still be shown the old log whole).
+    Committed,
+    /// It failed making its commit durable, and could neither finish nor undo it: the next
+    /// open of the log settles it, finishing the compaction or, if a crash lost the commit,
+    /// rolling it back. Either way the log is the old one or the new one.
+    Undetermined,
+}
+
+impl CompactionState {
+    fn after(stage: Stage, settled: Settled) -> CompactionState {
+        match (stage, settled) {
+            (Stage::Before, _) | (Stage::Committing, Settled::RolledBack) => {
+                CompactionState::Unchanged
+            }
+            (Stage::Committed, _) | (Stage::Committing, Settled::Finished | Settled::Synced) => {
+                CompactionState::Committed
+            }
+            (Stage::Committing, Settled::Failed) => CompactionState::Undetermined,
+        }
+    }
+}
+
+/// What [`settle`] did about an installation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settled {
+    /// Finished one past its commit point.
+    Finished,
+    /// Rolled back one that had not reached it.
+    RolledBack,
+    /// Found no marker to resolve, and made the directory, with any rename in it, durable.
+    Synced,
+    /// Could not do either.
+    Failed,
 }
 
 /// Reads the old log once more, applying the rule: counts what is dropped, hashes the survivors
@@ -285,12 +370,20 @@ fn copy_pass(
 /// made, rolls it back if not (as the next open would, but now, so a transient error leaves
 /// neither a marker nor a second copy of the log behind), then removes its temporaries. Best
 /// effort: what it cannot do, the next open or compaction does.
-fn settle(storage: &dyn Storage, dir: &Path) {
-    let _ = install::resolve(storage, dir);
+fn settle(storage: &dyn Storage, dir: &Path) -> Settled {
+    let settled = match install::resolve(storage, dir) {
+        Ok(Some(install::FINISHED)) => Settled::Finished,
+        Ok(Some(_)) => Settled::RolledBack,
+        // No marker: a replacement renamed into place (the commit of a compaction in place
+        // that removes no head) is made durable by this fsync.
+        Ok(None) if sync_dir(storage, dir).is_ok() => Settled::Synced,
+        Ok(None) | Err(_) => Settled::Failed,
+    };
     // Temporaries a marker still names are the committed new log: never abandoned.
     if !storage.exists(&dir.join(install::MARKER_NAME)) {
         abandon(storage, dir);
     }
+    settled
 }
 
 /// The verifying scan: refuses damage, and for `--keys` records each key's latest record.

@@ -4,12 +4,8 @@
 //! past the head, or in the last segment, or when asked to. Needs free space for every survivor.
 
 use super::new_log::{self, NewLog};
-use super::{CompactReport, Job, Pass, copy_pass, install, proven, read_back_differently};
+use super::{CompactReport, Job, Pass, Stage, copy_pass, install, proven, read_back_differently};
 use crate::error::{Error, Result};
-use crate::options::Options;
-use crate::report::Report;
-use crate::storage::Storage;
-use std::path::Path;
 
 /// Compacts by rewriting every survivor into new segments after the old ones (`install.rs`,
 /// version 1): for compactions that drop records from more than one segment past the head.
@@ -50,18 +46,19 @@ pub(super) fn rewrite(
         out.segments_added = out.after.segments;
         return Ok(());
     };
-    install_new(storage, dir, options, writer, report, out)
+    install_new(job, writer, out)
 }
 
 /// Finishes the new log, commits it, reads it back, and removes the old one.
-fn install_new(
-    storage: &dyn Storage,
-    dir: &Path,
-    options: &Options,
-    writer: NewLog<'_>,
-    report: &Report,
-    out: &mut CompactReport,
-) -> Result<()> {
+fn install_new(job: Job<'_>, writer: NewLog<'_>, out: &mut CompactReport) -> Result<()> {
+    let Job {
+        storage,
+        dir,
+        options,
+        report,
+        stage,
+        ..
+    } = job;
     let old_first = report.segments.first().map_or(1, |s| s.segment);
     let old_last = report.segments.last().map_or(0, |s| s.segment);
     let new_last = writer.finish(out.next_seq)?;
@@ -72,11 +69,12 @@ fn install_new(
         new_first: old_last + 1,
         new_last,
     };
-    install::commit(storage, dir, marker)?;
+    install::commit(storage, dir, marker, stage)?;
     let proof = proven(storage, dir, marker.new_first..=marker.new_last, out);
     if !matches!(proof, Ok(true)) {
         // Keep the old log: undo the switch before anything old is removed.
         install::roll_back(storage, dir, marker)?;
+        stage.set(Stage::Before);
         proof?;
         let kept = "; the old log was kept";
         return Err(read_back_differently(out, "the compacted log", kept));

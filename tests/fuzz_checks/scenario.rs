@@ -396,12 +396,21 @@ fn compact(
         .and_then(|_| present(&probe, knobs))
         .map(|kept| &all - &kept);
     let done = walctl::compact(&log_dir(), &options(storage, knobs), &plan);
+    // A failed compaction says where it left the log: the old one, the new one (once opened),
+    // or either, for the next open to settle.
     match (done, would_remove) {
         (Ok(_), Some(removed)) => out.gone.extend(removed),
-        (_, removed) => {
-            out.maybe_gone.extend(removed.unwrap_or_default());
+        (Err(e), removed) => {
+            let removed = removed.unwrap_or_default();
+            match e.compaction_state() {
+                Some(walctl::CompactionState::Unchanged) => {}
+                Some(walctl::CompactionState::Committed) => out.gone.extend(removed),
+                _ => out.maybe_gone.extend(removed),
+            }
             return None;
         }
+        // The probe failed where the compaction did not: nothing to judge it by.
+        (Ok(_), None) => return None,
     }
     let log = Log::open(log_dir(), options(storage, knobs)).ok()?;
     // Compaction synced what it wrote, and open syncs what it finds.

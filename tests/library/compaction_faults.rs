@@ -5,7 +5,9 @@
 
 use crate::in_place::{keyed, seqs};
 use crate::util::{built, dir, plain};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use walctl::CompactionState::{Committed, Unchanged};
 use walctl::storage::{CrashMode, Fault, MemStorage, OpRecord, TraceOp};
 use walctl::{Compaction, Log};
 
@@ -80,6 +82,7 @@ fn one_io_error_anywhere_in_a_compaction_leaves_the_old_log_or_the_new_and_nothi
         };
         assert!(new.len() < old.len(), "{plan:?}");
         let mut fired = 0;
+        let mut states = HashSet::new();
         for n in 0..total {
             for fault in [Fault::Errno(5), Fault::FsyncGate] {
                 let s = base.crash(CrashMode::KeepAll);
@@ -104,13 +107,17 @@ fn one_io_error_anywhere_in_a_compaction_leaves_the_old_log_or_the_new_and_nothi
                         assert_eq!(read, new, "{what}: success, yet the old log");
                         assert!(matches!(op.op, TraceOp::Lock | TraceOp::List), "{what}");
                     }
-                    Err(e) if op.op == TraceOp::SyncData || op.op == TraceOp::Write => {
-                        assert!(
-                            e.to_string().contains(&*op.path.to_string_lossy()),
-                            "{what}: {e}"
-                        );
+                    Err(e) => {
+                        if op.op == TraceOp::SyncData || op.op == TraceOp::Write {
+                            let path = op.path.to_string_lossy();
+                            assert!(e.to_string().contains(&*path), "{what}: {e}");
+                        }
+                        // One fault, and the cleanup succeeds: the state is never undetermined.
+                        let state = e.compaction_state();
+                        let expected = if read == old { Unchanged } else { Committed };
+                        assert_eq!(state, Some(expected), "{what}: {e}");
+                        states.insert(expected);
                     }
-                    Err(_) => {}
                 }
                 assert_eq!(leftovers(&s), Vec::<String>::new(), "{what}");
                 for mode in [CrashMode::DropUnsynced, CrashMode::Torn { seed: n }] {
@@ -130,6 +137,51 @@ fn one_io_error_anywhere_in_a_compaction_leaves_the_old_log_or_the_new_and_nothi
             }
         }
         assert!(fired > 50, "{plan:?}: {fired} faults fired");
+        assert_eq!(states.len(), 2, "{plan:?}: only {states:?}");
+    }
+}
+
+/// Every operation from the n-th on fails, so the cleanup after the error fails too: the
+/// state the error reports is what the next open makes of the log, after a power loss or
+/// not; only the state where the commit's own fsync failed leaves it to that open.
+#[test]
+fn the_state_a_failed_compaction_reports_holds_when_its_cleanup_fails_too() {
+    for (base, plan) in cases() {
+        let old = seqs(&base);
+        let new = {
+            let s = base.crash(CrashMode::KeepAll);
+            walctl::compact(&dir(), &plain(&s), &plan).unwrap();
+            seqs(&s)
+        };
+        let mut states = HashSet::new();
+        for n in 0.. {
+            let s = base.crash(CrashMode::KeepAll);
+            let start = s.op_count();
+            s.set_faults(Some(Box::new(move |o: &OpRecord| {
+                (o.index >= start + n).then_some(Fault::Errno(5))
+            })));
+            let result = walctl::compact(&dir(), &plain(&s), &plan);
+            s.set_faults(None);
+            let Err(e) = result else { break };
+            let state = e.compaction_state().expect("every error says");
+            states.insert(state);
+            let what = format!("{plan:?}: every op from {n} failing: {state:?} ({e})");
+            let read = seqs(&s);
+            assert!(read == old || read == new, "{what}: a mix");
+            // What the next open makes of it, with and without a power loss first.
+            for mode in [CrashMode::KeepAll, CrashMode::DropUnsynced] {
+                let after = s.crash(mode);
+                drop(Log::open(dir(), plain(&after)).unwrap());
+                let opened = seqs(&after);
+                let held = match state {
+                    Unchanged => read == old && opened == old,
+                    Committed => opened == new,
+                    _ => opened == old || opened == new,
+                };
+                assert!(held, "{what}, then {mode:?} and an open: {}", opened.len());
+            }
+        }
+        assert_eq!(states.len(), 3, "{plan:?}: only {states:?}");
     }
 }
 

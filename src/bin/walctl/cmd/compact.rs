@@ -17,7 +17,7 @@ use comfy_table::{Table, presets};
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::path::Path;
-use walctl::{CompactReport, Compaction, Totals};
+use walctl::{CompactReport, Compaction, CompactionState, Totals};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -90,8 +90,10 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     });
     progress.finish();
     let report = report
-        .map_err(|e| match e.kind() {
-            walctl::ErrorKind::Io { .. } => anyhow::Error::new(Interrupted(e)),
+        .map_err(|e| match (e.kind(), e.compaction_state()) {
+            (walctl::ErrorKind::Io { .. }, _) | (_, Some(CompactionState::Committed)) => {
+                anyhow::Error::new(Interrupted(e))
+            }
             _ => anyhow::Error::new(e),
         })
         .with_context(|| format!("compacting the log in {}", dir.display()))?;
@@ -113,20 +115,31 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// An I/O error that stopped a compaction, with what the operator may rely on and do next
-/// (FORMAT.md §6.6.3: the library has already rolled back or finished the installation).
+/// An error that stopped a compaction, with where it left the log, which the library knows
+/// (FORMAT.md §6.6.3: it has already rolled back or finished the installation), and what the
+/// operator may do next.
 #[derive(Debug)]
 struct Interrupted(walctl::Error);
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}; the log holds either all its records or only the survivors, never a mix \
-             (`walctl stat` shows its first sequence number): fix the cause and run the \
-             compaction again",
-            self.0
-        )
+        let state = match self.0.compaction_state() {
+            Some(CompactionState::Unchanged) => {
+                "the compaction was not committed, and the log still holds every record: fix \
+                 the cause and run the compaction again"
+            }
+            Some(CompactionState::Committed) => {
+                "the compaction was committed: the log holds only the survivors, or will once \
+                 its next open finishes the installation (`walctl sync` does, once the cause \
+                 is fixed)"
+            }
+            _ => {
+                "the compaction failed making its commit durable: the next open of the log \
+                 settles it, finishing the compaction or, if a crash lost the commit, rolling \
+                 it back, never leaving a mix (`walctl sync` does, once the cause is fixed)"
+            }
+        };
+        write!(f, "{}; {state}", self.0)
     }
 }
 
