@@ -18,10 +18,14 @@ mod new_log;
 mod rewrite;
 mod rule;
 mod salvage;
+mod state;
 
 pub use salvage::{LOST_LISTED, LostRange, SalvageReport, salvage, salvage_observed};
 
 use rule::{Fate, Rule, Survey};
+pub use state::CompactionState;
+use state::{Settled, settle};
+pub(crate) use state::{Stage, Stages};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
@@ -258,64 +262,6 @@ struct Job<'a> {
     stage: &'a Stages,
 }
 
-/// How far a compaction's installation got.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stage {
-    /// Before the commit point: the old log is the log.
-    Before,
-    /// The commit is made (readers follow it) but not yet known to be durable.
-    Committing,
-    /// The commit is durable.
-    Committed,
-}
-
-pub(crate) type Stages = Cell<Stage>;
-
-/// Where a failed compaction left the log, as [`Error::compaction_state`] reports it. Whatever
-/// the state, the log is never a mix of the old and the new: readers see one or the other.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum CompactionState {
-    /// It failed before its commit point: the log holds every record it held, and what the
-    /// compaction had written is removed (now, or by the next open or compaction).
-    Unchanged,
-    /// It failed after its commit point, which is durable: the log holds only the survivors
-    /// once the installation is finished, as it was now or is by the next open of the log
-    /// (until then, readers may still be shown the old log whole).
-    Committed,
-    /// It failed making its commit durable, and could neither finish nor undo it: the next
-    /// open of the log settles it, finishing the compaction or, if a crash lost the commit,
-    /// rolling it back. Either way the log is the old one or the new one.
-    Undetermined,
-}
-
-impl CompactionState {
-    fn after(stage: Stage, settled: Settled) -> CompactionState {
-        match (stage, settled) {
-            (Stage::Before, _) | (Stage::Committing, Settled::RolledBack) => {
-                CompactionState::Unchanged
-            }
-            (Stage::Committed, _) | (Stage::Committing, Settled::Finished | Settled::Synced) => {
-                CompactionState::Committed
-            }
-            (Stage::Committing, Settled::Failed) => CompactionState::Undetermined,
-        }
-    }
-}
-
-/// What [`settle`] did about an installation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Settled {
-    /// Finished one past its commit point.
-    Finished,
-    /// Rolled back one that had not reached it.
-    RolledBack,
-    /// Found no marker to resolve, and made the directory, with any rename in it, durable.
-    Synced,
-    /// Could not do either.
-    Failed,
-}
-
 /// Reads the old log once more, applying the rule: counts what is dropped, hashes the survivors
 /// into `out.digest_expected`, and hands each survivor to `keep`. The log must read as it did
 /// in the survey (`records` records, clean).
@@ -364,26 +310,6 @@ fn copy_pass(
     }
     out.digest_expected = hex(&hasher.finalize());
     Ok(())
-}
-
-/// After a compaction failed, at whatever step: finishes its installation if the commit was
-/// made, rolls it back if not (as the next open would, but now, so a transient error leaves
-/// neither a marker nor a second copy of the log behind), then removes its temporaries. Best
-/// effort: what it cannot do, the next open or compaction does.
-fn settle(storage: &dyn Storage, dir: &Path) -> Settled {
-    let settled = match install::resolve(storage, dir) {
-        Ok(Some(install::FINISHED)) => Settled::Finished,
-        Ok(Some(_)) => Settled::RolledBack,
-        // No marker: a replacement renamed into place (the commit of a compaction in place
-        // that removes no head) is made durable by this fsync.
-        Ok(None) if sync_dir(storage, dir).is_ok() => Settled::Synced,
-        Ok(None) | Err(_) => Settled::Failed,
-    };
-    // Temporaries a marker still names are the committed new log: never abandoned.
-    if !storage.exists(&dir.join(install::MARKER_NAME)) {
-        abandon(storage, dir);
-    }
-    settled
 }
 
 /// The verifying scan: refuses damage, and for `--keys` records each key's latest record.
