@@ -8,7 +8,7 @@ use crate::format::{self, HeaderFault, SEGMENT_DATA_START, SegmentHeader};
 use crate::recovery::{HeaderResult, Scanned};
 use crate::report::{
     DAMAGE_LISTED_PER_LOG, DAMAGE_LISTED_PER_SEGMENT, Damage, DamageClass, DamageKind, InProgress,
-    Report, SegmentReport,
+    Report, SegmentReport, TimeRange,
 };
 use crate::scan::{LocalDamage, SegmentScan};
 use crate::segment::Listing;
@@ -84,6 +84,7 @@ impl LogScan {
             durable_seq: None,
             sealed,
             compacted: false,
+            times: None,
         };
         let (Some(header), Some((s, preamble))) = (
             self.check_header(number, header, scanned.file_len),
@@ -203,6 +204,7 @@ impl LogScan {
         seg.records = s.records;
         seg.first_seq = s.first_seq;
         seg.last_seq = s.last_seq;
+        seg.times = s.times;
         seg.durable_seq = if seg.sealed {
             s.last_seq.or(Some(header.first_seq - 1))
         } else {
@@ -210,6 +212,7 @@ impl LogScan {
         };
         let r = &mut self.report;
         r.records += s.records;
+        r.times = TimeRange::join(r.times, s.times);
         if r.first_seq.is_none() {
             r.first_seq = s.first_seq;
         }

@@ -83,7 +83,7 @@ pub use recovery::{scan_log, scan_log_from, scan_log_newest, verify_log};
 pub use repair::{RepairOutcome, TailCut, truncate_partial};
 pub use report::{
     DAMAGE_LISTED_PER_LOG, DAMAGE_LISTED_PER_SEGMENT, Damage, DamageClass, DamageKind, InProgress,
-    Location, Record, RecordView, Report, SegmentReport, Verdict,
+    Location, Record, RecordView, Report, SegmentReport, TimeRange, Verdict,
 };
 pub use tail::{After, Cursor, read_after};
 

@@ -246,6 +246,58 @@ pub struct SegmentReport {
     pub sealed: bool,
     /// Whether it was written by compaction.
     pub compacted: bool,
+    /// The timestamps of its valid records; `None` if it holds none.
+    pub times: Option<TimeRange>,
+}
+
+/// The writers' timestamps of a run of valid records, in nanoseconds since the Unix epoch as
+/// each record carries them: the first and last in log order, and the extremes, which differ
+/// from those when a writer's clock stepped back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeRange {
+    /// The first record's.
+    pub first: u64,
+    /// The last record's.
+    pub last: u64,
+    /// The earliest.
+    pub min: u64,
+    /// The latest.
+    pub max: u64,
+}
+
+impl TimeRange {
+    /// `range` extended by a record stamped `t` that follows it.
+    #[must_use]
+    pub(crate) fn then(range: Option<TimeRange>, t: u64) -> TimeRange {
+        match range {
+            None => TimeRange {
+                first: t,
+                last: t,
+                min: t,
+                max: t,
+            },
+            Some(r) => TimeRange {
+                first: r.first,
+                last: t,
+                min: r.min.min(t),
+                max: r.max.max(t),
+            },
+        }
+    }
+
+    /// The records of `a` followed by those of `b`.
+    #[must_use]
+    pub(crate) fn join(a: Option<TimeRange>, b: Option<TimeRange>) -> Option<TimeRange> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(TimeRange {
+                first: a.first,
+                last: b.last,
+                min: a.min.min(b.min),
+                max: a.max.max(b.max),
+            }),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// A live writer's record in progress at the end of the log: not damage.
@@ -285,6 +337,8 @@ pub struct Report {
     pub in_progress: Option<InProgress>,
     /// Names ending in `.wal` that are not segments (ignored, reported).
     pub stray_files: Vec<String>,
+    /// The timestamps of the valid records delivered; `None` if there were none.
+    pub times: Option<TimeRange>,
     /// Oldest segments left unread on purpose ([`crate::scan_log_from`],
     /// [`crate::scan_log_newest`]); 0 when the scan started at the log's first segment.
     pub segments_skipped: u64,

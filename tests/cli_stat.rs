@@ -25,6 +25,9 @@ fn stat_json_summarises_a_clean_log() {
     assert_eq!(v["last_timestamp"], "2026-01-31T09:00:03.000000000Z");
     assert_eq!(v["first_segment"], "00000000000000000001.wal");
     assert_eq!(v["dir"], "<DIR>");
+    let segment = &v["segments"][0];
+    assert_eq!(segment["first_timestamp"], v["first_timestamp"]);
+    assert_eq!(segment["last_timestamp"], v["last_timestamp"]);
 }
 
 #[test]
@@ -125,6 +128,22 @@ fn stat_segments_lists_each_segment_with_what_its_watermark_proves() {
         assert_eq!(cells[6], s["bytes"].to_string());
         assert_eq!(cells[7], seq("durable_seq"));
         assert_eq!(cells[8], "0");
+    }
+    // Each segment's time range follows the one before, and together they span the log's.
+    let stamp = |s: &serde_json::Value, k: &str| s[k].as_str().unwrap().to_string();
+    assert_eq!(
+        stamp(&segments[0], "first_timestamp"),
+        stamp(&report, "first_timestamp")
+    );
+    let last = &segments[segments.len() - 1];
+    assert_eq!(
+        stamp(last, "last_timestamp"),
+        stamp(&report, "last_timestamp")
+    );
+    for pair in segments.windows(2) {
+        // RFC 3339 in UTC with nanoseconds: text order is time order.
+        assert!(stamp(&pair[0], "last_timestamp") < stamp(&pair[1], "first_timestamp"));
+        assert!(stamp(&pair[0], "first_timestamp") <= stamp(&pair[0], "last_timestamp"));
     }
     let (sealed, active) = rows.split_at(rows.len() - 1);
     assert!(sealed.iter().all(|r| r.ends_with(" sealed")), "{sealed:?}");

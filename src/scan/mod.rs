@@ -9,7 +9,7 @@ use crate::format::{
     self, Decoded, Invalid, KEY_SIZE_LIMIT, RECORD_HEADER_SIZE, RECORD_SIZE_LIMIT,
     SEGMENT_DATA_START, SegmentHeader, WATERMARK_SLOT_OFFSETS, WATERMARK_SLOT_SIZE, WatermarkSlot,
 };
-use crate::report::{DamageKind, Location, RecordView};
+use crate::report::{DamageKind, Location, RecordView, TimeRange};
 use std::ops::ControlFlow;
 
 mod damage;
@@ -27,6 +27,8 @@ pub(crate) struct SegmentScan {
     pub records: u64,
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
+    /// The timestamps of the valid records.
+    pub times: Option<TimeRange>,
     /// The highest sequence number the watermark slots prove durable.
     pub durable_seq: Option<u64>,
     /// The highest generation of a valid watermark slot (the writer continues from it).
@@ -219,6 +221,7 @@ pub(crate) fn scan_records(
                     scan.records += 1;
                     scan.first_seq.get_or_insert(seq);
                     scan.last_seq = Some(seq);
+                    scan.times = Some(TimeRange::then(scan.times, r.meta.timestamp_nanos));
                     let view = view_of(&r, header.segment, (base + pos) as u64);
                     if visit(&view).is_break() {
                         scan.stopped = true;

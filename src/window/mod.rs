@@ -20,6 +20,7 @@ use crate::format::{
     self, Decoded, KEY_SIZE_LIMIT, RECORD_HEADER_SIZE, RECORD_SIZE_LIMIT, SEGMENT_DATA_START,
     SegmentHeader,
 };
+use crate::report::TimeRange;
 use crate::scan::{self, Reach, Resume, SegmentScan, Visit};
 use crate::storage::StorageFile;
 use std::io;
@@ -139,6 +140,7 @@ fn merge(total: &mut SegmentScan, part: SegmentScan) {
     total.records += part.records;
     total.first_seq = total.first_seq.or(part.first_seq);
     total.last_seq = part.last_seq;
+    total.times = TimeRange::join(total.times, part.times);
     total.durable_seq = part.durable_seq;
     total.slot_generation = part.slot_generation;
     total.stopped = part.stopped;

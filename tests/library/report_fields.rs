@@ -388,3 +388,50 @@ fn a_zeroed_record_header_before_its_body_is_a_checksum_failure_not_zero_fill() 
     );
     assert!(d.detail.starts_with(&scanned), "{}", d.detail);
 }
+
+/// Segment `number` of log 77 holding `records` (sequence number, timestamp), sealed as far as
+/// its watermark says.
+fn stamped_segment(number: u64, records: &[(u64, u64)]) -> Vec<u8> {
+    use walctl::format::{self, RecordKind, RecordMeta};
+    let seqs: Vec<u64> = records.iter().map(|r| r.0).collect();
+    let last = seqs.last().copied();
+    let mut bytes = util::crafted_segment(number, seqs[0], last, &[]);
+    for &(seq, timestamp_nanos) in records {
+        let meta = RecordMeta {
+            seq,
+            timestamp_nanos,
+            kind: RecordKind::Data,
+        };
+        format::encode_record(&mut bytes, &format::binding(77, number), meta, None, b"x");
+    }
+    bytes
+}
+
+/// The report carries the records' time range, of the log and of each segment: the first and
+/// last in log order, and the extremes when a writer's clock stepped back (`walctl stat`).
+#[test]
+fn the_time_range_follows_log_order_and_keeps_the_extremes_when_a_clock_steps_back() {
+    let storage = MemStorage::new();
+    storage.create_dir_all(&dir()).unwrap();
+    let first = stamped_segment(1, &[(1, 500), (2, 300), (3, 900)]);
+    let second = stamped_segment(2, &[(4, 200), (5, 700)]);
+    for (n, bytes) in [(1, first), (2, second)] {
+        storage.set_file_bytes(&dir().join(walctl::segment::segment_name(n)), bytes);
+    }
+    let (report, records) = scan(&storage, &dir());
+    assert_eq!((report.verdict(), records.len()), (Verdict::Clean, 5));
+    let range = |first, last, min, max| {
+        Some(walctl::TimeRange {
+            first,
+            last,
+            min,
+            max,
+        })
+    };
+    assert_eq!(report.times, range(500, 700, 200, 900));
+    assert_eq!(report.segments[0].times, range(500, 900, 300, 900));
+    assert_eq!(report.segments[1].times, range(200, 700, 200, 700));
+    let empty = MemStorage::new();
+    Log::open(dir(), options(&empty)).unwrap();
+    assert_eq!(scan(&empty, &dir()).0.times, None, "no record, no range");
+}

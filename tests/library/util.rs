@@ -58,7 +58,30 @@ pub fn scan_only(storage: &dyn Storage, dir: &Path) -> (Report, Vec<Record>) {
         ControlFlow::Continue(())
     })
     .expect("scan");
+    assert_times(&report, &records);
     (report, records)
+}
+
+/// The report's timestamps, of the log and of each segment, are those of the records delivered
+/// (in order: each segment's `records` of them; a segment whose header names another number
+/// delivers records located under that number).
+fn assert_times(report: &Report, records: &[Record]) {
+    let range = |of: &[Record]| {
+        let all = || of.iter().map(|r| r.timestamp_nanos);
+        Some(walctl::TimeRange {
+            first: all().next()?,
+            last: all().next_back()?,
+            min: all().min()?,
+            max: all().max()?,
+        })
+    };
+    assert_eq!(report.times, range(records), "the log's times");
+    let mut rest = records;
+    for s in &report.segments {
+        let (these, more) = rest.split_at(s.records as usize);
+        assert_eq!(s.times, range(these), "the times of segment {}", s.segment);
+        rest = more;
+    }
 }
 
 /// A log in memory with `count` synced records of `len` bytes, closed cleanly.

@@ -154,6 +154,8 @@ fn segment(s: &SegmentReport) -> Value {
         "durable_seq": s.durable_seq,
         "sealed": s.sealed,
         "compacted": s.compacted,
+        "first_timestamp": s.times.map(|t| walctl::time::rfc3339(t.first)),
+        "last_timestamp": s.times.map(|t| walctl::time::rfc3339(t.last)),
     })
 }
 
