@@ -126,7 +126,7 @@ impl Error {
         &self.kind
     }
 
-    /// For an error from [`crate::compact`]: where the compaction left the log (every error
+    /// For an error from [`crate::compact()`]: where the compaction left the log (every error
     /// from it says). `None` for errors from anything else.
     #[must_use]
     pub fn compaction_state(&self) -> Option<CompactionState> {
