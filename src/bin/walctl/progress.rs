@@ -44,6 +44,19 @@ impl Progress {
         !self.bar.is_hidden()
     }
 
+    /// Reads the whole log in `dir` for its report, as `verify` and `stat` do: on every core
+    /// when no bar is shown, and in order, moving the bar, when one is.
+    pub fn verify(&mut self, dir: &Path) -> walctl::Result<walctl::Report> {
+        let storage = FsStorage::new();
+        if !self.visible() {
+            return walctl::verify_log(&storage, dir);
+        }
+        walctl::scan_log(&storage, dir, &mut |r| {
+            self.update(r.location);
+            std::ops::ControlFlow::Continue(())
+        })
+    }
+
     /// No bar at all (for `--follow`, whose output a person reads on the same terminal).
     pub fn hidden() -> Progress {
         Progress {

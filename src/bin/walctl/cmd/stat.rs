@@ -16,9 +16,7 @@ use anyhow::{Context as _, Result};
 use comfy_table::{Table, presets};
 use serde_json::json;
 use std::io::Write as _;
-use std::ops::ControlFlow;
 use std::path::Path;
-use walctl::storage::FsStorage;
 use walctl::{Report, SegmentReport};
 
 const EXAMPLES: &str = "\
@@ -64,16 +62,8 @@ pub struct Args {
 /// The log cannot be read.
 pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     let mut progress = Progress::new(out, dir);
-    // As verify: on every core with nobody watching, in order to drive a bar.
-    let report = if progress.visible() {
-        walctl::scan_log(&FsStorage::new(), dir, &mut |r| {
-            progress.update(r.location);
-            ControlFlow::Continue(())
-        })
-    } else {
-        walctl::verify_log(&FsStorage::new(), dir)
-    }
-    .with_context(|| format!("reading the log in {}", dir.display()))?;
+    let report =
+        (progress.verify(dir)).with_context(|| format!("reading the log in {}", dir.display()))?;
     progress.finish();
     if args.json {
         to_json(dir, &report).write_line(out.stdout())?;

@@ -11,10 +11,8 @@ use crate::text;
 use anyhow::{Context as _, Result};
 use comfy_table::{Table, presets};
 use std::io::Write as _;
-use std::ops::ControlFlow;
 use std::path::Path;
 use walctl::Report;
-use walctl::storage::FsStorage;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -49,16 +47,8 @@ pub struct Args {
 /// The log cannot be read (missing, not a log, I/O).
 pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     let mut progress = Progress::new(out, dir);
-    // With nobody watching, verify on every core; with a bar, scan in order to drive it.
-    let report = if progress.visible() {
-        walctl::scan_log(&FsStorage::new(), dir, &mut |r| {
-            progress.update(r.location);
-            ControlFlow::Continue(())
-        })
-    } else {
-        walctl::verify_log(&FsStorage::new(), dir)
-    }
-    .with_context(|| format!("verifying the log in {}", dir.display()))?;
+    let report = (progress.verify(dir))
+        .with_context(|| format!("verifying the log in {}", dir.display()))?;
     progress.finish();
     if args.json {
         json::report(&report).write_line(out.stdout())?;
