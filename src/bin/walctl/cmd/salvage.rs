@@ -289,9 +289,10 @@ impl Spool {
 
     /// The spool, written out, if any run went to it; checked against the report's count.
     fn finish(self, lost_ranges: u64) -> Result<Option<Spooled>> {
-        const CONTEXT: &str = "keeping the lost ranges past the first 4096 in a temporary file";
+        let context =
+            || format!("keeping the lost ranges past the first {LOST_LISTED} in a temporary file");
         if let Some(e) = self.failed {
-            return Err(e).context(CONTEXT);
+            return Err(e).with_context(context);
         }
         anyhow::ensure!(
             self.received == lost_ranges,
@@ -304,7 +305,7 @@ impl Spool {
         let file = file
             .into_inner()
             .map_err(|e| e.into_error())
-            .context(CONTEXT)?;
+            .with_context(context)?;
         let count = self.received - LOST_LISTED as u64;
         Ok(Some(Spooled { file, count }))
     }
