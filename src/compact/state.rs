@@ -21,8 +21,9 @@ pub(crate) enum Stage {
 
 pub(crate) type Stages = Cell<Stage>;
 
-/// Where a failed compaction left the log, as [`crate::Error::compaction_state`] reports it. Whatever
-/// the state, the log is never a mix of the old and the new: readers see one or the other.
+/// Where a failed compaction left the log, as [`crate::Error::compaction_state`] reports it.
+/// Whatever the state, the log is never a mix of the old and the new: readers see one or the
+/// other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CompactionState {
