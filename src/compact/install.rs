@@ -345,7 +345,7 @@ pub(crate) fn ensure_readers_lock(storage: &dyn Storage, dir: &Path) -> Result<(
 
 /// Finishes or rolls back an interrupted installation. Called with the writer lock held, before
 /// anything else looks at the segments. Returns what it did, for the open report.
-pub(crate) fn resolve(storage: &dyn Storage, dir: &Path) -> Result<Option<&'static str>> {
+pub(crate) fn resolve(storage: &dyn Storage, dir: &Path) -> Result<Option<Resolved>> {
     const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
     let m = match read_marker(storage, dir)? {
         None => return Ok(None),
@@ -363,13 +363,13 @@ pub(crate) fn resolve(storage: &dyn Storage, dir: &Path) -> Result<Option<&'stat
                     remove_file(storage, &t)?;
                     sync_dir(storage, dir)?;
                 }
-                return Ok(Some(ROLLED_BACK));
+                return Ok(Some(Resolved::RolledBack));
             }
             if let Some(t) = temp {
                 remove_file(storage, &t)?;
             }
             finish(storage, dir, m.remove_first..=m.remove_last, WAIT)?;
-            return Ok(Some(FINISHED));
+            return Ok(Some(Resolved::Finished));
         }
     };
     let complete =
@@ -377,18 +377,32 @@ pub(crate) fn resolve(storage: &dyn Storage, dir: &Path) -> Result<Option<&'stat
     if (m.new_first..=m.new_last).all(complete) {
         rename_new(storage, dir, m)?;
         finish(storage, dir, m.old_first..=m.old_last, WAIT)?;
-        return Ok(Some(FINISHED));
+        return Ok(Some(Resolved::Finished));
     }
     // The new segments were all durable before the marker was written, so this means the
     // marker outlived them: keep the old log, which step 4 never touched.
     roll_back(storage, dir, m)?;
-    Ok(Some(ROLLED_BACK))
+    Ok(Some(Resolved::RolledBack))
 }
 
-/// What [`resolve`] says when it finished an installation past its commit point.
-pub(crate) const FINISHED: &str = "finished an interrupted compaction";
-/// What [`resolve`] says when it rolled back one that had not reached it.
-pub(crate) const ROLLED_BACK: &str = "rolled back an interrupted compaction";
+/// What [`resolve`] did with an interrupted installation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// Finished one past its commit point.
+    Finished,
+    /// Rolled back one that had not reached it.
+    RolledBack,
+}
+
+impl Resolved {
+    /// The words of the open report ([`crate::OpenReport::compaction`]).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Resolved::Finished => "finished an interrupted compaction",
+            Resolved::RolledBack => "rolled back an interrupted compaction",
+        }
+    }
+}
 
 /// Undoes a rewrite committed by marker `m` whose old segments are all still there: removes the
 /// new segments (under either name), then the marker, fsyncing the directory after each step

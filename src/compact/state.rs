@@ -2,7 +2,8 @@
 //! cleanup after the error did about it, and the [`CompactionState`] the error reports from the
 //! two (FORMAT.md §6.6.3).
 
-use super::{abandon, install};
+use super::abandon;
+use super::install::{self, Resolved};
 use crate::repair::sync_dir;
 use crate::storage::Storage;
 use std::cell::Cell;
@@ -73,8 +74,8 @@ pub(super) enum Settled {
 /// effort: what it cannot do, the next open or compaction does.
 pub(super) fn settle(storage: &dyn Storage, dir: &Path) -> Settled {
     let settled = match install::resolve(storage, dir) {
-        Ok(Some(install::FINISHED)) => Settled::Finished,
-        Ok(Some(_)) => Settled::RolledBack,
+        Ok(Some(Resolved::Finished)) => Settled::Finished,
+        Ok(Some(Resolved::RolledBack)) => Settled::RolledBack,
         // No marker: a replacement renamed into place (the commit of a compaction in place
         // that removes no head) is made durable by this fsync.
         Ok(None) if sync_dir(storage, dir).is_ok() => Settled::Synced,

@@ -39,7 +39,8 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
     }
     let lock = repair::acquire_lock(storage, dir, &options)?;
     crate::compact::install::ensure_readers_lock(storage, dir)?;
-    opened.compaction = crate::compact::install::resolve(storage, dir)?;
+    opened.compaction = crate::compact::install::resolve(storage, dir)?
+        .map(crate::compact::install::Resolved::as_str);
     let listing = segment::list(storage, dir)?;
     for &n in &listing.temps {
         let path = dir.join(temp_name(n));
