@@ -269,20 +269,13 @@ impl TimeRange {
     /// `range` extended by a record stamped `t` that follows it.
     #[must_use]
     pub(crate) fn then(range: Option<TimeRange>, t: u64) -> TimeRange {
-        match range {
-            None => TimeRange {
-                first: t,
-                last: t,
-                min: t,
-                max: t,
-            },
-            Some(r) => TimeRange {
-                first: r.first,
-                last: t,
-                min: r.min.min(t),
-                max: r.max.max(t),
-            },
-        }
+        let at = TimeRange {
+            first: t,
+            last: t,
+            min: t,
+            max: t,
+        };
+        TimeRange::join(range, Some(at)).unwrap_or(at)
     }
 
     /// The records of `a` followed by those of `b`.
