@@ -64,11 +64,11 @@ struct Inside {
 
 impl<'a> Copy<'a> {
     pub(super) fn new(survey: &'a Report, sink: &'a mut dyn FnMut(&LostRange)) -> Copy<'a> {
+        // Segments are listed ascending: a search, not a walk per damage entry (thousands of
+        // each on a large, densely damaged log).
+        let segments = &survey.segments;
         let compacted = |n: u64| {
-            survey
-                .segments
-                .iter()
-                .any(|s| s.segment == n && s.compacted)
+            (segments.binary_search_by_key(&n, |s| s.segment)).is_ok_and(|i| segments[i].compacted)
         };
         let mut places: Vec<_> = (survey.damage.iter().enumerate())
             .map(|(i, d)| ((d.segment, d.offset), i))
