@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct Error {
     kind: ErrorKind,
     compaction: Option<CompactionState>,
+    /// Where in the file an I/O operation failed, when it had one place (a write or a read).
+    offset: Option<u64>,
 }
 
 /// What went wrong. New kinds may be added in minor releases.
@@ -97,6 +99,7 @@ impl Error {
         Error {
             kind,
             compaction: None,
+            offset: None,
         }
     }
 
@@ -111,6 +114,15 @@ impl Error {
             path: path.to_path_buf(),
             source,
         })
+    }
+
+    /// An I/O error at `offset` of `path`: the operator learns how far a write got (a full
+    /// disk stops one part way) or where a read failed.
+    pub(crate) fn io_at(op: &'static str, path: &Path, offset: u64, source: io::Error) -> Error {
+        Error {
+            offset: Some(offset),
+            ..Error::io(op, path, source)
+        }
     }
 
     pub(crate) fn not_a_log(path: &Path, reason: impl Into<String>) -> Error {
@@ -133,6 +145,13 @@ impl Error {
         self.compaction
     }
 
+    /// For an I/O error of an operation at one place in a file (a write or a read): the byte
+    /// offset it started at. `None` for the others.
+    #[must_use]
+    pub fn offset(&self) -> Option<u64> {
+        self.offset
+    }
+
     /// The file or directory involved, when there is one.
     #[must_use]
     pub fn path(&self) -> Option<&Path> {
@@ -150,7 +169,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             ErrorKind::Io { op, path, source } => {
-                write!(f, "{op} failed on {}: {source}", path.display())
+                write!(f, "{op} failed on {}", path.display())?;
+                if let Some(offset) = self.offset {
+                    write!(f, " at offset {offset}")?;
+                }
+                write!(f, ": {source}")
             }
             ErrorKind::Poisoned { cause } => write!(
                 f,
@@ -258,6 +281,22 @@ mod tests {
         for (err, path) in without_cause {
             assert_eq!(err.path(), path.map(Path::new), "{err}");
             assert!(err.source().is_none(), "{err}");
+            assert_eq!(err.offset(), None, "{err}");
         }
+    }
+
+    #[test]
+    fn an_io_error_at_a_place_in_a_file_names_its_offset() {
+        let efbig = || io::Error::from_raw_os_error(27);
+        let at = Error::io_at("write", Path::new("/log/1.wal"), 6_196_567, efbig());
+        assert_eq!(at.offset(), Some(6_196_567));
+        assert!(
+            at.to_string()
+                .starts_with("write failed on /log/1.wal at offset 6196567: "),
+            "{at}"
+        );
+        let nowhere = Error::io("fdatasync", Path::new("/log/1.wal"), efbig());
+        assert_eq!(nowhere.offset(), None);
+        assert!(!nowhere.to_string().contains("offset"), "{nowhere}");
     }
 }

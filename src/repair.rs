@@ -186,20 +186,21 @@ pub(crate) fn cut_tail(
     let journal = open_journal(storage, dir)?;
     let (side_name, side) = create_side_file(storage, dir, plan.segment, plan.offset)?;
     let side_path = dir.join(&side_name);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    while done < plan.length {
-        let n = (plan.length - done).min(buf.len() as u64) as usize;
-        file.read_at(&mut buf[..n], plan.offset + done)
-            .map_err(|e| Error::io("read", &seg_path, e))?;
-        side.write_at(&buf[..n], done)
-            .map_err(|e| Error::io("write", &side_path, e))?;
-        hasher.update(&buf[..n]);
-        done += n as u64;
-    }
-    side.sync_data()
-        .map_err(|e| Error::io("fdatasync", &side_path, e))?;
+    let saved = save_tail(file, &seg_path, &*side, &side_path, &plan);
+    let sha256 = match saved {
+        Ok(sha256) => sha256,
+        Err(e) => {
+            // Nothing was cut, so the partial copy is only clutter, and on a full disk every
+            // retry would leave another: remove it, and a journal this repair created empty.
+            drop(side);
+            let _ = storage.remove(&side_path);
+            if journal.1 {
+                drop(journal);
+                let _ = storage.remove(&dir.join(JOURNAL_NAME));
+            }
+            return Err(e);
+        }
+    };
     let mut syncs = vec![sync_dir(storage, dir)?];
     crate::kill_point("repair_saved");
     file.set_len(plan.offset)
@@ -208,11 +209,37 @@ pub(crate) fn cut_tail(
         .map_err(|e| Error::io("fdatasync", &seg_path, e))?;
     syncs.push(sync_dir(storage, dir)?);
     crate::kill_point("repair_cut");
-    plan.sha256 = hex(&hasher.finalize());
+    plan.sha256 = sha256;
     plan.side_file = side_name;
     syncs.push(append_journal(storage, dir, journal, &plan, reason)?);
     plan.durability_degraded = syncs.contains(&DirSync::Unsupported);
     Ok(plan)
+}
+
+/// Copies the bytes `plan` cuts from `file` to `side` and makes the copy durable; returns the
+/// copy's SHA-256.
+fn save_tail(
+    file: &dyn StorageFile,
+    seg_path: &Path,
+    side: &dyn StorageFile,
+    side_path: &Path,
+    plan: &TailCut,
+) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    while done < plan.length {
+        let n = (plan.length - done).min(buf.len() as u64) as usize;
+        file.read_at(&mut buf[..n], plan.offset + done)
+            .map_err(|e| Error::io_at("read", seg_path, plan.offset + done, e))?;
+        side.write_at(&buf[..n], done)
+            .map_err(|e| Error::io_at("write", side_path, done, e))?;
+        hasher.update(&buf[..n]);
+        done += n as u64;
+    }
+    side.sync_data()
+        .map_err(|e| Error::io("fdatasync", side_path, e))?;
+    Ok(hex(&hasher.finalize()))
 }
 
 fn create_side_file(
@@ -281,7 +308,7 @@ fn append_journal(
     text.push('\n');
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
     file.write_at(text.as_bytes(), len)
-        .map_err(|e| Error::io("write", &path, e))?;
+        .map_err(|e| Error::io_at("write", &path, len, e))?;
     file.sync_data()
         .map_err(|e| Error::io("fdatasync", &path, e))?;
     if created {

@@ -328,7 +328,7 @@ fn seal(storage: &dyn Storage, dir: &Path, last: &SegmentReport) -> Result<u64> 
     let generation = scan::read_watermark(&preamble, &header).map_or(0, |w| w.generation) + 1;
     let (at, slot) = WatermarkSlot::placed(&header, generation, last_seq, last.valid_len);
     file.write_at(&slot, at)
-        .map_err(|e| Error::io("write watermark", &path, e))?;
+        .map_err(|e| Error::io_at("write watermark", &path, at, e))?;
     sync()?;
     Ok(header.log_id)
 }

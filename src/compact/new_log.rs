@@ -178,7 +178,7 @@ impl<'a> NewLog<'a> {
             let path = self.dir.join(temp_name(seg.number));
             seg.file
                 .write_at(&self.buf, seg.written)
-                .map_err(|e| Error::io("write", &path, e))?;
+                .map_err(|e| Error::io_at("write", &path, seg.written, e))?;
             seg.written += self.buf.len() as u64;
             self.buf.clear();
         }
@@ -237,7 +237,7 @@ impl<'a> NewLog<'a> {
             .encode(self.log_id, seg.number);
             seg.file
                 .write_at(&slot, format::WATERMARK_SLOT_OFFSETS[1])
-                .map_err(|e| Error::io("write", &path, e))?;
+                .map_err(|e| Error::io_at("write", &path, format::WATERMARK_SLOT_OFFSETS[1], e))?;
         }
         seg.file
             .sync_data()

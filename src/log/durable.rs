@@ -93,7 +93,7 @@ impl Log {
     /// writer if that fails too or if the records were `buffered` (their callers were told
     /// their sequence numbers, or wait on a sync).
     fn failed_write(&self, seg: &Active, start: u64, e: std::io::Error, buffered: bool) -> Error {
-        let err = Error::io("write", &seg.path, e);
+        let err = Error::io_at("write", &seg.path, start, e);
         match seg.file.set_len(start) {
             Err(t) => self.poison(format!(
                 "{err}; truncating back to {start} also failed: {t}"
@@ -143,7 +143,7 @@ impl Log {
         while at < target {
             let n = (target - at).min(zeros.len() as u64) as usize;
             if let Err(e) = seg.file.write_at(&zeros[..n], at) {
-                let err = Error::io("preallocate", &seg.path, e);
+                let err = Error::io_at("preallocate", &seg.path, at, e);
                 self.poison(err.to_string());
                 return Err(err);
             }
@@ -213,7 +213,7 @@ impl Log {
         debug_assert!(durable_end <= seg.len, "a slot never vouches past the data");
         let (at, slot) = WatermarkSlot::placed(&seg.header, generation, durable_seq, durable_end);
         if let Err(e) = seg.file.write_at(&slot, at) {
-            let err = Error::io("write watermark", &seg.path, e);
+            let err = Error::io_at("write watermark", &seg.path, at, e);
             self.poison(err.to_string());
             return Err(err);
         }

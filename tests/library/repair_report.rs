@@ -1,6 +1,7 @@
 //! The fields of repair's plan and result (`truncate_partial`): exactly the bytes after the
 //! valid prefix, the side file that keeps them under a free name with their digest, and the
-//! errors of the lock, the journal and the side file itself, each leaving the log uncut; what
+//! errors of the lock, the journal and the side file itself, each leaving the log uncut (and a
+//! side file that could not be written removed); what
 //! a cut keeps and drops, as repair and the writer's open report it.
 
 use crate::report_fields::{rotated, torn_tail};
@@ -101,6 +102,56 @@ fn repair_reports_the_locks_the_journals_and_the_side_files_own_errors() {
             "{name}: nothing cut"
         );
     }
+}
+
+#[test]
+fn a_side_file_the_disk_has_no_room_for_is_removed_and_the_retry_cuts_once_there_is() {
+    use walctl::storage::{Fault, OpRecord, TraceOp};
+    // A full disk while the tail is copied (the first or the second MiB), or a failed fdatasync
+    // of the copy: nothing is cut, so the partial copy and a journal this repair created are
+    // removed. Left behind, every retry on a full disk would take another side file's space.
+    let storage = rotated(60, 3);
+    let last = segments(&storage).pop().unwrap();
+    edit(&storage, &last, |b| {
+        b.truncate(b.len() - 7);
+        b.extend((0..3u32 << 19).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    });
+    let before = storage.file_bytes(&last).unwrap();
+    let files_before = storage.files();
+    let cases = [
+        (TraceOp::Write, 0, 28),
+        (TraceOp::Write, 1 << 20, 28),
+        (TraceOp::SyncData, 0, 5),
+    ];
+    for (op, at, errno) in cases {
+        storage.set_faults(Some(Box::new(move |o: &OpRecord| {
+            let side = o.path.to_string_lossy().contains(".cut-");
+            (side && o.op == op && o.offset == at).then_some(Fault::Errno(errno))
+        })));
+        let err = walctl::truncate_partial(&dir(), &options(&storage), false).unwrap_err();
+        storage.set_faults(None);
+        let case = format!("{op:?} at {at}: {err}");
+        let walctl::ErrorKind::Io { source, path, .. } = err.kind() else {
+            panic!("{case}");
+        };
+        assert_eq!(source.raw_os_error(), Some(errno), "{case}");
+        assert!(path.to_string_lossy().contains(".cut-"), "{case}");
+        if op == TraceOp::Write {
+            assert_eq!(err.offset(), Some(at), "{case}");
+            assert!(
+                err.to_string().contains(&format!("at offset {at}")),
+                "{case}"
+            );
+        }
+        assert_eq!(storage.file_bytes(&last).unwrap(), before, "{case}: cut");
+        assert_eq!(storage.files(), files_before, "{case}: files left");
+    }
+    let (_, done) = walctl::truncate_partial(&dir(), &options(&storage), false).unwrap();
+    let walctl::RepairOutcome::Cut(cut) = done else {
+        panic!("nothing was cut: {done:?}");
+    };
+    let seg_name = last.file_name().unwrap().to_str().unwrap();
+    assert_eq!(cut.side_file, format!("{seg_name}.cut-{:020}", cut.offset));
 }
 
 #[test]
