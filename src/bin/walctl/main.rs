@@ -13,6 +13,7 @@ mod follow;
 mod json;
 mod jsondoc;
 mod jsonline;
+mod named;
 mod output;
 mod progress;
 mod select;
@@ -51,6 +52,16 @@ fn run(cli: cli::Cli) -> Exit {
         Err(err) if exit::is_broken_pipe(&err) => Exit::Success,
         Err(err) => {
             out.note(message(&err));
+            if named::is_out_of_space(&err) {
+                out.note(
+                    "the file system has no room for this write (the disk is full, or a quota \
+                     or file-size limit was reached): free space or raise the limit before \
+                     running the command again",
+                );
+            }
+            for note in out.take_epilogue() {
+                out.note(note);
+            }
             if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
                 out.stderr_raw(&format!("{err:?}\n"));
             }

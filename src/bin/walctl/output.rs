@@ -6,15 +6,18 @@
 //! a closed stderr must not turn a successful append into an error. Progress bars appear only
 //! when stderr is a terminal and `NO_COLOR` is unset, so scripts and logs never see them.
 
+use crate::named::Named;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt::Display;
-use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 
 /// The process's output channels.
 pub struct Output {
-    stdout: BufWriter<StdoutLock<'static>>,
+    stdout: BufWriter<Named<Box<dyn Write>>>,
     stdin_is_terminal: bool,
     progress_allowed: bool,
+    /// Notes for after the error that ends the command (see [`Output::after_error`]).
+    epilogue: Vec<String>,
 }
 
 impl Output {
@@ -23,9 +26,10 @@ impl Output {
         let stderr_is_terminal = io::stderr().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Output {
-            stdout: BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+            stdout: BufWriter::with_capacity(64 * 1024, Named::new(raw_stdout(), "stdout")),
             stdin_is_terminal: io::stdin().is_terminal(),
             progress_allowed: stderr_is_terminal && !no_color,
+            epilogue: Vec::new(),
         }
     }
 
@@ -45,6 +49,17 @@ impl Output {
     /// Prints `walctl: {message}` on stderr (see [`note`]).
     pub fn note(&self, message: impl Display) {
         note(message);
+    }
+
+    /// Keeps `message` to be printed after the error that is ending the command, so that what
+    /// the failure left behind and what to do next come after the failure itself.
+    pub fn after_error(&mut self, message: impl Display) {
+        self.epilogue.push(message.to_string());
+    }
+
+    /// The notes kept by [`Output::after_error`], in order.
+    pub fn take_epilogue(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.epilogue)
     }
 
     /// Writes `text` verbatim on stderr (for prompts and multi-line reports), ignoring failures.
@@ -79,6 +94,20 @@ impl Output {
         bar.set_message(label);
         bar
     }
+}
+
+/// Stdout without a buffer of its own: on Unix a duplicate of descriptor 1, so that the count of
+/// bytes written that a failed write reports (`named.rs`) is what the file received, not what
+/// std's line buffer took; elsewhere (or if descriptor 1 cannot be duplicated) std's stdout.
+fn raw_stdout() -> Box<dyn Write> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd as _;
+        if let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() {
+            return Box::new(std::fs::File::from(fd));
+        }
+    }
+    Box::new(io::stdout().lock())
 }
 
 /// Prints `walctl: {message}` on stderr, for code that has no [`Output`] at hand. Failures to

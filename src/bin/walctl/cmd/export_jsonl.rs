@@ -8,6 +8,7 @@
 use crate::exit::Exit;
 use crate::json::{self, EXPORT_SCHEMA, EXPORT_VERSION};
 use crate::jsondoc::Doc;
+use crate::named::Named;
 use crate::output::Output;
 use crate::progress::Progress;
 use crate::select::{self, Emit, Filter};
@@ -63,7 +64,8 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     };
     let progress = Progress::new(out, dir);
     let (file, staging) = create(target, args.force)?;
-    let result = export(dir, args, progress, BufWriter::new(&file))
+    let w = Named::new(&file, format!("the export to {}", target.display()));
+    let result = export(dir, args, progress, BufWriter::new(w))
         .and_then(|done| finish(file, staging.as_deref(), target).map(|()| done));
     match result {
         Ok((exit, trailer)) => {
@@ -77,8 +79,17 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         }
         Err(err) => {
             // A partial export must not pass for a complete one.
-            let _ = std::fs::remove_file(staging.as_deref().unwrap_or(target));
-            Err(err)
+            let partial = staging.as_deref().unwrap_or(target);
+            let removed = match (std::fs::remove_file(partial), &staging) {
+                (Ok(()), None) => " (the partial export was removed)",
+                (Ok(()), Some(_)) => " (the partial export was removed; the file is unchanged)",
+                (Err(_), _) => "",
+            };
+            Err(err.context(format!(
+                "exporting the log in {} to {}{removed}",
+                dir.display(),
+                target.display()
+            )))
         }
     }
 }

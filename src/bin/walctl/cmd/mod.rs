@@ -133,6 +133,10 @@ pub fn open_writer(
                 "gave up after waiting {}s for the writer lock (raise --wait)",
                 wait.wait
             )),
+            // Which log, and that it was being opened: the file named may be a temporary one.
+            ErrorKind::Io { .. } => {
+                Some(format!("opening the log in {} for writing", dir.display()))
+            }
             _ => None,
         };
         match hint {

@@ -8,6 +8,8 @@
 //! printed once the OS holds its record (`Log::written_seq`), never while it sits in the buffer,
 //! where a failed write could still lose it; a consumer of stdout learns of records in order.
 
+mod failed;
+
 use super::{LockWait, open_writer};
 use crate::exit::{Exit, UsageError};
 use crate::json;
@@ -122,6 +124,7 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
         _ => None,
     };
     let log = open_writer(out, dir, args.wait, true, args.segment_size, WRITE_BUFFER)?;
+    let start = log.next_seq();
     let mut batch = Batch::new(&log, args.expect_next_seq, args.json);
     let result = fill(
         &mut batch,
@@ -134,11 +137,14 @@ pub fn run(dir: &Path, args: &Args, out: &mut Output) -> Result<Exit> {
     let result = result.and_then(|()| batch.finish(out));
     if let Err(err) = result {
         batch.after_error(out);
-        if let Some((first, last)) = batch.range() {
-            out.note(format_args!(
-                "records {first} to {last} were appended before this error and remain in the log"
-            ));
-        }
+        let failed = failed::Failed {
+            args,
+            split,
+            start,
+            kept: batch.range(),
+        };
+        drop(batch);
+        failed.report(out, &err, dir, log);
         return Err(err);
     }
     if args.sync {
