@@ -27,14 +27,31 @@ pub enum PayloadFormat {
 pub fn escape(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            push_escaped(&mut out, c);
+        let mut valid = chunk.valid();
+        while !valid.is_empty() {
+            // Runs of printable ASCII other than `\` stand for themselves: copied whole, since
+            // they are most of most payloads (`dump` escapes one per record).
+            let plain = valid
+                .bytes()
+                .position(|b| !is_plain(b))
+                .unwrap_or(valid.len());
+            out.push_str(&valid[..plain]);
+            let mut rest = valid[plain..].chars();
+            if let Some(c) = rest.next() {
+                push_escaped(&mut out, c);
+            }
+            valid = rest.as_str();
         }
         for b in chunk.invalid() {
             let _ = write!(out, "\\x{b:02x}");
         }
     }
     out
+}
+
+/// A printable ASCII byte that is not the escape character.
+pub fn is_plain(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b'\\'
 }
 
 fn push_escaped(out: &mut String, c: char) {
@@ -261,6 +278,32 @@ mod tests {
         assert_eq!(escape(b"\xff\xfeok"), "\\xff\\xfeok");
         assert_eq!(escape("\u{202e}evil".as_bytes()), "\\u{202e}evil");
         assert_eq!(escape("caf\u{e9}".as_bytes()), "caf\u{e9}");
+    }
+
+    /// Plain runs are copied whole: every byte value, alone and between plain runs, escapes as
+    /// it does character by character.
+    #[test]
+    fn escaping_in_runs_equals_escaping_each_character() {
+        fn one_by_one(bytes: &[u8]) -> String {
+            let mut out = String::new();
+            for chunk in bytes.utf8_chunks() {
+                chunk
+                    .valid()
+                    .chars()
+                    .for_each(|c| push_escaped(&mut out, c));
+                for b in chunk.invalid() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            out
+        }
+        for b in 0..=255u8 {
+            for input in [vec![b], vec![b'a', b, b'b', b'c'], vec![b, b, b'z', b]] {
+                assert_eq!(escape(&input), one_by_one(&input), "{input:?}");
+            }
+        }
+        let mixed = "ab\\c\u{202e}d\u{e9}\n\u{1F980}x\0".as_bytes();
+        assert_eq!(escape(mixed), one_by_one(mixed));
     }
 
     #[test]
