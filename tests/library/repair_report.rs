@@ -31,16 +31,22 @@ fn repairs_dry_run_plans_to_cut_exactly_the_bytes_after_the_valid_prefix() {
     );
 }
 
-#[test]
-fn repair_saves_the_cut_bytes_under_a_free_name_with_their_digest() {
-    use sha2::Digest;
+/// A rotated log whose last segment ends in a torn record and then garbage: 1.5 MiB to save,
+/// more than the 1 MiB repair copies at a time. Returns the storage and that segment.
+fn long_torn_tail() -> (walctl::storage::MemStorage, std::path::PathBuf) {
     let storage = rotated(60, 3);
     let last = segments(&storage).pop().unwrap();
-    // A torn record, then garbage: 1.5 MiB to save, more than the 1 MiB copied at a time.
     edit(&storage, &last, |b| {
         b.truncate(b.len() - 7);
         b.extend((0..3u32 << 19).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
     });
+    (storage, last)
+}
+
+#[test]
+fn repair_saves_the_cut_bytes_under_a_free_name_with_their_digest() {
+    use sha2::Digest;
+    let (storage, last) = long_torn_tail();
     let before = storage.file_bytes(&last).unwrap();
     let opts = options(&storage);
     let (_, planned) = walctl::truncate_partial(&dir(), &opts, true).unwrap();
@@ -110,12 +116,7 @@ fn a_side_file_the_disk_has_no_room_for_is_removed_and_the_retry_cuts_once_there
     // A full disk while the tail is copied (the first or the second MiB), or a failed fdatasync
     // of the copy: nothing is cut, so the partial copy and a journal this repair created are
     // removed. Left behind, every retry on a full disk would take another side file's space.
-    let storage = rotated(60, 3);
-    let last = segments(&storage).pop().unwrap();
-    edit(&storage, &last, |b| {
-        b.truncate(b.len() - 7);
-        b.extend((0..3u32 << 19).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
-    });
+    let (storage, last) = long_torn_tail();
     let before = storage.file_bytes(&last).unwrap();
     let files_before = storage.files();
     let cases = [
