@@ -54,6 +54,28 @@ fn an_error_after_a_written_batch_names_the_records_that_remain() {
     assert_eq!(f.payloads().len(), 4096);
 }
 
+/// With `--sync`, the records a bad line leaves in the log are made durable before the
+/// command fails: the writer is healthy, so it syncs them itself.
+#[test]
+fn with_sync_the_records_before_a_bad_line_are_made_durable() {
+    let f = Fixture::empty();
+    let mut input = "{\"payload\":\"ok\"}\n".repeat(4097);
+    input.push_str("not json\n");
+    let run = f.run_stdin(&["append", "--jsonl", "--sync"], input);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_in_order(&run.stdout, 4096);
+    assert!(
+        run.stderr.contains(
+            "walctl: records 1 to 4096 were appended before this error and remain in the log\n\
+             walctl: records 1 to 4096 are durable (--sync ran for them after the error)\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    let verify = f.run(&["verify", "--json"]);
+    assert_eq!(common::json(&verify.stdout)["durable_seq"], 4096);
+}
+
 /// Several megabytes: the write buffer fills again and again and goes to the helper thread,
 /// and a bad line at the end still leaves stdout, the note and the log in agreement (the batch
 /// of 4,096 records that held the bad line is not appended, as for a short input).

@@ -28,7 +28,8 @@ impl Failed<'_> {
         let count = match self.kept {
             Some((first, last)) => {
                 out.after_error(format_args!(
-                    "records {first} to {last} were appended before this error and remain in the log"
+                    "records {first} to {last} were appended before this error and remain in \
+                     the log"
                 ));
                 last - first + 1
             }
@@ -56,37 +57,35 @@ impl Failed<'_> {
         let expect = format!("--expect-next-seq {next}");
         let from = count + 1;
         let whole = self.split.is_some() || !self.args.records.is_empty();
-        let hint = match self.split {
-            _ if count == 0 && whole => {
-                format!(
-                    "to append the input once the cause is fixed, run the command again with {expect}"
-                )
+        let rest = match self.split {
+            _ if count == 0 => {
+                let what = if whole { "input" } else { "record" };
+                return Some(format!(
+                    "to append the {what} once the cause is fixed, run the command again with \
+                     {expect}"
+                ));
             }
             Some(Split::Lines) => format!(
-                "to append the rest once the cause is fixed, feed stdin again from its line {from}: \
+                "feed stdin again from its line {from}: \
                  `tail -n +{from} FILE | walctl append --lines {expect}`"
             ),
             Some(Split::Null) => format!(
-                "to append the rest once the cause is fixed, feed stdin again from its record {from} (the first {count} \
-                 NUL-terminated records are in the log) with `walctl append --null {expect}`"
+                "feed stdin again from its record {from} (the first {count} NUL-terminated \
+                 records are in the log) with `walctl append --null {expect}`"
             ),
             Some(Split::Jsonl) => format!(
-                "to append the rest once the cause is fixed, feed stdin again from its record {from} (the first {count} \
-                 records are in the log; blank lines and export header and trailer lines do not \
-                 count) with `walctl append --jsonl {expect}`"
+                "feed stdin again from its record {from} (the first {count} records are in the \
+                 log; blank lines and export header and trailer lines do not count) with \
+                 `walctl append --jsonl {expect}`"
             ),
-            None if (count as usize) < self.args.records.len() => format!(
-                "to append the rest once the cause is fixed, run `walctl append {expect}` with the arguments from \
-                 argument {from} on"
-            ),
-            None if count == 0 => {
-                format!(
-                    "to append the record once the cause is fixed, run the command again with {expect}"
-                )
+            None if (count as usize) < self.args.records.len() => {
+                format!("run `walctl append {expect}` with the arguments from argument {from} on")
             }
             None => return None,
         };
-        Some(hint)
+        Some(format!(
+            "to append the rest once the cause is fixed, {rest}"
+        ))
     }
 
     /// `--sync` after a failure: makes the records that stay durable, since the command could
@@ -96,29 +95,36 @@ impl Failed<'_> {
         let Some((first, last)) = self.kept else {
             return;
         };
-        let synced = if log.is_poisoned() {
+        let args = self.args;
+        let log = if log.is_poisoned() {
             drop(log);
-            let args = self.args;
-            open_writer(out, dir, args.wait, false, args.segment_size, WRITE_BUFFER)
-                .and_then(|log| Ok((log.sync()?, log.next_seq())))
+            match open_writer(out, dir, args.wait, false, args.segment_size, WRITE_BUFFER) {
+                Ok(log) => log,
+                Err(e) => return not_durable(out, first, last, &e),
+            }
         } else {
-            log.sync()
-                .map(|()| ((), log.next_seq()))
-                .map_err(Into::into)
+            log
         };
-        match synced {
-            Ok(((), next)) if next > last => out.after_error(format_args!(
+        if let Err(e) = log.sync() {
+            return not_durable(out, first, last, &e.into());
+        }
+        let end = log.next_seq() - 1;
+        if end >= last {
+            out.after_error(format_args!(
                 "records {first} to {last} are durable (--sync ran for them after the error)"
-            )),
-            Ok(((), next)) => out.after_error(format_args!(
-                "the log now ends before record {last}, at seq {}; run `walctl verify`",
-                next - 1
-            )),
-            Err(e) => out.after_error(format_args!(
-                "records {first} to {last} may not be durable: making them so failed too: {e:#}"
-            )),
+            ));
+        } else {
+            out.after_error(format_args!(
+                "the log now ends before record {last}, at seq {end}; run `walctl verify`"
+            ));
         }
     }
+}
+
+fn not_durable(out: &mut Output, first: u64, last: u64, e: &anyhow::Error) {
+    out.after_error(format_args!(
+        "records {first} to {last} may not be durable: making them so failed too: {e:#}"
+    ));
 }
 
 /// Whether the append was refused before anything was appended (`--expect-next-seq`).
