@@ -184,16 +184,11 @@ pub(crate) fn cut_tail(
     // The journal is opened first: if it cannot be (a planted FIFO or symlink, a permission),
     // the repair refuses before any byte changes, rather than cutting without a record.
     let journal = open_journal(storage, dir)?;
-    let (side_name, side) = create_side_file(storage, dir, plan.segment, plan.offset)?;
-    let side_path = dir.join(&side_name);
-    let saved = save_tail(file, &seg_path, &*side, &side_path, &plan);
-    let sha256 = match saved {
-        Ok(sha256) => sha256,
+    // Until the cut, nothing has changed: a failure leaves no trace, neither a partial copy
+    // (on a full disk every retry would leave another) nor a journal this repair created.
+    let (side_name, sha256) = match save_tail(storage, dir, file, &seg_path, &plan) {
+        Ok(saved) => saved,
         Err(e) => {
-            // Nothing was cut, so the partial copy is only clutter, and on a full disk every
-            // retry would leave another: remove it, and a journal this repair created empty.
-            drop(side);
-            let _ = storage.remove(&side_path);
             if journal.1 {
                 drop(journal);
                 let _ = storage.remove(&dir.join(JOURNAL_NAME));
@@ -216,9 +211,29 @@ pub(crate) fn cut_tail(
     Ok(plan)
 }
 
-/// Copies the bytes `plan` cuts from `file` to `side` and makes the copy durable; returns the
-/// copy's SHA-256.
+/// Copies the bytes `plan` cuts from `file` to a new side file and makes the copy durable;
+/// returns the side file's name and the copy's SHA-256. A copy that fails is removed.
 fn save_tail(
+    storage: &dyn Storage,
+    dir: &Path,
+    file: &dyn StorageFile,
+    seg_path: &Path,
+    plan: &TailCut,
+) -> Result<(String, String)> {
+    let (side_name, side) = create_side_file(storage, dir, plan.segment, plan.offset)?;
+    let side_path = dir.join(&side_name);
+    let copied = copy_tail(file, seg_path, &*side, &side_path, plan);
+    drop(side);
+    match copied {
+        Ok(sha256) => Ok((side_name, sha256)),
+        Err(e) => {
+            let _ = storage.remove(&side_path);
+            Err(e)
+        }
+    }
+}
+
+fn copy_tail(
     file: &dyn StorageFile,
     seg_path: &Path,
     side: &dyn StorageFile,

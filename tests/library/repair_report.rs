@@ -113,13 +113,14 @@ fn repair_reports_the_locks_the_journals_and_the_side_files_own_errors() {
 #[test]
 fn a_side_file_the_disk_has_no_room_for_is_removed_and_the_retry_cuts_once_there_is() {
     use walctl::storage::{Fault, OpRecord, TraceOp};
-    // A full disk while the tail is copied (the first or the second MiB), or a failed fdatasync
-    // of the copy: nothing is cut, so the partial copy and a journal this repair created are
-    // removed. Left behind, every retry on a full disk would take another side file's space.
+    // A full disk when the side file is created or while the tail is copied (the first or the
+    // second MiB), or a failed fdatasync of the copy: nothing is cut, so the partial copy and a
+    // journal this repair created are removed. Left behind, every retry on a full disk would take another side file's space.
     let (storage, last) = long_torn_tail();
     let before = storage.file_bytes(&last).unwrap();
     let files_before = storage.files();
     let cases = [
+        (TraceOp::Create, 0, 28),
         (TraceOp::Write, 0, 28),
         (TraceOp::Write, 1 << 20, 28),
         (TraceOp::SyncData, 0, 5),
