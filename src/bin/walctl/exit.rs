@@ -98,6 +98,21 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether `err` is the file system refusing to store more: no space left, a disk quota, or
+/// the process's file-size limit.
+pub fn is_out_of_space(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::StorageFull
+                    | io::ErrorKind::QuotaExceeded
+                    | io::ErrorKind::FileTooLarge
+            )
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,7 @@ fn run(cli: cli::Cli) -> Exit {
         Err(err) if exit::is_broken_pipe(&err) => Exit::Success,
         Err(err) => {
             out.note(message(&err));
-            if named::is_out_of_space(&err) {
+            if exit::is_out_of_space(&err) {
                 out.note(
                     "the file system has no room for this write (the disk is full, or a quota \
                      or file-size limit was reached): free space or raise the limit before \

@@ -75,21 +75,6 @@ impl std::error::Error for WriteFailed {
     }
 }
 
-/// Whether `err` is the file system refusing to store more: no space left, a disk quota, or
-/// the process's file-size limit.
-pub fn is_out_of_space(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause.downcast_ref::<io::Error>().is_some_and(|e| {
-            matches!(
-                e.kind(),
-                io::ErrorKind::StorageFull
-                    | io::ErrorKind::QuotaExceeded
-                    | io::ErrorKind::FileTooLarge
-            )
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,7 +118,7 @@ mod tests {
                 .nth(1)
                 .and_then(|c| c.downcast_ref::<io::Error>());
             assert_eq!(os.and_then(io::Error::raw_os_error), Some(errno));
-            assert!(is_out_of_space(&err), "{err:#}");
+            assert!(crate::exit::is_out_of_space(&err), "{err:#}");
         }
     }
 
@@ -144,8 +129,8 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
         let err = anyhow::Error::new(e);
         assert!(crate::exit::is_broken_pipe(&err));
-        assert!(!is_out_of_space(&err));
+        assert!(!crate::exit::is_out_of_space(&err));
         let eio = anyhow::Error::new(io::Error::from_raw_os_error(5));
-        assert!(!is_out_of_space(&eio));
+        assert!(!crate::exit::is_out_of_space(&eio));
     }
 }
