@@ -3,7 +3,9 @@
 //!
 //! Written on the appender's own thread, a bulk load alternates between encoding records
 //! (checksums, headers) and the kernel copying them into the page cache, each waiting for the
-//! other. With the write on a helper the two overlap on two cores. At most one write is in
+//! other. With the write on a helper the two overlap on two cores. Short records leave their
+//! checksums to the helper too when it is idle as the buffer fills (`Job::seal`): for them the
+//! checksum calls are a large share of the appender's work. At most one write is in
 //! flight: the next full buffer, and every other operation on the file (flush, sync, sealing,
 //! a read through the handle, drop), first waits for it (`Log::settle`), so the file sees
 //! the same writes in the same order as without a helper, and nothing is synced or sealed
@@ -26,6 +28,9 @@ pub(super) struct Job {
     /// The sequence number of the last record in `buf`.
     pub(super) last_seq: u64,
     pub(super) writeback: Option<(u64, u64)>,
+    /// The segment's binding state, when the records in `buf` still need their checksums
+    /// (`format::seal_records`) before the write.
+    pub(super) seal: Option<u32>,
 }
 
 /// The write in flight: where it starts and the last record it holds.
@@ -49,6 +54,8 @@ pub(super) struct Ahead {
     inflight: Option<Flight>,
     /// The buffer the last write handed back, for the next round of appends.
     spare: Vec<u8>,
+    /// The helper's answer for the write in flight, when [`Ahead::busy`] found it early.
+    finished: Option<Done>,
 }
 
 #[derive(Default)]
@@ -72,9 +79,10 @@ impl Ahead {
     /// `None` when nothing was in flight.
     pub(super) fn wait(&mut self) -> Option<(Flight, io::Result<()>)> {
         let flight = self.inflight.take()?;
-        let done = match &self.helper {
-            State::Running(h) => h.done.recv().ok(),
-            _ => None,
+        let done = match (self.finished.take(), &self.helper) {
+            (Some(done), _) => Some(done),
+            (None, State::Running(h)) => h.done.recv().ok(),
+            (None, _) => None,
         };
         Some(match done {
             Some(Done { buf, result }) => {
@@ -90,6 +98,25 @@ impl Ahead {
                 )
             }
         })
+    }
+
+    /// Whether a write is in flight and the helper has not finished it yet. Does not wait.
+    pub(super) fn busy(&mut self) -> bool {
+        if self.inflight.is_none() || self.finished.is_some() {
+            return false;
+        }
+        let State::Running(h) = &self.helper else {
+            return false;
+        };
+        match h.done.try_recv() {
+            Ok(done) => {
+                self.finished = Some(done);
+                false
+            }
+            Err(mpsc::TryRecvError::Empty) => true,
+            // The helper is gone: `wait` reports it.
+            Err(mpsc::TryRecvError::Disconnected) => false,
+        }
     }
 
     /// Hands `job` to the helper. Gives it back when there is no helper, for the caller to
@@ -145,7 +172,7 @@ impl Helper {
         let thread = std::thread::Builder::new()
             .name("walctl-write-ahead".into())
             .spawn(move || {
-                for job in inbox {
+                for mut job in inbox {
                     let result = job.run();
                     if outbox
                         .send(Done {
@@ -168,7 +195,10 @@ impl Helper {
 }
 
 impl Job {
-    pub(super) fn run(&self) -> io::Result<()> {
+    pub(super) fn run(&mut self) -> io::Result<()> {
+        if let Some(seed) = self.seal.take() {
+            crate::format::seal_records(&mut self.buf, seed);
+        }
         self.file.write_at(&self.buf, self.offset)?;
         crate::kill_point("append_written");
         if let Some((offset, len)) = self.writeback {
@@ -245,10 +275,75 @@ mod tests {
             offset: 0,
             last_seq: 1,
             writeback: None,
+            seal: None,
         };
         assert!(ahead.hand_over(job).is_ok());
         drop(ahead);
         assert_eq!(storage.file_bytes(Path::new("/d/f")).unwrap(), b"late");
+    }
+
+    #[test]
+    fn a_slow_write_is_busy_and_its_answer_found_early_is_kept_for_the_wait() {
+        let storage = MemStorage::new();
+        let file: Arc<dyn StorageFile> = Arc::new(Slow(file(&storage)));
+        let mut ahead = Ahead::default();
+        assert!(ahead.ready());
+        assert!(!ahead.busy(), "nothing in flight");
+        let job = Job {
+            file,
+            buf: b"slow".to_vec(),
+            offset: 0,
+            last_seq: 1,
+            writeback: None,
+            seal: None,
+        };
+        assert!(ahead.hand_over(job).is_ok());
+        assert!(ahead.busy(), "a 200 ms write has not finished at once");
+        while ahead.busy() {
+            std::thread::yield_now();
+        }
+        let (flight, result) = ahead.wait().expect("the answer found early is not lost");
+        assert_eq!(flight.last_seq, 1);
+        result.unwrap();
+        assert!(ahead.wait().is_none() && !ahead.busy());
+        assert_eq!(storage.file_bytes(Path::new("/d/f")).unwrap(), b"slow");
+    }
+
+    #[test]
+    fn the_helper_checksums_the_records_it_is_handed_unsealed() {
+        use crate::format::{self, Decoded, RecordKind, RecordMeta};
+        let storage = MemStorage::new();
+        let file = file(&storage);
+        let seed = format::binding_seed(&format::binding(1, 1));
+        let mut buf = Vec::new();
+        for seq in 1..=3 {
+            let meta = RecordMeta {
+                seq,
+                timestamp_nanos: seq,
+                kind: RecordKind::Data,
+            };
+            format::encode_unsealed(&mut buf, meta, None, b"abc");
+        }
+        let mut ahead = Ahead::default();
+        assert!(ahead.ready());
+        let job = Job {
+            file,
+            buf,
+            offset: 0,
+            last_seq: 3,
+            writeback: None,
+            seal: Some(seed),
+        };
+        assert!(ahead.hand_over(job).is_ok());
+        ahead.wait().expect("in flight").1.unwrap();
+        let bytes = storage.file_bytes(Path::new("/d/f")).unwrap();
+        for at in (0..3).map(|i| i * format::encoded_len(0, 3)) {
+            let got = format::decode_record_seeded(&bytes[at..], seed, 64, 64);
+            assert!(
+                matches!(got, Decoded::Record(r) if r.payload == b"abc"),
+                "{got:?}"
+            );
+        }
     }
 
     #[test]
@@ -270,6 +365,7 @@ mod tests {
             offset: 3,
             last_seq: 7,
             writeback: None,
+            seal: None,
         };
         assert!(ahead.hand_over(job).is_ok());
         let (flight, result) = ahead.wait().expect("a write was in flight");

@@ -4,7 +4,7 @@
 use super::ahead::Job;
 use super::{Active, Log, WRITEBACK_EVERY, WriteState};
 use crate::error::{Error, Result};
-use crate::format::WatermarkSlot;
+use crate::format::{self, WatermarkSlot};
 use std::sync::Arc;
 
 impl Log {
@@ -26,6 +26,7 @@ impl Log {
         let start = st.seg.len;
         let end = start + st.pending.len() as u64;
         self.preallocate_for(st)?;
+        Self::seal_pending(st);
         if let Err(e) = st.seg.file.write_at(&st.pending, start) {
             let buffered = self.options.write_buffer > 0 || st.pending_deferred;
             let err = self.failed_write(&st.seg, start, e, buffered);
@@ -33,6 +34,7 @@ impl Log {
             st.pending.clear();
             st.pending_records = 0;
             st.pending_deferred = false;
+            st.pending_unsealed = false;
             return Err(err);
         }
         st.pending.clear();
@@ -53,6 +55,11 @@ impl Log {
         if self.options.write_buffer == 0 || !st.ahead.ready() {
             return self.flush_locked(st);
         }
+        // Checksums still missing go with the buffer to the helper, unless it is still busy
+        // with the last one: then they are filled here, instead of waiting for it idle.
+        if st.pending_unsealed && st.ahead.busy() {
+            Self::seal_pending(st);
+        }
         self.settle(st)?;
         let start = st.seg.len;
         let end = start + st.pending.len() as u64;
@@ -64,8 +71,9 @@ impl Log {
             offset: start,
             last_seq: st.next_seq - 1,
             writeback: Self::written(st, end),
+            seal: std::mem::take(&mut st.pending_unsealed).then_some(st.seg.seed),
         };
-        if let Err(job) = st.ahead.hand_over(job) {
+        if let Err(mut job) = st.ahead.hand_over(job) {
             // The helper stopped: write here, with the helper's failure rule.
             job.run()
                 .map_err(|e| self.failed_write(&st.seg, start, e, true))?;
@@ -73,6 +81,13 @@ impl Log {
             st.ahead.give_back(job.buf);
         }
         Ok(())
+    }
+
+    /// Fills the checksums the pending records were encoded without, if any.
+    fn seal_pending(st: &mut WriteState) {
+        if std::mem::take(&mut st.pending_unsealed) {
+            format::seal_records(&mut st.pending, st.seg.seed);
+        }
     }
 
     /// Waits for the write in flight on the helper. Its records are buffered appends whose

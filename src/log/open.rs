@@ -72,6 +72,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Log> {
             pending: Vec::new(),
             pending_records: 0,
             pending_deferred: false,
+            pending_unsealed: false,
             written_seq: next_seq - 1,
             ahead: Default::default(),
         }),
