@@ -6,9 +6,11 @@
 //! has been checked against the limits and against the bytes that are actually there.
 
 mod record;
+mod seal;
 mod segment;
 
 pub use record::*;
+pub(crate) use seal::{encode_unsealed, seal_records};
 pub use segment::*;
 
 /// Segment magic (FORMAT.md §2.1): `\x89 W A L \r \n \x1a \n`.

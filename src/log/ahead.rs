@@ -282,23 +282,53 @@ mod tests {
         assert_eq!(storage.file_bytes(Path::new("/d/f")).unwrap(), b"late");
     }
 
+    /// A file whose writes wait until the test opens the gate, so a write is in flight for
+    /// exactly as long as the test wants, however slow the machine.
+    #[derive(Debug)]
+    struct Gated(Arc<dyn StorageFile>, std::sync::Mutex<mpsc::Receiver<()>>);
+
+    impl StorageFile for Gated {
+        fn len(&self) -> io::Result<u64> {
+            self.0.len()
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+            self.0.read_at(buf, offset)
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            let _ = self.1.lock().unwrap().recv();
+            self.0.write_at(buf, offset)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.0.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.0.sync_data()
+        }
+        fn contents(&self) -> io::Result<crate::storage::Contents> {
+            self.0.contents()
+        }
+    }
+
     #[test]
-    fn a_slow_write_is_busy_and_its_answer_found_early_is_kept_for_the_wait() {
+    fn a_write_in_flight_is_busy_and_its_answer_found_early_is_kept_for_the_wait() {
         let storage = MemStorage::new();
-        let file: Arc<dyn StorageFile> = Arc::new(Slow(file(&storage)));
+        let (open, gate) = mpsc::channel();
+        let file: Arc<dyn StorageFile> =
+            Arc::new(Gated(file(&storage), std::sync::Mutex::new(gate)));
         let mut ahead = Ahead::default();
         assert!(ahead.ready());
         assert!(!ahead.busy(), "nothing in flight");
         let job = Job {
             file,
-            buf: b"slow".to_vec(),
+            buf: b"gated".to_vec(),
             offset: 0,
             last_seq: 1,
             writeback: None,
             seal: None,
         };
         assert!(ahead.hand_over(job).is_ok());
-        assert!(ahead.busy(), "a 200 ms write has not finished at once");
+        assert!(ahead.busy(), "the write waits at the gate");
+        open.send(()).unwrap();
         while ahead.busy() {
             std::thread::yield_now();
         }
@@ -306,7 +336,7 @@ mod tests {
         assert_eq!(flight.last_seq, 1);
         result.unwrap();
         assert!(ahead.wait().is_none() && !ahead.busy());
-        assert_eq!(storage.file_bytes(Path::new("/d/f")).unwrap(), b"slow");
+        assert_eq!(storage.file_bytes(Path::new("/d/f")).unwrap(), b"gated");
     }
 
     #[test]
