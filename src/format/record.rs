@@ -125,7 +125,12 @@ pub(super) fn checksums(seed: u32, fields: &[u8], key: &[u8], payload: &[u8]) ->
     (crc_mask(body_state), crc_mask(header_state))
 }
 
-pub(super) fn push_record(out: &mut Vec<u8>, header: &AlignedHeader, key: Option<&[u8]>, payload: &[u8]) {
+pub(super) fn push_record(
+    out: &mut Vec<u8>,
+    header: &AlignedHeader,
+    key: Option<&[u8]>,
+    payload: &[u8],
+) {
     let key_bytes = key.unwrap_or_default();
     out.reserve(RECORD_HEADER_SIZE + key_bytes.len() + payload.len());
     out.extend_from_slice(&header.0);
@@ -276,12 +281,12 @@ pub fn check_limits(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const BIND: [u8; 16] = [7; 16];
+    pub(in crate::format) const BIND: [u8; 16] = [7; 16];
 
-    fn meta(seq: u64) -> RecordMeta {
+    pub(in crate::format) fn meta(seq: u64) -> RecordMeta {
         RecordMeta {
             seq,
             timestamp_nanos: 1_700_000_000_000_000_000,

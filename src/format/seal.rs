@@ -59,17 +59,8 @@ fn seal_one(buf: &mut [u8], at: usize, seed: u32) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::record::tests::{BIND, meta};
     use super::*;
-
-    const BIND: [u8; 16] = [7; 16];
-
-    fn meta(seq: u64) -> RecordMeta {
-        RecordMeta {
-            seq,
-            timestamp_nanos: 1_700_000_000_000_000_000,
-            kind: RecordKind::Data,
-        }
-    }
 
     #[test]
     fn records_sealed_later_are_the_bytes_sealed_at_once() {

@@ -235,11 +235,19 @@ mod tests {
             .unwrap()
     }
 
-    /// A file whose writes take a while, as a device under load makes them.
-    #[derive(Debug)]
-    struct Slow(Arc<dyn StorageFile>);
+    /// A file that runs `.1` before each write: a sleep makes the writes take a while, as a
+    /// device under load does; a wait on a gate holds them in flight until a test lets go.
+    struct BeforeWrite(Arc<dyn StorageFile>, Box<dyn Fn() + Send + Sync>);
 
-    impl StorageFile for Slow {
+    impl std::fmt::Debug for BeforeWrite {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_tuple("BeforeWrite")
+                .field(&self.0)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl StorageFile for BeforeWrite {
         fn len(&self) -> io::Result<u64> {
             self.0.len()
         }
@@ -247,7 +255,7 @@ mod tests {
             self.0.read_at(buf, offset)
         }
         fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            (self.1)();
             self.0.write_at(buf, offset)
         }
         fn set_len(&self, len: u64) -> io::Result<()> {
@@ -266,7 +274,8 @@ mod tests {
         // A poisoned writer's drop does not wait for the write in flight; dropping the helper
         // must, or the write could land after the writer lock is released.
         let storage = MemStorage::new();
-        let file: Arc<dyn StorageFile> = Arc::new(Slow(file(&storage)));
+        let slow = || std::thread::sleep(std::time::Duration::from_millis(200));
+        let file: Arc<dyn StorageFile> = Arc::new(BeforeWrite(file(&storage), Box::new(slow)));
         let mut ahead = Ahead::default();
         assert!(ahead.ready());
         let job = Job {
@@ -282,39 +291,15 @@ mod tests {
         assert_eq!(storage.file_bytes(Path::new("/d/f")).unwrap(), b"late");
     }
 
-    /// A file whose writes wait until the test opens the gate, so a write is in flight for
-    /// exactly as long as the test wants, however slow the machine.
-    #[derive(Debug)]
-    struct Gated(Arc<dyn StorageFile>, std::sync::Mutex<mpsc::Receiver<()>>);
-
-    impl StorageFile for Gated {
-        fn len(&self) -> io::Result<u64> {
-            self.0.len()
-        }
-        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-            self.0.read_at(buf, offset)
-        }
-        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-            let _ = self.1.lock().unwrap().recv();
-            self.0.write_at(buf, offset)
-        }
-        fn set_len(&self, len: u64) -> io::Result<()> {
-            self.0.set_len(len)
-        }
-        fn sync_data(&self) -> io::Result<()> {
-            self.0.sync_data()
-        }
-        fn contents(&self) -> io::Result<crate::storage::Contents> {
-            self.0.contents()
-        }
-    }
-
     #[test]
     fn a_write_in_flight_is_busy_and_its_answer_found_early_is_kept_for_the_wait() {
         let storage = MemStorage::new();
-        let (open, gate) = mpsc::channel();
-        let file: Arc<dyn StorageFile> =
-            Arc::new(Gated(file(&storage), std::sync::Mutex::new(gate)));
+        let (open, gate) = mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new(gate);
+        let wait = move || {
+            let _ = gate.lock().unwrap().recv();
+        };
+        let file: Arc<dyn StorageFile> = Arc::new(BeforeWrite(file(&storage), Box::new(wait)));
         let mut ahead = Ahead::default();
         assert!(ahead.ready());
         assert!(!ahead.busy(), "nothing in flight");
