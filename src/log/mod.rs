@@ -84,10 +84,11 @@ struct WriteState {
 }
 
 impl WriteState {
-    /// Adds one record of `size` bytes to the pending ones. Short records get their
-    /// checksums when the buffer is written (`SEAL_LATER_BELOW`).
-    fn encode(&mut self, meta: RecordMeta, e: &Entry<'_>, size: u64) {
-        if size < SEAL_LATER_BELOW {
+    /// Adds one record of `size` bytes to the pending ones. With a write buffer, short records
+    /// get their checksums when the buffer is written (`SEAL_LATER_BELOW`); without one they
+    /// are written at once, and a second pass would only add work.
+    fn encode(&mut self, meta: RecordMeta, e: &Entry<'_>, size: u64, buffered: bool) {
+        if buffered && size < SEAL_LATER_BELOW {
             format::encode_unsealed(&mut self.pending, meta, e.key, e.payload);
             self.pending_unsealed = true;
         } else {
@@ -309,7 +310,7 @@ impl Log {
                 kind: e.kind,
             };
             let offset = st.seg.len + st.pending.len() as u64;
-            st.encode(meta, e, size);
+            st.encode(meta, e, size, self.options.write_buffer > 0);
             st.next_seq += 1;
             st.pending_records += 1;
             let location = Location {
