@@ -237,6 +237,8 @@ mod tests {
 
     /// A file that runs `.1` before each write: a sleep makes the writes take a while, as a
     /// device under load does; a wait on a gate holds them in flight until a test lets go.
+    /// (Not `MemStorage::set_faults`: its hook runs under the storage's lock, so a test's own
+    /// read would wait for the slow write and pass whether or not drop joined the helper.)
     struct BeforeWrite(Arc<dyn StorageFile>, Box<dyn Fn() + Send + Sync>);
 
     impl std::fmt::Debug for BeforeWrite {
