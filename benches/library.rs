@@ -126,28 +126,53 @@ fn write_at(f: &File, buf: &[u8], offset: u64) {
     }
 }
 
+/// Where the write+fdatasync loop puts a second, 32-byte write after each sync, as walctl puts
+/// its watermark slot (FORMAT.md §2.2): nowhere, or alternately into the pages at 4096 and 8192
+/// (walctl's slots), or into the page just after the data's.
+#[derive(Clone, Copy, PartialEq)]
+enum Slot {
+    None,
+    Apart,
+    Adjacent,
+}
+
+/// A write+fdatasync loop of `record` into a preallocated, zero-filled file from offset 12288
+/// (where walctl's records start), with the second write of `slot` after each sync.
+fn sync_loop(root: &Path, record: &[u8], n: usize, slot: Slot) -> f64 {
+    const START: u64 = 12288;
+    fresh(root);
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(root.join("plain"))
+        .unwrap();
+    write_at(
+        &f,
+        &vec![0u8; START as usize + (n + 1) * record.len() + 16384],
+        0,
+    );
+    f.sync_all().unwrap();
+    let start = Instant::now();
+    for i in 0..n as u64 {
+        let at = START + i * record.len() as u64;
+        write_at(&f, record, at);
+        f.sync_data().unwrap();
+        let page = match slot {
+            Slot::None => continue,
+            Slot::Apart => 1 + i % 2,
+            Slot::Adjacent => (at + record.len() as u64) / 4096 + 1,
+        };
+        write_at(&f, &[0xa5; 32], page * 4096);
+    }
+    rate(n, start.elapsed())
+}
+
 /// One append and one sync per record on one thread, against a write+fdatasync loop into a
 /// preallocated, zero-filled file.
 fn append_sync_one_thread(root: &Path, n: usize) {
     let record = vec![b'x'; 100 + walctl::format::RECORD_HEADER_SIZE];
-    let base = || {
-        fresh(root);
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(root.join("plain"))
-            .unwrap();
-        write_at(&f, &vec![0u8; n * record.len()], 0);
-        f.sync_all().unwrap();
-        let start = Instant::now();
-        for i in 0..n {
-            write_at(&f, &record, (i * record.len()) as u64);
-            f.sync_data().unwrap();
-        }
-        rate(n, start.elapsed())
-    };
     let ours = || {
         fresh(root);
         let log = Log::open(root.join("log"), Options::default()).unwrap();
@@ -160,9 +185,26 @@ fn append_sync_one_thread(root: &Path, n: usize) {
     row(
         "append + sync per record, 1 thread, 100 B",
         "rec/s",
-        base,
+        || sync_loop(root, &record, n, Slot::None),
         ours,
     );
+}
+
+/// What the watermark slot's page costs the device, without walctl: the same loop with a
+/// second page in each fdatasync, apart from the data (walctl's layout) or next to it.
+fn slot_page_cost(root: &Path, n: usize) {
+    let record = vec![b'x'; 100 + walctl::format::RECORD_HEADER_SIZE];
+    for (name, slot) in [
+        ("a second page apart (walctl's slots)", Slot::Apart),
+        ("a second page next to the data's", Slot::Adjacent),
+    ] {
+        row(
+            &format!("write + fdatasync loop, 100 B, and {name}"),
+            "rec/s",
+            || sync_loop(root, &record, n, Slot::None),
+            || sync_loop(root, &record, n, slot),
+        );
+    }
 }
 
 /// `append_and_sync` from many threads against okaywal committing one entry per record.
@@ -269,7 +311,7 @@ fn scan(root: &Path, payload_len: usize, bytes: u64) {
 }
 
 /// Whether the row named `name` runs: all rows unless `WALCTL_BENCH_ROWS` lists some
-/// (comma-separated: `append`, `sync1`, `threads`, `scan`).
+/// (comma-separated: `append`, `sync1`, `slot`, `threads`, `scan`).
 fn wanted(name: &str) -> bool {
     std::env::var("WALCTL_BENCH_ROWS").map_or(true, |rows| rows.split(',').any(|r| r == name))
 }
@@ -294,6 +336,9 @@ fn main() {
     }
     if wanted("sync1") {
         append_sync_one_thread(&root, if q { 300 } else { 2000 });
+    }
+    if wanted("slot") {
+        slot_page_cost(&root, if q { 300 } else { 2000 });
     }
     if wanted("threads") {
         // Every power of two up to 32, so PERFORMANCE.md can show how durable throughput grows
