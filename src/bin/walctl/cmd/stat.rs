@@ -160,17 +160,18 @@ fn segment_table(r: &Report) -> Table {
         "damage",
         "state",
     ]);
+    // Damaged places per segment, summed in one pass: a log of thousands of segments can have
+    // an entry for each.
+    let mut damage = std::collections::HashMap::<u64, u64>::new();
+    for d in &r.damage {
+        *damage.entry(d.segment).or_default() += d.places;
+    }
     for s in &r.segments {
         let range = match (s.first_seq, s.last_seq) {
             (Some(a), Some(b)) => format!("{a} .. {b}"),
             _ => "-".to_string(),
         };
-        let damage: u64 = r
-            .damage
-            .iter()
-            .filter(|d| d.segment == s.segment)
-            .map(|d| d.places)
-            .sum();
+        let damage = damage.get(&s.segment).copied().unwrap_or(0);
         table.add_row([
             segment_file(s.segment),
             s.records.to_string(),
