@@ -40,6 +40,8 @@ const WRITE_CHUNK: usize = 1 << 20;
 
 struct NewSegment {
     number: u64,
+    /// Its header, for the watermark slot written when it is sealed.
+    header: SegmentHeader,
     file: Arc<dyn StorageFile>,
     /// Length including the records still in `NewLog::buf`.
     len: u64,
@@ -213,6 +215,7 @@ impl<'a> NewLog<'a> {
             .map_err(|e| Error::io("write", &path, e))?;
         self.current = Some(NewSegment {
             number,
+            header,
             file,
             len: SEGMENT_DATA_START,
             written: SEGMENT_DATA_START,
@@ -229,15 +232,11 @@ impl<'a> NewLog<'a> {
         };
         let path = self.dir.join(temp_name(seg.number));
         if let Some(last) = seg.last_seq {
-            let slot = WatermarkSlot {
-                durable_seq: last,
-                generation: 1,
-                durable_end: seg.len,
-            }
-            .encode(self.log_id, seg.number);
+            // The first slot write of a new segment: generation 1.
+            let (at, slot) = WatermarkSlot::placed(&seg.header, 1, last, seg.len);
             seg.file
-                .write_at(&slot, format::WATERMARK_SLOT_OFFSETS[1])
-                .map_err(|e| Error::io_at("write", &path, format::WATERMARK_SLOT_OFFSETS[1], e))?;
+                .write_at(&slot, at)
+                .map_err(|e| Error::io_at("write", &path, at, e))?;
         }
         seg.file
             .sync_data()
