@@ -111,6 +111,54 @@ fn append_no_sync(
     );
 }
 
+/// What sealing costs a stream of unsynced 1 KiB records without walctl: records gathered in
+/// a 1 MiB buffer and written to a file when it fills (what a `BufWriter` does), against the
+/// same stream fdatasyncing the file each time it crosses a segment's worth of bytes (64 MiB),
+/// as a segmented log must before it starts the next segment (FORMAT.md §6.2). With
+/// `writeback`, it also asks for the writeback of each 8 MiB written, as walctl does so that
+/// the seal finds little left to write. Through the library's storage seam, which has the
+/// writeback request.
+fn seal_cost(root: &Path, n: usize) {
+    use walctl::storage::{FsStorage, OpenMode, Storage};
+    const SEGMENT: u64 = 64 << 20;
+    let record = vec![b'x'; 1024 + walctl::format::RECORD_HEADER_SIZE];
+    let stream = |seal: bool, writeback: bool| {
+        fresh(root);
+        let start = Instant::now();
+        let file = FsStorage
+            .open(&root.join("plain"), OpenMode::CreateNew)
+            .unwrap();
+        let mut buf = Vec::with_capacity(1 << 20);
+        let (mut written, mut asked) = (0u64, 0u64);
+        for i in 0..n {
+            buf.extend_from_slice(&record);
+            if buf.len() + record.len() <= buf.capacity() && i + 1 < n {
+                continue;
+            }
+            file.write_at(&buf, written).unwrap();
+            let before = written;
+            written += buf.len() as u64;
+            buf.clear();
+            if writeback && written - asked >= 8 << 20 {
+                file.start_writeback(asked, written - asked).unwrap();
+                asked = written;
+            }
+            if seal && written / SEGMENT > before / SEGMENT {
+                file.sync_data().unwrap();
+            }
+        }
+        rate(n, start.elapsed())
+    };
+    for (name, writeback) in [("", false), (" and writeback every 8 MiB", true)] {
+        row(
+            &format!("1 MiB writes of 1024 B records, and an fdatasync every 64 MiB{name}"),
+            "rec/s",
+            || stream(false, false),
+            || stream(true, writeback),
+        );
+    }
+}
+
 /// A positioned write of all of `buf`, as `pwrite` does on Unix.
 fn write_at(f: &File, buf: &[u8], offset: u64) {
     #[cfg(unix)]
@@ -336,6 +384,9 @@ fn main() {
     }
     if wanted("sync1") {
         append_sync_one_thread(&root, if q { 300 } else { 2000 });
+    }
+    if wanted("seal") {
+        seal_cost(&root, if q { 50_000 } else { 500_000 });
     }
     if wanted("slot") {
         slot_page_cost(&root, if q { 300 } else { 2000 });
