@@ -117,6 +117,33 @@ fn append(c: &mut Criterion) {
                 start.elapsed()
             });
         });
+        // The format's own cost, with nothing of walctl's writer around it: what one thread
+        // must do per record (read the clock, encode with both checksums) before a BufWriter's
+        // write. A reference for how far the writer is from the format's floor on one core.
+        g.bench_function("reference: clock read and encoding, then BufWriter", |b| {
+            let seed = format::binding_seed(&format::binding(7, 1));
+            let mut buf = Vec::with_capacity(1 << 20);
+            b.iter_custom(|n| {
+                let file = std::fs::File::create(&plain).unwrap();
+                let start = Instant::now();
+                let mut w = BufWriter::with_capacity(1 << 20, file);
+                for seq in 1..=n {
+                    let meta = RecordMeta {
+                        timestamp_nanos: walctl::time::now_nanos(),
+                        ..meta(seq)
+                    };
+                    format::encode_record_seeded(&mut buf, seed, meta, None, black_box(&payload));
+                    if buf.len() >= 1 << 20 {
+                        w.write_all(&buf).unwrap();
+                        buf.clear();
+                    }
+                }
+                w.write_all(&buf).unwrap();
+                buf.clear();
+                w.flush().unwrap();
+                start.elapsed()
+            });
+        });
         let dir = tmp.path().join("log");
         g.bench_function("walctl: Log::append", |b| {
             b.iter_custom(|n| {
