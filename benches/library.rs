@@ -359,7 +359,7 @@ fn scan(root: &Path, payload_len: usize, bytes: u64) {
 }
 
 /// Whether the row named `name` runs: all rows unless `WALCTL_BENCH_ROWS` lists some
-/// (comma-separated: `append`, `sync1`, `slot`, `threads`, `scan`).
+/// (comma-separated: `append`, `sync1`, `seal`, `slot`, `threads`, `scan`).
 fn wanted(name: &str) -> bool {
     std::env::var("WALCTL_BENCH_ROWS").map_or(true, |rows| rows.split(',').any(|r| r == name))
 }
