@@ -177,7 +177,7 @@ fn write_at(f: &File, buf: &[u8], offset: u64) {
 /// Where the write+fdatasync loop puts a second, 32-byte write after each sync, as walctl puts
 /// its watermark slot (FORMAT.md §2.2): nowhere, or alternately into the pages at 4096 and 8192
 /// (walctl's slots), or into the page just after the data's.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Slot {
     None,
     Apart,

@@ -39,8 +39,7 @@ pub(super) struct NewLog<'a> {
 const WRITE_CHUNK: usize = 1 << 20;
 
 struct NewSegment {
-    number: u64,
-    /// Its header, for the watermark slot written when it is sealed.
+    /// Its header: its number, and the binding of its records and watermark slot.
     header: SegmentHeader,
     file: Arc<dyn StorageFile>,
     /// Length including the records still in `NewLog::buf`.
@@ -154,7 +153,7 @@ impl<'a> NewLog<'a> {
         };
         format::encode_record(
             &mut self.buf,
-            &format::binding(self.log_id, seg.number),
+            &format::binding(self.log_id, seg.header.segment),
             meta,
             r.key,
             r.payload,
@@ -177,7 +176,7 @@ impl<'a> NewLog<'a> {
             return Ok(());
         };
         if !self.buf.is_empty() {
-            let path = self.dir.join(temp_name(seg.number));
+            let path = self.dir.join(temp_name(seg.header.segment));
             seg.file
                 .write_at(&self.buf, seg.written)
                 .map_err(|e| Error::io_at("write", &path, seg.written, e))?;
@@ -214,7 +213,6 @@ impl<'a> NewLog<'a> {
         file.write_at(&preamble, 0)
             .map_err(|e| Error::io("write", &path, e))?;
         self.current = Some(NewSegment {
-            number,
             header,
             file,
             len: SEGMENT_DATA_START,
@@ -230,7 +228,7 @@ impl<'a> NewLog<'a> {
         let Some(seg) = self.current.take() else {
             return Ok(());
         };
-        let path = self.dir.join(temp_name(seg.number));
+        let path = self.dir.join(temp_name(seg.header.segment));
         if let Some(last) = seg.last_seq {
             // The first slot write of a new segment: generation 1.
             let (at, slot) = WatermarkSlot::placed(&seg.header, 1, last, seg.len);
@@ -259,7 +257,7 @@ impl<'a> NewLog<'a> {
     pub(super) fn finish(mut self, next_seq: u64) -> Result<u64> {
         self.seal()?;
         self.start(next_seq, 0)?;
-        let last = self.current.as_ref().expect("started above").number;
+        let last = self.current.as_ref().expect("started above").header.segment;
         self.seal()?;
         sync_dir(self.storage, self.dir)?;
         Ok(last)

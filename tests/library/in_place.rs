@@ -420,18 +420,41 @@ fn the_segment_a_compaction_in_place_starts_is_made_as_a_writers_rotation_would(
     }
 }
 
+/// The two watermark slots of a segment file, in file order (FORMAT.md §2.2).
+fn slots(bytes: &[u8]) -> [Option<walctl::format::WatermarkSlot>; 2] {
+    use walctl::format::{SegmentHeader, WATERMARK_SLOT_OFFSETS, WatermarkSlot};
+    let h = SegmentHeader::decode(bytes).unwrap();
+    WATERMARK_SLOT_OFFSETS
+        .map(|at| WatermarkSlot::decode(&bytes[at as usize..], h.log_id, h.segment))
+}
+
+/// The rewritten segment is a new file: its one slot is generation 1, at 8192, and vouches for
+/// its last record and where the records end, so a writer's open of it would resume there.
+#[test]
+fn the_segment_a_compaction_rewrites_is_sealed_with_a_first_generation_slot() {
+    let storage = built(120, 200);
+    let straddler = *layout(&storage)
+        .iter()
+        .find(|(_, s)| s.contains(&51))
+        .unwrap()
+        .0;
+    compact(&storage, &before(51));
+    let bytes = storage.file_bytes(&segment_path(straddler)).unwrap();
+    let last_seq = *layout(&storage)[&straddler].last().unwrap();
+    let slot = walctl::format::WatermarkSlot {
+        durable_seq: last_seq,
+        generation: 1,
+        durable_end: bytes.len() as u64,
+    };
+    assert_eq!(slots(&bytes), [None, Some(slot)]);
+}
+
 /// Sealing the old last segment writes its slot as the next generation, into the other slot
 /// position, so a torn write of it leaves the previous proof whole (FORMAT.md §2.2).
 #[test]
 fn sealing_the_last_segment_keeps_its_previous_slot_and_writes_the_next_generation() {
-    use walctl::format::{SegmentHeader, WATERMARK_SLOT_OFFSETS, WatermarkSlot};
     let storage = built(120, 200);
     let last = segments(&storage).pop().unwrap();
-    let slots = |bytes: &[u8]| {
-        let h = SegmentHeader::decode(bytes).unwrap();
-        WATERMARK_SLOT_OFFSETS
-            .map(|at| WatermarkSlot::decode(&bytes[at as usize..], h.log_id, h.segment))
-    };
     let was = slots(&storage.file_bytes(&last).unwrap());
     let newest = was.iter().flatten().max_by_key(|s| s.generation).copied();
     let newest = newest.expect("a synced segment has a slot");
