@@ -3,7 +3,7 @@
 //! ratios measured side by side mean anything. `cargo bench --bench library`; set
 //! `WALCTL_BENCH_QUICK=1` for a short run. Results go to docs/PERFORMANCE.md by hand.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -159,21 +159,6 @@ fn seal_cost(root: &Path, n: usize) {
     }
 }
 
-/// A positioned write of all of `buf`, as `pwrite` does on Unix.
-fn write_at(f: &File, buf: &[u8], offset: u64) {
-    #[cfg(unix)]
-    std::os::unix::fs::FileExt::write_all_at(f, buf, offset).unwrap();
-    #[cfg(windows)]
-    {
-        let mut done = 0;
-        while done < buf.len() {
-            done +=
-                std::os::windows::fs::FileExt::seek_write(f, &buf[done..], offset + done as u64)
-                    .unwrap();
-        }
-    }
-}
-
 /// Where the write+fdatasync loop puts a second, 32-byte write after each sync, as walctl puts
 /// its watermark slot (FORMAT.md §2.2): nowhere, or alternately into the pages at 4096 and 8192
 /// (walctl's slots), or into the page just after the data's.
@@ -184,35 +169,32 @@ enum Slot {
     Adjacent,
 }
 
-/// A write+fdatasync loop of `record` into a preallocated, zero-filled file from offset 12288
-/// (where walctl's records start), with the second write of `slot` after each sync.
+/// A write+fdatasync loop of `record` into a preallocated, zero-filled file from where
+/// walctl's records start, with the second write of `slot` after each sync. Through the
+/// library's storage seam, as `seal_cost`: the same `pwrite` and fdatasync on every platform.
 fn sync_loop(root: &Path, record: &[u8], n: usize, slot: Slot) -> f64 {
-    const START: u64 = 12288;
+    use walctl::format::{SEGMENT_DATA_START, WATERMARK_SLOT_OFFSETS};
+    use walctl::storage::{FsStorage, OpenMode, Storage};
+    const PAGE: u64 = 4096;
     fresh(root);
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(root.join("plain"))
+    let f = FsStorage
+        .open(&root.join("plain"), OpenMode::CreateNew)
         .unwrap();
-    write_at(
-        &f,
-        &vec![0u8; START as usize + (n + 1) * record.len() + 16384],
-        0,
-    );
-    f.sync_all().unwrap();
+    let len = SEGMENT_DATA_START as usize + (n + 1) * record.len() + 4 * PAGE as usize;
+    f.write_at(&vec![0u8; len], 0).unwrap();
+    f.sync_data().unwrap();
     let start = Instant::now();
     for i in 0..n as u64 {
-        let at = START + i * record.len() as u64;
-        write_at(&f, record, at);
+        let at = SEGMENT_DATA_START + i * record.len() as u64;
+        f.write_at(record, at).unwrap();
         f.sync_data().unwrap();
-        let page = match slot {
+        let slot_at = match slot {
             Slot::None => continue,
-            Slot::Apart => 1 + i % 2,
-            Slot::Adjacent => (at + record.len() as u64) / 4096 + 1,
+            // walctl's rule: generation g to slot g mod 2 (FORMAT.md §2.2).
+            Slot::Apart => WATERMARK_SLOT_OFFSETS[(i % 2) as usize],
+            Slot::Adjacent => ((at + record.len() as u64) / PAGE + 1) * PAGE,
         };
-        write_at(&f, &[0xa5; 32], page * 4096);
+        f.write_at(&[0xa5; 32], slot_at).unwrap();
     }
     rate(n, start.elapsed())
 }
