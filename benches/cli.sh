@@ -120,7 +120,7 @@ append_big)
       "$W --dir $small append x" "$W --dir $full append x"
   done ;;
 append_lines)
-  in=$BENCH_DIR/lines.txt
+  in=$BENCH_DIR/lines-$LINES.txt  # named by its size, so a run with another LINES builds its own
   [ -f "$in" ] || seq -f 'line %.0f of the input' 1 "$LINES" > "$in"
   n=$(stat -c %s "$in")
   # Both start from nothing, and the previous run's dirty pages are written back untimed.
@@ -130,7 +130,7 @@ append_lines)
   # The ceiling the record framing sets: cat of the bytes walctl writes for the same lines (its
   # log's segments: a 32-byte header per line, and each segment's preamble) against cat of the
   # lines. The ratio is the best any writer of this format could do at cat's own speed.
-  ref=$BENCH_DIR/lines-ref
+  ref=$BENCH_DIR/lines-ref-$LINES
   [ -d "$ref" ] || "$W" --dir "$ref" append --lines < "$in" > /dev/null
   row "cat of the log append --lines writes (baseline: cat of the lines)" "$n" \
     "cat $in > $BENCH_DIR/cat.out" "cat $ref/*.wal > $BENCH_DIR/cat.out" \
